@@ -1,0 +1,12 @@
+"""Protocol Lab's support library: lab servers, shared data and exercises.
+
+In a notebook::
+
+    from labsupport import rest, check, hint, solution, progress
+    server = rest.start()
+"""
+
+from .engine import check, hint, progress, solution
+from .harness import running, stop_all
+
+__all__ = ["check", "hint", "solution", "progress", "running", "stop_all"]

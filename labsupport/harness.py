@@ -1,0 +1,231 @@
+"""Run a lab's server in the background of a Jupyter kernel.
+
+Every lab's ``start()`` returns a :class:`ServerHandle`. The handle is the same
+whatever runs underneath (a WSGI app in a thread, an asyncio server on its own
+event loop, a gRPC server), so a notebook always does::
+
+    server = rest.start()      # replaces any earlier REST server in this kernel
+    server.url                 # 'http://127.0.0.1:54321'
+    server.stop()              # or: with rest.start() as server: ...
+
+Servers listen on 127.0.0.1 on a free port, never print into cells (their log
+lines go to ``server.logs()``), and all stop when the kernel exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+__all__ = ["ServerHandle", "serve_wsgi", "serve_asyncio", "register", "running", "stop_all"]
+
+LOOPBACK = "127.0.0.1"
+LOG_LINES_KEPT = 500
+
+_registry: dict[str, ServerHandle] = {}
+_registry_lock = threading.Lock()
+
+
+def _bypass_proxies_for_loopback() -> None:
+    """Make HTTP clients (requests, urllib, grpc) talk to loopback directly."""
+    for var in ("NO_PROXY", "no_proxy"):
+        entries = [e for e in os.environ.get(var, "").split(",") if e]
+        for host in ("127.0.0.1", "localhost", "::1"):
+            if host not in entries:
+                entries.append(host)
+        os.environ[var] = ",".join(entries)
+
+
+_bypass_proxies_for_loopback()
+
+
+class ServerHandle:
+    """A running lab server: where it listens, its log, and how to stop it."""
+
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        stop: Callable[[], None],
+        *,
+        scheme: str = "http",
+        log: collections.deque[str] | None = None,
+        app: Any = None,
+    ) -> None:
+        self.name = name
+        self.host = LOOPBACK
+        self.port = port
+        self.scheme = scheme
+        self.app = app
+        self._stop = stop
+        self._log = log if log is not None else collections.deque(maxlen=LOG_LINES_KEPT)
+        self._stopped = threading.Event()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:54321`` (``host:port`` for gRPC)."""
+        if self.scheme == "grpc":
+            return f"{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped.is_set()
+
+    def logs(self, last: int = 20) -> list[str]:
+        """The server's most recent log lines (they never print into cells)."""
+        return list(self._log)[-last:]
+
+    def stop(self) -> None:
+        """Stop the server and free its port. Safe to call twice."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        try:
+            self._stop()
+        finally:
+            with _registry_lock:
+                if _registry.get(self.name) is self:
+                    del _registry[self.name]
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<{self.name} server {state} at {self.url}>"
+
+
+def register(handle: ServerHandle) -> ServerHandle:
+    """Make ``handle`` the one server of its name, stopping any earlier one."""
+    with _registry_lock:
+        previous = _registry.get(handle.name)
+        _registry[handle.name] = handle
+    if previous is not None:
+        previous.stop()
+    return handle
+
+
+def running() -> dict[str, ServerHandle]:
+    """The lab servers running in this kernel, by name."""
+    with _registry_lock:
+        return dict(_registry)
+
+
+def stop_all() -> None:
+    """Stop every lab server in this kernel."""
+    for handle in list(running().values()):
+        handle.stop()
+
+
+atexit.register(stop_all)
+
+
+def stop_previous(name: str) -> None:
+    """Stop the server called ``name``, if any, before a new one is built."""
+    with _registry_lock:
+        previous = _registry.get(name)
+    if previous is not None:
+        previous.stop()
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler, logging into the handle instead of stderr."""
+
+    lab_log: collections.deque[str]
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        self.server.lab_log.append(f"{type}: {message % args}")  # type: ignore[attr-defined]
+
+
+def serve_wsgi(name: str, app: Any, *, on_stop: Callable[[], None] | None = None) -> ServerHandle:
+    """Serve a WSGI app (Flask) on 127.0.0.1 and a free port, in a daemon thread.
+
+    ``on_stop`` runs after the server has stopped accepting requests, e.g. to
+    wake long-lived streaming responses so their threads can end.
+    """
+    stop_previous(name)
+    log: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
+    server: BaseWSGIServer = make_server(
+        LOOPBACK, 0, app, threaded=True, request_handler=_QuietRequestHandler
+    )
+    server.lab_log = log  # type: ignore[attr-defined]
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{name}-server",
+        daemon=True,
+    )
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        if on_stop is not None:
+            on_stop()
+
+    handle = ServerHandle(name, server.port, stop, log=log, app=app)
+    thread.start()
+    return register(handle)
+
+
+class BackgroundLoop:
+    """An asyncio event loop running in its own daemon thread (never the kernel's)."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable[Any], timeout: float = 10) -> Any:
+        """Run a coroutine on this loop from another thread and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+
+def serve_asyncio(
+    name: str,
+    start: Callable[[], Awaitable[tuple[int, Callable[[], Awaitable[None]]]]],
+    *,
+    scheme: str = "http",
+    app: Any = None,
+) -> ServerHandle:
+    """Run an asyncio server on its own event loop in a background thread.
+
+    ``start`` is a coroutine function run on that loop; it starts listening on
+    127.0.0.1 port 0 and returns ``(port, aclose)``, where ``aclose`` is a
+    coroutine function that shuts the server down.
+    """
+    stop_previous(name)
+    background = BackgroundLoop(f"{name}-loop")
+    try:
+        port, aclose = background.run(start())
+    except BaseException:
+        background.close()
+        raise
+
+    def stop() -> None:
+        try:
+            background.run(aclose())
+        finally:
+            background.close()
+
+    handle = ServerHandle(name, port, stop, scheme=scheme, app=app)
+    handle.loop = background  # type: ignore[attr-defined]
+    return register(handle)
+
+
+logging.getLogger("werkzeug").addHandler(logging.NullHandler())
