@@ -411,4 +411,6 @@ def start(
     """
     if fresh_data:
         database.reset()
+    else:
+        database.current_engine()
     return serve_wsgi(name, create_app(**app_options))

@@ -1,0 +1,29 @@
+# Protocol Lab: `make lab` opens the labs, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: lab test notebooks bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+lab: $(STAMP)  ## install (first time only) and open JupyterLab on the first notebook
+	$(BIN)/jupyter lab notebooks/00-start-here.ipynb
+
+test: $(STAMP)  ## lint, then every test and every notebook
+	$(BIN)/ruff check labsupport tests tools
+	$(BIN)/python -m pytest
+
+notebooks: $(STAMP)  ## re-execute every notebook in place, refreshing its stored outputs
+	$(BIN)/python tools/notebooks.py refresh
+
+bench: $(STAMP)  ## measure start-up, latency and memory targets (not part of the tests)
+	$(BIN)/python tools/bench.py
+
+clean:
+	rm -rf $(VENV) *.egg-info
