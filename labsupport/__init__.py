@@ -6,7 +6,8 @@ In a notebook::
     server = rest.start()
 """
 
+from .display import show
 from .engine import check, hint, progress, solution
 from .harness import running, stop_all
 
-__all__ = ["check", "hint", "solution", "progress", "running", "stop_all"]
+__all__ = ["check", "hint", "solution", "progress", "running", "stop_all", "show"]

@@ -9,15 +9,13 @@ Every error a lab's HTTP API returns has the same shape::
 
 from __future__ import annotations
 
-import logging
+import json
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from .database import db, isoformat, utcnow
-
-log = logging.getLogger(__name__)
 
 CODES = {
     400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
@@ -27,8 +25,12 @@ CODES = {
 }
 
 
-class APIError(Exception):
-    """An error answered with ``status`` and the document's error envelope."""
+class APIError(HTTPException):
+    """An HTTP error answered with the document's error envelope.
+
+    It is a Werkzeug ``HTTPException``, so raising it from any Flask view gives
+    the envelope, with or without :func:`install_error_handlers`.
+    """
 
     def __init__(
         self,
@@ -38,52 +40,48 @@ class APIError(Exception):
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(description=message)
+        self.code = status
         self.message = message
-        self.code = code or CODES.get(status, "ERROR")
+        self.error_code = code or CODES.get(status, "ERROR")
         self.details = details or {}
-        self.headers = headers or {}
+        self.extra_headers = headers or {}
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "error": {
                 "message": self.message,
-                "code": self.code,
+                "code": self.error_code,
                 "details": self.details,
                 "timestamp": isoformat(utcnow()),
             }
         }
 
-    def response(self) -> Response:
-        resp = jsonify(self.to_dict())
-        resp.status_code = self.status
-        resp.headers.update(self.headers)
-        return resp
+    def get_response(self, environ: Any = None, scope: Any = None) -> Response:
+        body = json.dumps(self.to_dict(), ensure_ascii=False)
+        response = Response(body, self.code, mimetype="application/json")
+        response.headers.update(self.extra_headers)
+        return response
 
 
 def install_error_handlers(app: Flask) -> None:
     """Answer every error of ``app`` with the envelope; never leak a traceback."""
 
-    @app.errorhandler(APIError)
-    def api_error(error: APIError) -> Response:
-        return error.response()
-
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
-        status = error.code or 500
-        message = error.description or error.name
-        resp = APIError(status, message).response()
-        allow = getattr(error, "valid_methods", None)
-        if allow:
-            resp.headers["Allow"] = ", ".join(allow)
-        return resp
+    def http_error(error: HTTPException) -> HTTPException:
+        if isinstance(error, APIError):
+            return error
+        converted = APIError(error.code or 500, error.description or error.name)
+        allowed = getattr(error, "valid_methods", None)
+        if allowed:
+            converted.extra_headers["Allow"] = ", ".join(allowed)
+        return converted
 
     @app.errorhandler(Exception)
-    def unexpected(error: Exception) -> Response:
-        log.exception("unhandled error")
+    def unexpected(error: Exception) -> APIError:
+        current_app.logger.exception("unhandled error")
         db.session.rollback()
-        return APIError(500, "Internal server error").response()
+        return APIError(500, "Internal server error")
 
 
 def json_object() -> dict[str, Any]:

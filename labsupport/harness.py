@@ -143,10 +143,32 @@ def stop_previous(name: str) -> None:
 class _QuietRequestHandler(WSGIRequestHandler):
     """Werkzeug's handler, logging into the handle instead of stderr."""
 
-    lab_log: collections.deque[str]
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.server.lab_log.append(f"{self.requestline} -> {code}")  # type: ignore[attr-defined]
 
     def log(self, type: str, message: str, *args: Any) -> None:
         self.server.lab_log.append(f"{type}: {message % args}")  # type: ignore[attr-defined]
+
+
+class _LogToHandle(logging.Handler):
+    """Keeps an app's log records (exceptions included) on its server handle."""
+
+    def __init__(self, log: collections.deque[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = f"{record.levelname}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            line += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+        self.log.append(line)
+
+
+def _capture_app_logger(app: Any, log: collections.deque[str]) -> None:
+    logger = getattr(app, "logger", None)
+    if isinstance(logger, logging.Logger):
+        logger.handlers[:] = [_LogToHandle(log)]
+        logger.propagate = False
 
 
 def serve_wsgi(name: str, app: Any, *, on_stop: Callable[[], None] | None = None) -> ServerHandle:
@@ -161,6 +183,7 @@ def serve_wsgi(name: str, app: Any, *, on_stop: Callable[[], None] | None = None
         LOOPBACK, 0, app, threaded=True, request_handler=_QuietRequestHandler
     )
     server.lab_log = log  # type: ignore[attr-defined]
+    _capture_app_logger(app, log)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{name}-server",
         daemon=True,
