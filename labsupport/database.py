@@ -77,6 +77,12 @@ class User(Base):
     )
     posts: Mapped[list[Post]] = relationship(back_populates="author", cascade="all, delete-orphan")
     orders: Mapped[list[Order]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    comments: Mapped[list[Comment]] = relationship(
+        back_populates="author", cascade="all, delete-orphan"
+    )
+    chat_messages: Mapped[list[ChatMessage]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """The v1 representation, as the document's ``user.to_dict()``."""
@@ -153,7 +159,7 @@ class Comment(Base):
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
-    author: Mapped[User] = relationship()
+    author: Mapped[User] = relationship(back_populates="comments")
     post: Mapped[Post] = relationship(back_populates="comments")
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,7 +206,7 @@ class ChatMessage(Base):
     message: Mapped[str] = mapped_column(Text)
     timestamp: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
-    user: Mapped[User] = relationship()
+    user: Mapped[User] = relationship(back_populates="chat_messages")
 
 
 # --- the sample data -------------------------------------------------------

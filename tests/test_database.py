@@ -1,0 +1,77 @@
+"""The shared sample data: deterministic, fresh on every reset, with ties on purpose."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import select
+
+from labsupport import database
+from labsupport.database import Order, Post, User, count_statements, db
+
+
+def snapshot() -> list[tuple]:
+    rows = [(u.id, u.name, u.email, u.role, tuple(u.tags), u.created_at)
+            for u in db.session.scalars(select(User).order_by(User.id))]
+    rows += [(p.id, p.title, p.author_id, p.created_at)
+             for p in db.session.scalars(select(Post).order_by(Post.id))]
+    db.session.remove()
+    return rows
+
+
+def test_reset_gives_the_same_data_every_time():
+    database.reset()
+    first = snapshot()
+    db.session.add(User(name="Extra", email="extra@example.com"))
+    db.session.commit()
+    db.session.remove()
+    database.reset()
+    assert snapshot() == first
+
+
+def test_sample_has_the_documents_user_123_and_related_rows():
+    database.reset()
+    user = db.session.get(User, 123)
+    assert user.name == "John Doe"
+    assert user.address.city == "Anytown"
+    assert {o.user_id for o in db.session.scalars(select(Order))} >= {123}
+    db.session.remove()
+
+
+def test_posts_share_timestamps_so_timestamp_cursors_break():
+    database.reset()
+    stamps = Counter(db.session.scalars(select(Post.created_at)))
+    db.session.remove()
+    assert max(stamps.values()) == 2
+    assert sum(1 for n in stamps.values() if n == 2) == 19
+
+
+def test_the_documents_flask_sqlalchemy_style_works():
+    database.reset()
+    assert User.query.filter_by(id=101).one().name == "Ada Lovelace"
+    assert User.query.filter_by(email="grace.hopper@example.com").first().id == 103
+    db.session.remove()
+
+
+def test_emails_are_unique_in_the_database():
+    database.reset()
+    db.session.add(User(name="Copy", email="ada.lovelace@example.com"))
+    try:
+        db.session.commit()
+    except Exception as exc:
+        assert "UNIQUE" in str(exc)
+    else:
+        raise AssertionError("a duplicate email was stored")
+    finally:
+        db.session.rollback()
+        db.session.remove()
+
+
+def test_count_statements_counts_sql():
+    database.reset()
+    with count_statements() as statements:
+        users = db.session.scalars(select(User)).all()
+        for user in users[:3]:
+            _ = user.posts
+    db.session.remove()
+    assert len(statements) == 4
