@@ -23,7 +23,7 @@ notebooks: $(STAMP)  ## re-execute every notebook in place, refreshing its store
 	$(BIN)/python tools/notebooks.py refresh
 
 bench: $(STAMP)  ## measure start-up, latency and memory targets (not part of the tests)
-	$(BIN)/python tools/bench.py
+	for script in tools/bench*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -289,6 +289,27 @@ def _enable_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA foreign_keys = ON")
 
 
+def _new_engine(path: Path) -> Engine:
+    engine = create_engine(
+        f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 10}
+    )
+    event.listen(engine, "connect", _enable_foreign_keys)
+    return engine
+
+
+def _template(sample: bool) -> Path:
+    """A database file built once per process; each reset copies it (about 1 ms)."""
+    path = _workdir / ("template-sample.sqlite3" if sample else "template-empty.sqlite3")
+    if not path.exists():
+        engine = _new_engine(path)
+        Base.metadata.create_all(engine)
+        if sample:
+            with sessionmaker(engine)() as fresh, fresh.begin():
+                _fill(fresh)
+        engine.dispose()
+    return path
+
+
 def reset(sample: bool = True) -> Engine:
     """Switch ``db.session`` to a fresh SQLite file, filled with the sample data.
 
@@ -298,14 +319,8 @@ def reset(sample: bool = True) -> Engine:
     with _state:
         _generation += 1
         path = _workdir / f"lab-{_generation}.sqlite3"
-        engine = create_engine(
-            f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 10}
-        )
-        event.listen(engine, "connect", _enable_foreign_keys)
-        Base.metadata.create_all(engine)
-        if sample:
-            with sessionmaker(engine)() as fresh, fresh.begin():
-                _fill(fresh)
+        shutil.copyfile(_template(sample), path)
+        engine = _new_engine(path)
         session.remove()
         session.configure(bind=engine)
         previous, _current = _current, engine

@@ -185,7 +185,7 @@ def serve_wsgi(name: str, app: Any, *, on_stop: Callable[[], None] | None = None
     server.lab_log = log  # type: ignore[attr-defined]
     _capture_app_logger(app, log)
     thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{name}-server",
+        target=server.serve_forever, kwargs={"poll_interval": 0.01}, name=f"{name}-server",
         daemon=True,
     )
 
