@@ -245,11 +245,12 @@ def _record_solved(id: str) -> None:
 
 
 class Progress:
-    """Every exercise of the collection, and which are solved."""
+    """Every exercise of the collection (or of one notebook), and which are solved."""
 
-    def __init__(self) -> None:
+    def __init__(self, notebook: str | None = None) -> None:
         self.solved = _read_solved()
-        self.exercises = sorted(_load_all().values(), key=lambda e: (e.notebook, e.id))
+        chosen = [e for e in _load_all().values() if notebook in (None, e.notebook)]
+        self.exercises = sorted(chosen, key=lambda e: (e.notebook, e.id))
 
     def __str__(self) -> str:
         done = sum(e.id in self.solved for e in self.exercises)
@@ -276,6 +277,6 @@ class Progress:
         )
 
 
-def progress() -> Progress:
-    """What is solved across the whole collection."""
-    return Progress()
+def progress(notebook: str | None = None) -> Progress:
+    """What is solved across the whole collection, or in one notebook (``"01-rest"``)."""
+    return Progress(notebook)

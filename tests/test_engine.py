@@ -96,3 +96,9 @@ def test_a_corrupt_progress_file_counts_as_empty():
     progress_path().write_text("{not json")
     assert str(progress()).startswith("0 of ")
     assert check("test.double", reference).passed
+
+
+def test_progress_of_one_notebook():
+    report = str(progress("zz-test"))
+    assert report.splitlines() == [
+        "0 of 1 exercises solved", "⬜ zz-test          test.double            Double it"]
