@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +38,8 @@ from .database import isoformat, utcnow
 from .harness import ServerHandle, serve_wsgi
 
 __all__ = [
-    "format_event", "Event", "Broker", "NewsFeed", "create_app", "start",
-    "ResumableEventStream", "StreamRefused", "SAMPLE_ARTICLES",
+    "format_event", "Event", "events_to_replay", "ReplayGap", "Broker", "NewsFeed",
+    "create_app", "start", "ResumableEventStream", "StreamRefused", "SAMPLE_ARTICLES",
 ]
 
 EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
@@ -98,6 +98,29 @@ class ReplayGap(Exception):
     """The buffer no longer holds the events after the client's Last-Event-ID."""
 
 
+def events_to_replay(history: list[Event], last_event_id: str | None) -> list[Event]:
+    """The events of ``history`` (oldest first) after the ``Last-Event-ID`` header's text.
+
+    No header: nothing to replay, the client starts live. Raises ``ValueError``
+    for text that is not the id of an event this stream sent (400), and
+    :class:`ReplayGap` when the buffer no longer reaches back that far (410).
+    """
+    if last_event_id is None or not last_event_id.strip():
+        return []
+    text = last_event_id.strip()
+    if not re.fullmatch(r"[0-9]{1,18}", text):
+        raise ValueError(f"must be the id of an event this stream sent (a whole number), "
+                         f"got {text[:40]!r}")
+    after = int(text)
+    newest = history[-1].id if history else 0
+    if after > newest:
+        raise ValueError(f"no event {after} was sent; the last id is {newest}")
+    oldest = history[0].id if history else 1
+    if after < oldest - 1:
+        raise ReplayGap(f"events after {after} are gone; the buffer starts at {oldest}")
+    return [event for event in history if event.id > after]
+
+
 class _Connection:
     """One open stream: the events waiting to be written to it."""
 
@@ -119,8 +142,10 @@ class Broker:
     client costs bounded memory and still loses nothing the buffer holds.
     """
 
-    def __init__(self, history: int = 1000, queue_size: int = 100) -> None:
+    def __init__(self, history: int = 1000, queue_size: int = 100,
+                 replay: Callable[[list[Event], str | None], list[Event]] | None = None) -> None:
         self.queue_size = queue_size
+        self.replay = replay or events_to_replay
         self._history: deque[Event] = deque(maxlen=history)
         self._changed = threading.Condition()
         self._connections: set[_Connection] = set()
@@ -149,29 +174,20 @@ class Broker:
             self._changed.notify_all()
         return event
 
-    def connect(self, client_id: str, last_event_id: int | None) -> tuple[_Connection, list[Event]]:
-        """Open a connection, with the events to replay after ``last_event_id``.
+    def connect(self, client_id: str, last_event_id: str | None) -> tuple[_Connection, list[Event]]:
+        """Open a connection, with the events to replay after ``last_event_id`` (header text).
 
         Raises ``ValueError`` for an id this stream never sent and
         :class:`ReplayGap` when the buffer no longer reaches back to it.
         """
         with self._changed:
-            replay: list[Event] = []
-            if last_event_id is not None:
-                if last_event_id > self._last_id:
-                    raise ValueError(f"no event {last_event_id} was sent; the last id is "
-                                     f"{self._last_id}")
-                oldest = self._history[0].id if self._history else self._last_id + 1
-                if last_event_id < oldest - 1:
-                    raise ReplayGap(f"events after {last_event_id} are gone; the buffer starts "
-                                    f"at {oldest}")
-                self.resumed_from.append(last_event_id)
+            replay = self.replay(list(self._history), last_event_id)
+            if last_event_id:
+                self.resumed_from.append(int(last_event_id))
             connection = _Connection(client_id)
-            if last_event_id is not None:
-                replay = [e for e in self._history if e.id > last_event_id and connection.wants(e)]
             self._connections.add(connection)
             self._clients_seen.add(client_id)
-        return connection, replay
+        return connection, [e for e in replay if connection.wants(e)]
 
     def disconnect(self, connection: _Connection) -> None:
         with self._changed:
@@ -256,16 +272,6 @@ def _client_id(raw: str) -> str:
     return raw
 
 
-def _last_event_id() -> int | None:
-    raw = request.headers.get("Last-Event-ID", "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise APIError(400, "Invalid Last-Event-ID", "INVALID_PARAMETER", {"Last-Event-ID": [
-            f"must be the id of an event this stream sent (a whole number), got {raw[:40]!r}"]})
-    return int(raw)
-
-
 def create_app(broker: Broker, *, heartbeat: float = 15.0, retry_ms: int = 3000,
                stop: threading.Event | None = None) -> Flask:
     """Build the SSE lab's Flask app around ``broker``.
@@ -285,7 +291,7 @@ def create_app(broker: Broker, *, heartbeat: float = 15.0, retry_ms: int = 3000,
     @app.get("/events")
     def events() -> Response:
         client_id = _client_id(request.args.get("client_id") or f"client-{uuid.uuid4().hex[:12]}")
-        last_event_id = _last_event_id()
+        last_event_id = request.headers.get("Last-Event-ID")
         try:
             connection, replay = broker.connect(client_id, last_event_id)
         except ValueError as exc:
@@ -346,13 +352,16 @@ def create_app(broker: Broker, *, heartbeat: float = 15.0, retry_ms: int = 3000,
 
 def start(*, name: str = "sse", heartbeat: float = 15.0, retry_ms: int = 3000,
           history: int = 1000, queue_size: int = 100, news_interval: float | None = None,
-          articles: list[dict[str, str]] = SAMPLE_ARTICLES) -> ServerHandle:
+          articles: list[dict[str, str]] = SAMPLE_ARTICLES,
+          replay: Callable[[list[Event], str | None], list[Event]] = events_to_replay,
+          ) -> ServerHandle:
     """Serve the SSE lab on 127.0.0.1 (a free port); ``handle.broker`` publishes directly.
 
     ``news_interval`` starts the news feed, one article from ``articles`` every
     that many seconds. Stopping the server ends every stream and the feed.
+    ``replay`` decides what a resuming client is sent (an exercise plugs in here).
     """
-    broker = Broker(history=history, queue_size=queue_size)
+    broker = Broker(history=history, queue_size=queue_size, replay=replay)
     stop = threading.Event()
     app = create_app(broker, heartbeat=heartbeat, retry_ms=retry_ms, stop=stop)
 
