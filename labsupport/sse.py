@@ -39,7 +39,7 @@ from .harness import ServerHandle, serve_wsgi
 
 __all__ = [
     "format_event", "Event", "events_to_replay", "ReplayGap", "Broker", "NewsFeed",
-    "create_app", "start", "ResumableEventStream", "StreamRefused", "SAMPLE_ARTICLES",
+    "create_app", "start", "ResumableEventStream", "Listener", "StreamRefused", "SAMPLE_ARTICLES",
 ]
 
 EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
@@ -437,6 +437,9 @@ class ResumableEventStream:
                         break
             except requests.RequestException:
                 pass  # a broken or timed-out connection: reconnect below
+            except Exception:
+                if not self._closed:
+                    raise  # closed from another thread: the read fails, and that is fine
             finally:
                 if self._response is not None:
                     self._response.close()
@@ -455,5 +458,49 @@ class ResumableEventStream:
         self._drop = True
 
     def close(self) -> None:
-        """Stop iterating after the current event and close the connection."""
+        """End the stream: safe from another thread, where it interrupts a waiting read."""
         self._closed = True
+        response = self._response
+        if response is not None:
+            response.close()
+
+
+class Listener:
+    """A :class:`ResumableEventStream` read in a background thread, for demos and checks.
+
+    ``events`` collects every event that has an id; ``wait_for(n)`` waits (bounded)
+    until ``n`` have arrived. ``close()`` ends it at the next event or heartbeat.
+    """
+
+    def __init__(self, url: str, *, connect_timeout: float = 2.0, **options: Any) -> None:
+        self.stream = ResumableEventStream(url, **options)
+        self.events: list[sseclient.Event] = []
+        self.error: BaseException | None = None
+        self._arrived = threading.Condition()
+        self._connected = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="sse-listener", daemon=True)
+        self.thread.start()
+        self._connected.wait(connect_timeout)
+
+    def _run(self) -> None:
+        try:
+            for event in self.stream:
+                if event.id is None:
+                    self._connected.set()
+                    continue
+                with self._arrived:
+                    self.events.append(event)
+                    self._arrived.notify_all()
+        except Exception as exc:  # kept for the reader, never printed from a thread
+            self.error = exc
+        finally:
+            self._connected.set()
+
+    def wait_for(self, count: int, timeout: float = 2.0) -> list[sseclient.Event]:
+        """The events so far, once ``count`` have arrived or ``timeout`` s have passed."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: len(self.events) >= count, timeout)
+            return list(self.events)
+
+    def close(self) -> None:
+        self.stream.close()
