@@ -125,14 +125,14 @@ def _query_number(name: str, default: float, high: float, whole: bool) -> float:
     raw = request.args.get(name)
     if raw is None:
         return default
-    kind = "a whole number" if whole else "a number of seconds"
+    allowed = "a whole number, 0 or more" if whole else f"a number of seconds from 0 to {high:g}"
     try:
         value = int(raw) if whole else float(raw)
     except ValueError:
         value = None
     if value is None or not math.isfinite(value) or not 0 <= value <= high:
         raise APIError(400, f"Invalid query parameter {name!r}", "INVALID_PARAMETER",
-                       {name: [f"must be {kind} from 0 to {high:g}, got {raw[:40]!r}"]})
+                       {name: [f"must be {allowed}, got {raw[:40]!r}"]})
     return value
 
 
