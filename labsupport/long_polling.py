@@ -21,10 +21,12 @@ from __future__ import annotations
 import math
 import random
 import re
+import select
+import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
@@ -41,6 +43,7 @@ __all__ = [
 
 USERS = ("user-123", "user-456", "ada", "alan")
 MAX_BATCH = 100
+CLIENT_CHECK_INTERVAL = 0.25  # how often a held poll checks that its client is still there
 TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 
 
@@ -92,16 +95,26 @@ class NotificationHub:
     def send(self, user_id: str, type: str, data: Any) -> dict[str, Any]:
         return self.inboxes[user_id].add(type, data)
 
-    def poll(self, user_id: str, cursor: int, timeout: float) -> tuple[list[dict[str, Any]], bool]:
-        """Notifications after ``cursor``, waiting up to ``timeout`` s; ``(batch, timed_out)``."""
+    def poll(self, user_id: str, cursor: int, timeout: float,
+             client_gone: Callable[[], bool] | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """Notifications after ``cursor``, waiting up to ``timeout`` s; ``(batch, timed_out)``.
+
+        ``client_gone``, checked every ``CLIENT_CHECK_INTERVAL`` s, ends the wait
+        early when the client has hung up, so no thread outlives its client.
+        """
         inbox = self.inboxes[user_id]
+        deadline = time.monotonic() + timeout
         with inbox.changed:
             batch = inbox.after(cursor)
             if batch or timeout <= 0:
                 return batch, not batch
             inbox.waiting += 1
             try:
-                inbox.changed.wait_for(lambda: inbox.latest > cursor or self._stopped, timeout)
+                while not inbox.changed.wait_for(
+                        lambda: inbox.latest > cursor or self._stopped,
+                        min(CLIENT_CHECK_INTERVAL, max(0.0, deadline - time.monotonic()))):
+                    if time.monotonic() >= deadline or (client_gone and client_gone()):
+                        break
             finally:
                 inbox.waiting -= 1
             batch = inbox.after(cursor)
@@ -136,6 +149,22 @@ def _query_number(name: str, default: float, high: float, whole: bool) -> float:
     return value
 
 
+def _client_gone_check() -> Callable[[], bool] | None:
+    """A check that the client of this request has closed its connection (EOF on the socket)."""
+    connection = request.environ.get("werkzeug.socket")
+    if connection is None:
+        return None
+
+    def gone() -> bool:
+        try:
+            readable, _, _ = select.select([connection], [], [], 0)
+            return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+    return gone
+
+
 def create_app(hub: NotificationHub, *, max_timeout: float = 30.0) -> Flask:
     """Build the long-polling lab's Flask app around ``hub``.
 
@@ -156,7 +185,7 @@ def create_app(hub: NotificationHub, *, max_timeout: float = 30.0) -> Flask:
         cursor = int(_query_number("cursor", 0, 2**53, whole=True))
         timeout = _query_number("timeout", max_timeout, max_timeout, whole=False)
         try:
-            batch, timed_out = hub.poll(user_id, cursor, timeout)
+            batch, timed_out = hub.poll(user_id, cursor, timeout, _client_gone_check())
         except ValueError as exc:
             raise APIError(400, "Invalid query parameter 'cursor'", "INVALID_PARAMETER",
                            {"cursor": [str(exc)]}) from None

@@ -253,3 +253,11 @@ def test_20_clients_500_messages_random_drops_each_gets_all_exactly_once_in_orde
             assert results.get(n) == list(range(1, total + 1)), f"client {n}"
         assert sum(drops.values()) > 0
         assert wait_until(lambda: server.hub.waiting() == 0, 3)
+
+
+def test_a_poll_whose_client_hangs_up_stops_waiting(server):
+    with contextlib.suppress(requests.RequestException):
+        requests.get(f"{server.url}/api/notifications/ada/poll?timeout=5", timeout=(2, 0.1))
+    started = time.monotonic()
+    assert wait_until(lambda: server.hub.waiting() == 0, 2), "the held poll outlived its client"
+    assert time.monotonic() - started < 1
