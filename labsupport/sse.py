@@ -45,6 +45,7 @@ __all__ = [
 EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 CLIENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 HEARTBEAT = ": keep-alive\n\n"
+RESUMES_KEPT = 1000
 
 SAMPLE_ARTICLES = [
     {"title": "HTTP/3 reaches most browsers", "summary": "QUIC carries a third of web traffic.",
@@ -182,8 +183,9 @@ class Broker:
         """
         with self._changed:
             replay = self.replay(list(self._history), last_event_id)
-            if last_event_id:
+            if last_event_id and last_event_id.strip():
                 self.resumed_from.append(int(last_event_id))
+                del self.resumed_from[:-RESUMES_KEPT]
             connection = _Connection(client_id)
             self._connections.add(connection)
             self._clients_seen.add(client_id)
@@ -503,4 +505,5 @@ class Listener:
             return list(self.events)
 
     def close(self) -> None:
+        """End the stream; the thread ends with it."""
         self.stream.close()
