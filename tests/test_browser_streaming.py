@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import nbformat
 import pytest
 import requests
 from browser_helpers import browser  # noqa: F401  (the fixture)
 
 from labsupport import long_polling, sse
 
+ROOT = Path(__file__).resolve().parent.parent
 XSS = '<img src=x onerror="window.pwned=1">'
 
 
@@ -86,3 +89,40 @@ def test_long_polling_page_receives_every_notification_as_text(browser):  # noqa
         assert XSS in page.inner_text("#notifications")
         assert page.evaluate("window.pwned") is None
         page.close()
+
+
+# --- the document's clients, as the notebooks show them --------------------------
+
+def document_javascript(notebook: str) -> str:
+    """The document's JavaScript block, taken from the notebook that shows it."""
+    cells = nbformat.read(ROOT / "notebooks" / notebook, as_version=4).cells
+    [block] = [c.source for c in cells if c.cell_type == "markdown" and "```javascript" in c.source]
+    return block.split("```javascript\n", 1)[1].split("\n```", 1)[0]
+
+
+def run_document_client(browser, script: str, container: str):  # noqa: F811
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.route("**/*", lambda route: route.abort())  # the document's URLs lead nowhere here
+    page.set_content(f'<div id="{container}"></div>')
+    page.add_script_tag(content=script)
+    return page, errors
+
+
+def test_the_documents_sse_client_fails_on_a_relative_url_and_allows_xss(browser):  # noqa: F811
+    page, errors = run_document_client(browser, document_javascript("05-sse.ipynb"), "news-feed")
+    assert any("Invalid URL" in error for error in errors), errors
+    page.evaluate("article => displayArticle(article)",
+                  {"title": XSS, "summary": "", "category": "tech"})
+    page.wait_for_function("window.pwned === 1", timeout=2000)
+    page.close()
+
+
+def test_the_documents_long_polling_client_allows_xss(browser):  # noqa: F811
+    page, _ = run_document_client(browser, document_javascript("06-long-polling.ipynb"),
+                                  "notifications")
+    page.evaluate("notification => displayNotification(notification)",
+                  {"type": "message", "data": {"message": XSS}, "timestamp": 0})
+    page.wait_for_function("window.pwned === 1", timeout=2000)
+    page.close()
