@@ -6,6 +6,7 @@ import json
 import random
 import threading
 import time
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -241,18 +242,21 @@ HEADER_TEXT = st.text(st.characters(min_codepoint=33, max_codepoint=126), max_si
 
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(last_event_id=HEADER_TEXT, body=st.recursive(
+@given(last_event_id=HEADER_TEXT, client_id=st.text(max_size=70), body=st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
                                                                   max_size=3),
     max_leaves=6))
-def test_fuzzed_input_never_gives_a_500_or_hangs(server, last_event_id, body):
-    reply = requests.get(f"{server.url}/events?client_id=fuzz",
+def test_fuzzed_input_never_gives_a_500_or_hangs(server, last_event_id, client_id, body):
+    reply = requests.get(f"{server.url}/events", params={"client_id": client_id},
                          headers={"Last-Event-ID": last_event_id}, stream=True, timeout=(2, 2))
     with reply:
         assert reply.status_code in (200, 400, 410)
     reply = requests.post(f"{server.url}/api/broadcast", json=body, timeout=2)
     assert reply.status_code in (200, 400, 415, 422), reply.text
+    reply = requests.post(f"{server.url}/api/notify/{quote(client_id, safe='')}", json=body,
+                          timeout=2)
+    assert reply.status_code in (200, 400, 404, 405, 415, 422), reply.text
 
 
 # --- load --------------------------------------------------------------------
