@@ -202,12 +202,14 @@ def serve_asyncio(
     *,
     scheme: str = "http",
     app: Any = None,
+    log: collections.deque[str] | None = None,
 ) -> ServerHandle:
     """Run an asyncio server on its own event loop in a background thread.
 
     ``start`` is a coroutine function run on that loop; it starts listening on
     127.0.0.1 port 0 and returns ``(port, aclose)``, where ``aclose`` is a
-    coroutine function that shuts the server down.
+    coroutine function that shuts the server down. ``log`` is the deque the
+    server's log lines go to, shown by ``handle.logs()``.
     """
     stop_previous(name)
     background = BackgroundLoop(f"{name}-loop")
@@ -223,7 +225,7 @@ def serve_asyncio(
         finally:
             background.close()
 
-    handle = ServerHandle(name, port, stop, scheme=scheme, app=app)
+    handle = ServerHandle(name, port, stop, scheme=scheme, app=app, log=log)
     handle.loop = background  # type: ignore[attr-defined]
     return register(handle)
 
