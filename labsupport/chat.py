@@ -248,6 +248,13 @@ class ChatServer:
             client.errors_in_a_row += 1
             self.send(client, {"type": "error", "message": str(error), "in_reply_to": kind})
 
+    async def close_user(self, user_id: int, code: int = CloseCode.SERVICE_RESTART,
+                         reason: str = "dropped by the lab") -> int:
+        """Close every connection of ``user_id`` from the server side; how many there were."""
+        connections = [c.connection for c in self.clients if c.user_id == user_id]
+        await asyncio.gather(*(c.close(code, reason) for c in connections))
+        return len(connections)
+
     def disconnect(self, client: Client) -> None:
         """The document's ``on_disconnect``: leave every room, telling the others."""
         self.clients.discard(client)
@@ -282,7 +289,8 @@ class ChatServer:
                                          self.own_origins(connection))
         if status == 403:
             return error_response(APIError(403, "This Origin may not open the chat socket"))
-        user = await asyncio.to_thread(_user_name, user_id) if status == 101 else None
+        known = status == 101 and isinstance(user_id, int)
+        user = await asyncio.to_thread(_user_name, user_id) if known else None
         if user is None:
             return error_response(APIError(401, "Connect with a valid token: "
                                                 "?token=... or Authorization: Bearer ..."))
@@ -383,7 +391,8 @@ def on_send_message(chat: ChatServer, client: Client, data: dict[str, Any]) -> N
     chat.broadcast(room_id, event)
 
 
-def on_typing(chat: ChatServer, client: Client, data: dict[str, Any]) -> None:
+def on_typing(chat, client, data):
+    """Tell the rest of the room that ``client`` is (or stopped) typing; never the sender."""
     room_id = joined_room(client, data)
     is_typing = data.get("is_typing", False)
     if not isinstance(is_typing, bool):
@@ -493,8 +502,9 @@ def start(
     """Start the chat server in the background; returns its handle.
 
     ``server.ws_url`` is the WebSocket address, ``server.token_for(user_id)``
-    makes a token for one of the sample users (101-125), ``server.app`` is the
-    live :class:`ChatServer`. ``handlers`` (message type -> function) and
+    makes a token for one of the sample users (101-125), ``server.drop(user_id)``
+    closes that user's connections (1012), ``server.app`` is the live
+    :class:`ChatServer`. ``handlers`` (message type -> function) and
     ``handshake`` let exercises plug a learner's code into the server;
     ``allowed_origins`` adds origins besides the lab's own page.
     """
@@ -520,4 +530,10 @@ def start(
     handle = serve_asyncio(name, listen, app=chat, log=log)
     handle.token_for = chat.tokens.token_for  # type: ignore[attr-defined]
     handle.ws_url = f"ws://{LOOPBACK}:{handle.port}/ws"  # type: ignore[attr-defined]
+
+    def drop(user_id: int) -> int:
+        """Close ``user_id``'s connections with 1012 (service restart), to try reconnecting."""
+        return handle.loop.run(chat.close_user(user_id))  # type: ignore[attr-defined]
+
+    handle.drop = drop  # type: ignore[attr-defined]
     return handle
