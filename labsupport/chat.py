@@ -175,6 +175,7 @@ class ChatServer:
         self.max_size = max_size
         self.tokens = TokenSigner()
         self.rooms: dict[str, set[Client]] = {}
+        self.store_lock = asyncio.Lock()
         self.clients: set[Client] = set()
         self.log = log if log is not None else collections.deque(maxlen=LOG_LINES_KEPT)
         self.logger = _handle_logger(self.log)
@@ -268,7 +269,12 @@ class ChatServer:
                               request: Request) -> Response | None:
         """Route a request: the WebSocket handshake, the history API or a static file."""
         path = urlsplit(request.path).path
-        self.log.append(f"GET {path}")
+        self.log.append(f"{request.method} {path}")
+        if request.method != "GET":
+            response = error_response(APIError(405, f"{request.method} is not allowed here; "
+                                                    "everything on this server is a GET"))
+            response.headers["Allow"] = "GET"
+            return response
         if path == "/ws":
             return await self.open_handshake(connection, request)
         if path in STATIC_FILES:
@@ -371,7 +377,7 @@ def on_leave_chat(chat: ChatServer, client: Client, data: dict[str, Any]) -> Non
     chat.leave(client, room_id)
 
 
-def on_send_message(chat: ChatServer, client: Client, data: dict[str, Any]) -> None:
+async def on_send_message(chat: ChatServer, client: Client, data: dict[str, Any]) -> None:
     room_id = joined_room(client, data)
     message = data.get("message")
     if not isinstance(message, str) or not message.strip():
@@ -379,16 +385,11 @@ def on_send_message(chat: ChatServer, client: Client, data: dict[str, Any]) -> N
     if len(message) > MAX_MESSAGE_CHARS:
         raise ChatError(f"message is {len(message)} characters; the limit is "
                         f"{MAX_MESSAGE_CHARS}")
-    try:
-        saved = ChatMessage(user_id=client.user_id, room_id=room_id,
-                            message=message.strip(), timestamp=utcnow())
-        db.session.add(saved)
-        db.session.commit()
-        event = {"type": "new_message", **message_fields(saved, client.username),
-                 "room_id": room_id}
-    finally:
-        db.session.remove()
-    chat.broadcast(room_id, event)
+    # The commit runs in a thread so the event loop keeps serving everyone else;
+    # the lock keeps broadcasts in the order the database numbered the messages.
+    async with chat.store_lock:
+        event = await asyncio.to_thread(store_message, client, room_id, message.strip())
+        chat.broadcast(room_id, event)
 
 
 def on_typing(chat, client, data):
@@ -416,6 +417,19 @@ def user_event(kind: str, client: Client, room_id: str) -> dict[str, Any]:
     verb = "joined" if kind == "user_joined" else "left"
     return {"type": kind, "username": client.username,
             "message": f"{client.username} {verb} the room", "room_id": room_id}
+
+def store_message(client: Client, room_id: str, message: str) -> dict[str, Any]:
+    """Save one ChatMessage; the ``new_message`` event that announces it."""
+    try:
+        saved = ChatMessage(user_id=client.user_id, room_id=room_id, message=message,
+                            timestamp=utcnow())
+        db.session.add(saved)
+        db.session.commit()
+        return {"type": "new_message", **message_fields(saved, client.username),
+                "room_id": room_id}
+    finally:
+        db.session.remove()
+
 
 def message_fields(message: ChatMessage, username: str | None = None) -> dict[str, Any]:
     return {

@@ -397,3 +397,11 @@ def test_twenty_clients_each_get_every_message_of_their_room_once_in_order(serve
     for user, got in received.items():
         own = [m["message"] for m in got if m["user_id"] == user]
         assert own == [f"{user}:{n}" for n in range(MESSAGES_EACH)]
+
+
+@pytest.mark.parametrize("method", ["post", "delete", "put"])
+def test_other_methods_are_405(server, method):
+    response = getattr(requests, method)(
+        f"{server.url}/api/chat/general/messages?token={server.token_for(101)}", timeout=TIMEOUT)
+    assert response.status_code == 405 and response.headers["Allow"] == "GET"
+    assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
