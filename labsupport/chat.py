@@ -68,7 +68,7 @@ from .harness import LOG_LINES_KEPT, LOOPBACK, ServerHandle, serve_asyncio
 from .pagination import paginate
 
 __all__ = [
-    "start", "ChatServer", "Client", "ChatError", "TokenSigner", "authorize",
+    "start", "ChatServer", "Client", "ChatError", "TokenSigner", "authorize", "joined_room",
     "on_join_chat", "on_leave_chat", "on_send_message", "on_typing", "HANDLERS",
     "MAX_FRAME_BYTES", "MAX_MESSAGE_CHARS", "MAX_ERRORS", "MAX_PER_PAGE",
 ]
@@ -132,7 +132,6 @@ def authorize(request, verify_token, allowed_origins):
     origin = request.headers.get("Origin")
     if origin is not None and origin not in allowed_origins:
         return 403, None
-    token = None
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials:
         token = credentials

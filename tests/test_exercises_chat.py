@@ -11,8 +11,8 @@ from exercise_helpers import assert_fails, assert_passes
 from websockets.sync.client import connect
 
 from labsupport import chat, database
-from labsupport.chat import ChatError, joined_room
-from labsupport.exercises.chat import authorize, catch_up
+from labsupport.chat import ChatError, authorize, joined_room
+from labsupport.exercises.chat import catch_up
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -112,12 +112,71 @@ def test_typing_without_type_check_fails():
     assert_fails("websockets.typing", no_bool_check, "is_typing 'yes' (not a bool)")
 
 
-def test_typing_reference_source_runs_with_the_notebook_imports():
+@pytest.mark.parametrize("id, name, imports", [
+    ("websockets.typing", "on_typing", {"ChatError": ChatError, "joined_room": joined_room}),
+    ("websockets.handshake", "authorize", {"parse_qs": parse_qs, "urlsplit": urlsplit}),
+    ("websockets.private-message", "on_private_message", {"ChatError": ChatError}),
+])
+def test_reference_sources_run_with_the_notebook_imports(id, name, imports):
     from labsupport.engine import get
 
-    namespace = {"ChatError": ChatError, "joined_room": joined_room}
-    exec(get("websockets.typing").solution_source, namespace)
-    assert_passes("websockets.typing", namespace["on_typing"])
+    namespace = dict(imports)
+    exec(get(id).solution_source, namespace)
+    assert_passes(id, namespace[name])
+
+
+# --- websockets.private-message -----------------------------------------------
+
+def test_private_message_reference_passes():
+    assert_passes("websockets.private-message")
+
+
+def test_private_message_stub_is_not_attempted():
+    def on_private_message(chat, client, data):
+        ...
+
+    assert_fails("websockets.private-message", on_private_message, "not solved yet")
+
+
+def test_private_message_to_everyone_fails():
+    def everyone(chat, client, data):
+        event = {"type": "private_message", "from_user_id": client.user_id,
+                 "username": client.username, "to_user_id": data.get("to_user_id"),
+                 "message": data.get("message")}
+        for other in chat.clients:
+            chat.send(other, event)
+
+    assert_fails("websockets.private-message", everyone, "Grace got a private message")
+
+
+def test_private_message_to_one_tab_fails():
+    def first_connection_only(chat, client, data):
+        message = data.get("message")
+        if not isinstance(message, str) or not message.strip():
+            raise ChatError("message must be a non-empty string")
+        targets = [c for c in chat.clients if c.user_id == data.get("to_user_id")]
+        if not targets:
+            raise ChatError("not connected")
+        event = {"type": "private_message", "from_user_id": client.user_id,
+                 "username": client.username, "to_user_id": data["to_user_id"],
+                 "message": message.strip()}
+        chat.send(targets[0], event)
+        chat.send(client, event)
+
+    assert_fails("websockets.private-message", first_connection_only, "Ada's other tab")
+
+
+def test_private_message_to_nobody_without_error_fails():
+    def silent(chat, client, data):
+        event = {"type": "private_message", "from_user_id": client.user_id,
+                 "username": client.username, "to_user_id": data.get("to_user_id"),
+                 "message": (data.get("message") or "").strip()}
+        for other in chat.clients:
+            if other.user_id in (client.user_id, data.get("to_user_id")):
+                chat.send(other, event)
+
+    assert_fails("websockets.private-message", silent, "who is not connected, should get one "
+                                                       "error event")
 
 
 # --- websockets.handshake -----------------------------------------------------

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from urllib.parse import parse_qs, urlsplit
 
 import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from .. import chat
+from ..chat import ChatError
 from ..database import ChatMessage, db, utcnow
 from ..engine import NotAttempted, Unmet, exercise, expect
 
@@ -135,48 +135,43 @@ def check_typing(on_typing):
         try:
             _next(ada, "user_joined")  # Alan joined
             ada.send(json.dumps({"type": "typing", "room_id": "typing-1", "is_typing": True}))
-            # What the others see next: the typing event, or the probe sent after it.
-            for ws in (ada, alan, grace):
-                ws.send(json.dumps({"type": "send_message", "room_id": "nowhere",
-                                    "message": "probe"}))
-            event = json.loads(alan.recv(TIMEOUT))
-            expect(event.get("type") == "user_typing",
-                   f"Alan, in the room, should get user_typing; got {event!r}")
-            expect(event == {"type": "user_typing", "username": "Ada Lovelace",
-                             "is_typing": True, "room_id": "typing-1"},
-                   f"the event should be {{'type': 'user_typing', 'username': 'Ada Lovelace', "
-                   f"'is_typing': True, 'room_id': 'typing-1'}}, got {event!r}")
-            first_for_ada = json.loads(ada.recv(TIMEOUT))
-            expect(first_for_ada.get("type") != "user_typing",
-                   "the sender got its own user_typing event: use exclude=client")
-            first_for_grace = json.loads(grace.recv(TIMEOUT))
-            expect(first_for_grace.get("type") != "user_typing",
-                   "Grace, in another room, got the user_typing event: send to the room only")
-            alan.recv(TIMEOUT)  # Alan's probe error
-            reply = _first_reply(ada, {"type": "typing", "room_id": "typing-2",
-                                       "is_typing": True})
-            expect(reply != "nothing" and reply.get("in_reply_to") == "typing",
-                   f"typing in a room the sender has not joined should get an error event, "
-                   f"got {reply!r}")
-            reply = _first_reply(ada, {"type": "typing", "room_id": "typing-1",
-                                       "is_typing": "yes"})
-            expect(reply != "nothing" and reply.get("in_reply_to") == "typing",
-                   f"is_typing 'yes' (not a bool) should get an error event, got {reply!r}")
+            expected = {"type": "user_typing", "username": "Ada Lovelace", "is_typing": True,
+                        "room_id": "typing-1"}
+            got = _pending(alan)
+            expect(got, "Alan, in the room, got nothing: broadcast to the room")
+            expect(got == [expected], f"Alan should get {expected!r} once, got {got!r}")
+            expect(not _pending(ada), "the sender got its own user_typing event: use "
+                                      "exclude=client")
+            expect(not _pending(grace), "Grace, in another room, got the user_typing event: "
+                                        "send to the room only")
+            for bad, what in (({"room_id": "typing-2", "is_typing": True},
+                               "typing in a room the sender has not joined"),
+                              ({"room_id": "typing-1", "is_typing": "yes"},
+                               "is_typing 'yes' (not a bool)")):
+                ada.send(json.dumps({"type": "typing", **bad}))
+                replies = _pending(ada)
+                expect([r.get("in_reply_to") for r in replies] == ["typing"],
+                       f"{what} should get an error event, got {replies or 'nothing'!r}")
+                expect(not _pending(alan) and not _pending(grace),
+                       f"{what} was broadcast anyway")
         finally:
             for ws in (ada, alan, grace):
                 ws.close()
     return "the room gets user_typing, the sender and other rooms do not, bad input an error"
 
 
-def _first_reply(ws, event):
-    """Send ``event`` then a probe that always fails; the first event back."""
-    ws.send(json.dumps(event))
-    ws.send(json.dumps({"type": "send_message", "room_id": "nowhere", "message": "probe"}))
-    reply = json.loads(ws.recv(TIMEOUT))
-    if reply.get("in_reply_to") == "send_message":
-        return "nothing"
-    ws.recv(TIMEOUT)  # the probe's error
-    return reply
+PROBE = {"type": "send_message", "room_id": "nowhere", "message": "probe"}
+
+
+def _pending(ws):
+    """Every event waiting for ``ws``: send a probe that always fails, read up to its error."""
+    ws.send(json.dumps(PROBE))
+    events = []
+    while True:
+        event = json.loads(ws.recv(TIMEOUT))
+        if event.get("in_reply_to") == "send_message" and "'nowhere'" in event["message"]:
+            return events
+        events.append(event)
 
 
 class _Recorder:
@@ -194,35 +189,95 @@ class _Recorder:
         return [self.other]
 
 
-def _sends_anything(handler):
-    """Whether ``handler`` sends or raises anything for a valid typing message (stubs do not)."""
+def _sends_anything(handler, data=None):
+    """Whether ``handler`` sends or raises anything for a valid message (stubs do not)."""
     ada = chat.Client(None, 101, "Ada Lovelace", {"typing-1"})
     recorder = _Recorder(chat.Client(None, 102, "Alan Turing", {"typing-1"}))
+    recorder.clients = {ada, recorder.other}
+    data = data or {"type": "typing", "room_id": "typing-1", "is_typing": True}
     try:
-        handler(recorder, ada, {"type": "typing", "room_id": "typing-1", "is_typing": True})
+        handler(recorder, ada, data)
     except Exception:
         return True
     return bool(recorder.sent)
 
 
-# --- 3. authentication at the handshake ---------------------------------------
+# --- 3. a new message type: private messages ---------------------------------
 
-def authorize(request, verify_token, allowed_origins):
-    """(101, user_id) to accept; (401, None) for a missing or wrong token; (403, None) for
-    a foreign Origin."""
-    origin = request.headers.get("Origin")
-    if origin is not None and origin not in allowed_origins:
-        return 403, None
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        token = credentials
-    else:
-        token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
-    user_id = verify_token(token) if token else None
-    if user_id is None:
-        return 401, None
-    return 101, user_id
+def on_private_message(chat, client, data):
+    """Deliver ``message`` to every connection of user ``to_user_id``, and echo it to the
+    sender's own connections (their other tabs); nobody else sees it."""
+    to_user_id = data.get("to_user_id")
+    message = data.get("message")
+    if not isinstance(message, str) or not message.strip():
+        raise ChatError("message must be a non-empty string")
+    targets = [c for c in chat.clients if c.user_id == to_user_id]
+    if not targets:
+        raise ChatError(f"user {to_user_id!r} is not connected")
+    event = {"type": "private_message", "from_user_id": client.user_id,
+             "username": client.username, "to_user_id": to_user_id,
+             "message": message.strip()}
+    senders = [c for c in chat.clients if c.user_id == client.user_id]
+    for other in {*targets, *senders}:
+        chat.send(other, event)
 
+
+@exercise(
+    "websockets.private-message",
+    title="A new message type: private messages to every tab of one user",
+    notebook=NOTEBOOK,
+    hints=[
+        "chat.clients is every open connection (a Client has .user_id and .username); one "
+        "user may have several, one per browser tab.",
+        "Raise ChatError for an empty message, or when no connection has user_id == "
+        "to_user_id: the server turns it into an error event.",
+        "chat.send(other, event) sends to one connection. Send the event to each of the "
+        "target's connections and each of the sender's, once each (a set of Clients).",
+    ],
+    reference=on_private_message,
+)
+def check_private_message(on_private_message):
+    if not _sends_anything(on_private_message, {"type": "private_message",
+                                                "to_user_id": 102, "message": "psst"}):
+        raise NotAttempted("on_private_message sends nothing yet")
+    with chat.start(name="websockets-check", fresh_data=False,
+                    handlers={"private_message": on_private_message}) as server:
+        tabs = [_open(server, 101), _open(server, 101)]
+        alan, grace = _open(server, 102), _open(server, 103)
+        try:
+            tabs[0].send(json.dumps({"type": "private_message", "to_user_id": 102,
+                                     "message": "Lunch at noon?"}))
+            expected = {"type": "private_message", "from_user_id": 101,
+                        "username": "Ada Lovelace", "to_user_id": 102,
+                        "message": "Lunch at noon?"}
+            got = _pending(alan)
+            expect(got == [expected], f"Alan should get {expected!r} once, got "
+                                      f"{got or 'nothing'!r}")
+            got = _pending(tabs[0])
+            expect(got == [expected], f"the sender should get the same event back once (its "
+                                      f"confirmation), got {got or 'nothing'!r}")
+            got = _pending(tabs[1])
+            expect(got == [expected], "Ada's other tab (a second connection of user 101) "
+                                      f"should get it once too, got {got or 'nothing'!r}")
+            expect(not _pending(grace), "Grace got a private message between Ada and Alan")
+            for bad, what in (({"to_user_id": 999, "message": "hi"},
+                               "to user 999, who is not connected,"),
+                              ({"to_user_id": 102, "message": "  "}, "with an empty message"),
+                              ({"to_user_id": 102}, "without a message")):
+                tabs[0].send(json.dumps({"type": "private_message", **bad}))
+                replies = _pending(tabs[0])
+                expect([r.get("type") for r in replies] == ["error"],
+                       f"a private message {what} should get one error event, got "
+                       f"{replies or 'nothing'!r}")
+                expect(not _pending(alan) and not _pending(tabs[1]),
+                       f"a private message {what} was delivered anyway")
+        finally:
+            for ws in (*tabs, alan, grace):
+                ws.close()
+    return "delivered to every tab of the recipient and the sender, nobody else; errors otherwise"
+
+
+# --- 4. authentication at the handshake ---------------------------------------
 
 @exercise(
     "websockets.handshake",
@@ -236,7 +291,7 @@ def authorize(request, verify_token, allowed_origins):
         "Browsers always send Origin; scripts send none. Refuse an Origin that is present "
         "and not in allowed_origins (403), accept a missing one.",
     ],
-    reference=authorize,
+    reference=chat.authorize,
 )
 def check_handshake(authorize):
     with chat.start(name="websockets-check", fresh_data=False, handshake=authorize) as server:
@@ -273,7 +328,7 @@ class _FakeRequest:
         self.headers = {}
 
 
-# --- 4. catching up after a reconnect -----------------------------------------
+# --- 5. catching up after a reconnect -----------------------------------------
 
 def catch_up(base_url, token, room_id, after_id):
     """Every message of ``room_id`` with an id above ``after_id``, oldest first."""
