@@ -227,6 +227,10 @@ class ChatServer:
                     break
         except ConnectionClosed:
             pass
+        except Exception:
+            # A bug, never the client's fault: log it, then close with 1011.
+            self.logger.error("handler failed for user %s", client.user_id, exc_info=True)
+            await connection.close(CloseCode.INTERNAL_ERROR, "the server failed; see its log")
         finally:
             self.disconnect(client)
 

@@ -14,14 +14,19 @@ from websockets.asyncio.client import connect as async_connect
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
 
-from labsupport import chat
+from labsupport import chat, database
 
 TIMEOUT = 5
 
 
+@pytest.fixture(autouse=True, scope="module")
+def sample_data():
+    database.reset()
+
+
 @pytest.fixture(scope="module")
 def server():
-    with chat.start(name="websockets-test") as handle:
+    with chat.start(name="websockets-test", fresh_data=False) as handle:
         yield handle
 
 
@@ -246,6 +251,7 @@ def test_a_bug_in_a_handler_closes_with_1011_and_is_logged():
         again = open_as(server, 102)  # the server still serves
         again.close()
         assert any("KeyError" in line for line in server.logs(50)), server.logs(50)
+        assert closed.value.rcvd.reason == "the server failed; see its log"
 
 
 def test_stopping_the_server_closes_with_1001():
