@@ -165,13 +165,11 @@ class ChatServer:
         handlers: dict[str, Callable[..., Any]] | None = None,
         handshake: Callable[..., tuple[int, int | None]] = authorize,
         allowed_origins: Iterable[str] = (),
-        max_size: int = MAX_FRAME_BYTES,
         log: collections.deque[str] | None = None,
     ) -> None:
         self.handlers = {**HANDLERS, **(handlers or {})}
         self.handshake = handshake
         self.extra_origins = set(allowed_origins)
-        self.max_size = max_size
         self.tokens = TokenSigner()
         self.rooms: dict[str, set[Client]] = {}
         self.store_lock = asyncio.Lock()
@@ -309,7 +307,10 @@ class ChatServer:
     def history(self, request: Request, room_id: str, origins: set[str]) -> Response:
         """The document's REST history endpoint, newest page first, each page in order."""
         try:
-            if authorize(request, self.tokens.verify, origins)[0] != 101:
+            status, _ = authorize(request, self.tokens.verify, origins)
+            if status == 403:
+                raise APIError(403, "This Origin may not read the chat history")
+            if status != 101:
                 raise APIError(401, "Send a valid token: ?token=... or Authorization: Bearer")
             check_room_id(room_id, error=lambda m: APIError(404, m))
             query = parse_qs(urlsplit(request.path).query)
@@ -529,7 +530,7 @@ def start(
         database.reset()
     log: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
     chat = ChatServer(handlers=handlers, handshake=handshake,
-                      allowed_origins=allowed_origins, max_size=max_size, log=log)
+                      allowed_origins=allowed_origins, log=log)
 
     async def listen() -> tuple[int, Callable[[], Any]]:
         server = await serve(

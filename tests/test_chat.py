@@ -411,3 +411,11 @@ def test_other_methods_are_405(server, method):
         f"{server.url}/api/chat/general/messages?token={server.token_for(101)}", timeout=TIMEOUT)
     assert response.status_code == 405 and response.headers["Allow"] == "GET"
     assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_history_from_a_foreign_origin_is_403(server):
+    response = requests.get(f"{server.url}/api/chat/general/messages",
+                            params={"token": server.token_for(101)},
+                            headers={"Origin": "http://evil.example"}, timeout=TIMEOUT)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "FORBIDDEN"
