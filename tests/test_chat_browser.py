@@ -39,6 +39,7 @@ def wait_for_line(page, text):
 
 def test_two_browsers_chat_type_join_and_leave(browser, server):  # noqa: F811
     ada = open_page(browser, server, 101)
+    wait_for_text(ada, "#status", "connected as Ada Lovelace")
     wait_for_line(ada, "Ada Lovelace joined the room")
     alan = open_page(browser, server, 102)
     wait_for_line(ada, "Alan Turing joined the room")

@@ -25,7 +25,7 @@ class ChatClient {
 
     dispatch(data) {
         const handlers = {
-            connected: (d) => console.log("Authentication successful:", d.message),
+            connected: (d) => this.handleConnected(d),
             new_message: (d) => this.handleMessage(d),
             user_joined: (d) => this.handleUserJoined(d),
             user_left: (d) => this.handleUserLeft(d),
@@ -70,6 +70,7 @@ class ChatClient {
     // Event handlers: override in a subclass
     onConnect() {}
     onDisconnect(event) { console.log("Disconnected:", event.code, event.reason); }
+    handleConnected(data) { console.log("Authentication successful:", data.message); }
     handleMessage(data) { console.log("New message:", data); }
     handleUserJoined(data) { console.log("User joined:", data); }
     handleUserLeft(data) { console.log("User left:", data); }
@@ -107,6 +108,7 @@ class PageChatClient extends ChatClient {
 
     onConnect() { this.el.status.textContent = "connected"; this.joinRoom(this.el.room.value); }
     onDisconnect(event) { this.el.status.textContent = `closed (${event.code})`; }
+    handleConnected(data) { this.el.status.textContent = `connected as ${data.username}`; }
     handleMessage(data) {
         this.typing.delete(data.username);
         this.showTyping();
