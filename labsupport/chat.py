@@ -114,10 +114,11 @@ class TokenSigner:
     def verify(self, token: str) -> int | None:
         """The user id a token was made for, or ``None`` if it was not made by us."""
         user_part, _, signature = token.partition(".")
-        if not user_part.isdigit() or len(user_part) > 9:
+        if not (user_part.isascii() and user_part.isdigit()) or len(user_part) > 9:
             return None
         user_id = int(user_part)
-        return user_id if hmac.compare_digest(signature, self._sign(user_id)) else None
+        expected = self._sign(user_id).encode()
+        return user_id if hmac.compare_digest(signature.encode(), expected) else None
 
 
 def authorize(request, verify_token, allowed_origins):
@@ -457,7 +458,7 @@ def int_param(query: dict[str, list[str]], name: str, default: int, low: int, hi
     raw = query.get(name, [None])[0]
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise APIError(400, f"Invalid query parameter {name!r}", "INVALID_PARAMETER",
                        {name: [f"must be a whole number between {low} and {high}, got {raw!r}"]})
     return int(raw)

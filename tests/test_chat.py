@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
+from urllib.parse import urlencode
 
 import pytest
 import requests
@@ -63,7 +63,7 @@ def history(server, room_id, token_user=101, **params):
 # --- the handshake ------------------------------------------------------------
 
 @pytest.mark.parametrize("query", ["", "?token=", "?token=101.0000", "?token=abc",
-                                   "?token=999.x"])
+                                   "?token=999.x", "?token=%C2%B2.x"])
 def test_handshake_without_a_valid_token_is_401(server, query):
     with pytest.raises(InvalidStatus) as refused:
         connect(server.ws_url + query, open_timeout=TIMEOUT)
@@ -281,7 +281,8 @@ def test_history_pages_newest_first_each_page_in_order(server):
 
 @pytest.mark.parametrize("params, status", [
     ({"per_page": "0"}, 400), ({"per_page": "101"}, 400), ({"page": "-1"}, 400),
-    ({"page": "x"}, 400), ({"token": ""}, 401), ({"token": "101.bad"}, 401),
+    ({"page": "x"}, 400), ({"page": "²"}, 400), ({"token": ""}, 401),
+    ({"token": "101.bad"}, 401), ({"token": "².bad"}, 401),
 ])
 def test_history_refuses_bad_parameters(server, params, status):
     response = history(server, "general", **params)
@@ -307,6 +308,7 @@ def test_the_page_and_its_script_are_served(server):
 
 # --- fuzzing --------------------------------------------------------------------
 
+numbers = st.sampled_from(["²", "٣", "-1", "0", "1e3", " 7", "10000000000"]) | st.text(max_size=12)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8),
@@ -338,6 +340,27 @@ def test_fuzzed_frames_never_break_the_server(server, frame):
         assert receive(ws)["type"] == "error", "the connection stopped answering"
 
 
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(page=numbers, per_page=numbers)
+def test_fuzzed_history_parameters_are_200_or_400(server, page, per_page):
+    response = history(server, "general", page=page, per_page=per_page)
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert response.json()["error"]["code"] == "INVALID_PARAMETER"
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=st.text(max_size=40) | st.builds("{}.{}".format, numbers, st.text(max_size=33)))
+def test_fuzzed_tokens_are_401_never_500(server, token):
+    response = history(server, "general", token=token)
+    assert response.status_code == 401, response.text
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{server.ws_url}?{urlencode({'token': token})}", open_timeout=TIMEOUT)
+    assert refused.value.response.status_code == 401
+
+
 # --- load -----------------------------------------------------------------------
 
 CLIENTS, ROOMS, MESSAGES_EACH = 20, 4, 50
@@ -361,7 +384,7 @@ async def member(server, user_id, room_id, everyone_joined, expected_count):
         for n in range(MESSAGES_EACH):
             await ws.send(json.dumps({"type": "send_message", "room_id": room_id,
                                       "message": f"{user_id}:{n}"}))
-            if random.random() < 0.2:
+            if n % 5 == 0:  # let the other clients interleave
                 await asyncio.sleep(0)
         await asyncio.wait_for(reader, 30)
         return received
