@@ -47,6 +47,11 @@ class APIError(HTTPException):
         self.details = details or {}
         self.extra_headers = headers or {}
 
+    @property
+    def status(self) -> int:
+        """The HTTP status (Werkzeug calls it ``code``)."""
+        return self.code
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "error": {

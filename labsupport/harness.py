@@ -150,7 +150,7 @@ class _QuietRequestHandler(WSGIRequestHandler):
         self.server.lab_log.append(f"{type}: {message % args}")  # type: ignore[attr-defined]
 
 
-class _LogToHandle(logging.Handler):
+class LogToHandle(logging.Handler):
     """Keeps an app's log records (exceptions included) on its server handle."""
 
     def __init__(self, log: collections.deque[str]) -> None:
@@ -164,11 +164,24 @@ class _LogToHandle(logging.Handler):
         self.log.append(line)
 
 
+def logger_for(name: str, log: collections.deque[str]) -> logging.Logger:
+    """The logger ``name``, writing into a handle's ``log`` and never into a cell."""
+    logger = logging.getLogger(name)
+    _send_to(logger, log)
+    return logger
+
+
+def _send_to(logger: logging.Logger, log: collections.deque[str]) -> None:
+    logger.handlers[:] = [LogToHandle(log)]
+    logger.propagate = False
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
 def _capture_app_logger(app: Any, log: collections.deque[str]) -> None:
     logger = getattr(app, "logger", None)
     if isinstance(logger, logging.Logger):
-        logger.handlers[:] = [_LogToHandle(log)]
-        logger.propagate = False
+        _send_to(logger, log)
 
 
 def serve_wsgi(name: str, app: Any, *, on_stop: Callable[[], None] | None = None) -> ServerHandle:
@@ -225,12 +238,14 @@ def serve_asyncio(
     *,
     scheme: str = "http",
     app: Any = None,
+    log: collections.deque[str] | None = None,
 ) -> ServerHandle:
     """Run an asyncio server on its own event loop in a background thread.
 
     ``start`` is a coroutine function run on that loop; it starts listening on
     127.0.0.1 port 0 and returns ``(port, aclose)``, where ``aclose`` is a
-    coroutine function that shuts the server down.
+    coroutine function that shuts the server down. ``log`` is the deque the
+    server's log lines go to, shown by ``handle.logs()``.
     """
     stop_previous(name)
     background = BackgroundLoop(f"{name}-loop")
@@ -246,7 +261,7 @@ def serve_asyncio(
         finally:
             background.close()
 
-    handle = ServerHandle(name, port, stop, scheme=scheme, app=app)
+    handle = ServerHandle(name, port, stop, scheme=scheme, app=app, log=log)
     handle.loop = background  # type: ignore[attr-defined]
     return register(handle)
 
