@@ -156,23 +156,6 @@ def check_heartbeat(with_heartbeats):
 
 # --- 3. resume from Last-Event-ID ---------------------------------------------
 
-def events_to_replay(history, last_event_id):
-    """The events after ``last_event_id`` that the bounded ``history`` still holds."""
-    if last_event_id is None or not last_event_id.strip():
-        return []
-    text = last_event_id.strip()
-    if not text.isascii() or not text.isdigit():
-        raise ValueError(f"Last-Event-ID must be a whole number, got {text[:40]!r}")
-    after = int(text)
-    newest = history[-1].id if history else 0
-    if after > newest:
-        raise ValueError(f"no event {after} was sent; the last id is {newest}")
-    oldest = history[0].id if history else 1
-    if after < oldest - 1:
-        raise sse.ReplayGap(f"events after {after} are gone; the buffer starts at {oldest}")
-    return [event for event in history if event.id > after]
-
-
 def _history(first: int, last: int) -> list[sse.Event]:
     return [sse.Event(n, "message", n, "2024-01-01T12:00:00Z") for n in range(first, last + 1)]
 
@@ -193,7 +176,7 @@ def _ids(events) -> list[int]:
         "sse.ReplayGap (the server answers 410) instead of pretending. An id above the "
         "newest was never sent: ValueError (400).",
     ],
-    reference=events_to_replay,
+    reference=sse.events_to_replay,
     timeout=15,
 )
 def check_replay(events_to_replay):

@@ -1,4 +1,7 @@
-"""Shared test set-up: each notebook's kernel and each test get their own progress file."""
+"""Test set-up for the whole repo (so `pytest notebooks/01-rest.ipynb` alone gets it too).
+
+Each notebook's kernel and each test get their own progress file.
+"""
 
 from __future__ import annotations
 
