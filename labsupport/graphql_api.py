@@ -290,18 +290,17 @@ def _commit(what: str) -> None:
 def apply_user_update(user, changes):
     """Apply a partial update: fields absent from ``changes`` stay as they are.
 
-    A field sent as "" or null is not "absent": it is validated like any
-    value, so a bad one is reported instead of silently ignored (the
-    document's ``if name:`` drops it). Nothing changes unless all is valid.
+    A field sent as "" or null is not absent: it is validated like any value
+    and refused with a BAD_USER_INPUT error (the document's ``if name:``
+    silently drops it). Nothing changes unless every field is valid.
     """
-    errors = validate_user(dict(changes), partial=True)
+    errors = validate_user(changes, partial=True)
     if errors:
-        raise user_error("Invalid input: " + "; ".join(
-            f"{field}: {' '.join(messages)}" for field, messages in errors.items()),
-            fields=errors)
-    for field in ("name", "email"):
-        if field in changes:
-            setattr(user, field, changes[field].strip())
+        problems = "; ".join(f"{field}: {' '.join(why)}" for field, why in errors.items())
+        raise GraphQLError(f"Invalid input: {problems}",
+                           extensions={"code": "BAD_USER_INPUT", "fields": errors})
+    for field, value in changes.items():
+        setattr(user, field, value.strip())
     return user
 
 
