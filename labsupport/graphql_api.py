@@ -60,7 +60,7 @@ log.addHandler(logging.NullHandler())  # resolver failures never print into cell
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
-MAX_DEPTH = 8
+MAX_DEPTH = 6
 MAX_BODY_BYTES = 100_000
 
 #: Every post created is announced here; ``postAdded`` subscribers listen.
@@ -491,15 +491,21 @@ def _mask_unexpected(result: ExecutionResult) -> ExecutionResult:
     return ExecutionResult(result.data, errors)
 
 
-def prepare(query: str, max_depth: int = MAX_DEPTH,
+def prepare(query: str, *, served_schema: graphene.Schema = schema,
+            max_depth: int | None = MAX_DEPTH,
             measure=selection_depth) -> DocumentNode | list[GraphQLError]:
-    """Parse and validate ``query``: its document, or the errors that refuse it."""
+    """Parse and validate ``query``: its document, or the errors that refuse it.
+
+    ``max_depth=None`` validates with the standard rules only (no depth limit).
+    """
     try:
         document = parse(query)
     except GraphQLError as error:
         return _coded([error], "GRAPHQL_PARSE_FAILED")
-    rules = [*specified_rules, depth_limit_rule(max_depth, measure)]
-    errors = validate(schema.graphql_schema, document, rules)
+    rules = list(specified_rules)
+    if max_depth is not None:
+        rules.append(depth_limit_rule(max_depth, measure))
+    errors = validate(served_schema.graphql_schema, document, rules)
     return _coded(errors, "GRAPHQL_VALIDATION_FAILED") if errors else document
 
 
@@ -509,15 +515,17 @@ async def execute_query(
     operation_name: str | None = None,
     *,
     context: dict | None = None,
-    max_depth: int = MAX_DEPTH,
+    served_schema: graphene.Schema = schema,
+    max_depth: int | None = MAX_DEPTH,
     depth_measure=selection_depth,
 ) -> ExecutionResult:
     """Parse, validate (standard rules plus the depth limit) and execute, awaiting
     async resolvers: this is the path on which DataLoaders batch."""
-    document = prepare(query, max_depth, depth_measure)
+    document = prepare(query, served_schema=served_schema, max_depth=max_depth,
+                       measure=depth_measure)
     if isinstance(document, list):
         return ExecutionResult(None, document)
-    result = execute(schema.graphql_schema, document, variable_values=variables,
+    result = execute(served_schema.graphql_schema, document, variable_values=variables,
                      operation_name=operation_name,
                      context_value=context if context is not None else new_context())
     if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
@@ -612,16 +620,18 @@ def _params() -> tuple[str, dict | None, str | None]:
 
 def create_app(
     *,
+    served_schema: graphene.Schema = schema,
     dataloaders: bool = True,
-    max_depth: int = MAX_DEPTH,
+    max_depth: int | None = MAX_DEPTH,
     depth_measure=selection_depth,
     posts_loader=posts_by_author,
     user_update=apply_user_update,
 ) -> Flask:
     """Build the GraphQL lab's Flask app: one endpoint, ``/graphql``.
 
-    The keyword arguments let the notebook and the exercises switch the
-    DataLoaders off or plug a learner's code into the live server.
+    The keyword arguments let the notebook serve another schema (the
+    document's) or switch the DataLoaders and the depth limit off, and let the
+    exercises plug a learner's code into the live server.
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -639,7 +649,8 @@ def create_app(
                 {"errors": [{"message": error.message, "extensions": {"code": error.code}}]},
                 error.status)
         if request.method == "GET":
-            document = prepare(query, max_depth, depth_measure)
+            document = prepare(query, served_schema=served_schema, max_depth=max_depth,
+                               measure=depth_measure)
             if not isinstance(document, list):
                 chosen = get_operation_ast(document, operation)
                 if chosen is not None and chosen.operation != OperationType.QUERY:
@@ -651,7 +662,8 @@ def create_app(
             context = new_context(dataloaders=dataloaders, posts_loader=posts_loader,
                                   apply_user_update=user_update)
             return await execute_query(query, variables, operation, context=context,
-                                       max_depth=max_depth, depth_measure=depth_measure)
+                                       served_schema=served_schema, max_depth=max_depth,
+                                       depth_measure=depth_measure)
 
         result = asyncio.run(run())
         if is_request_error(result):  # nothing ran: no "data" entry, 400

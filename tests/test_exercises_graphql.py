@@ -137,7 +137,7 @@ def test_dataloader_one_query_per_id_fails():
             .order_by(Post.created_at.desc(), Post.id.desc())))
             for author_id in author_ids]
 
-    assert_fails("graphql.dataloader", one_by_one, "11 SQL statements for 10 users")
+    assert_fails("graphql.dataloader", one_by_one, "26 SQL statements for 25 users")
 
 
 def test_dataloader_unordered_groups_fail():
@@ -149,7 +149,19 @@ def test_dataloader_unordered_groups_fail():
             grouped.setdefault(post.author_id, []).append(post)
         return list(grouped.values())
 
-    assert_fails("graphql.dataloader", groups_in_row_order, "should have posts")
+    assert_fails("graphql.dataloader", groups_in_row_order,
+                 "must return one list per id, in their order")
+
+
+def test_dataloader_lists_out_of_order_fail():
+    async def sorted_ids(author_ids):
+        query = select(Post).where(Post.author_id.in_(author_ids))
+        grouped = {author_id: [] for author_id in sorted(author_ids)}
+        for post in db.session.scalars(query):
+            grouped[post.author_id].append(post)
+        return list(grouped.values())
+
+    assert_fails("graphql.dataloader", sorted_ids, "keep the order of the ids")
 
 
 def test_dataloader_oldest_first_fails():

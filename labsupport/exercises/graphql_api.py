@@ -163,7 +163,11 @@ def _check_updates(server, id):
 
 # --- 3. a DataLoader batch function --------------------------------------------
 
-USERS_AND_POSTS = "{ users(limit: 10) { id posts { id } } }"
+USERS_AND_POSTS = "{ users(limit: 25) { id posts { id } } }"
+
+
+def _authors_of(batch) -> list[list[int]]:
+    return [[post.author_id for post in posts] for posts in batch]
 
 
 @exercise(
@@ -179,31 +183,38 @@ USERS_AND_POSTS = "{ users(limit: 10) { id posts { id } } }"
     reference=graphql_api.posts_by_author,
 )
 def check_dataloader(posts_by_author):
+    ids = [102, 99_999, 101]
     try:
-        sample = asyncio.run(posts_by_author([101]))
+        batch = asyncio.run(posts_by_author(ids))
     finally:
         db.session.remove()
-    if sample is None:
+    if batch is None:
         raise NotAttempted("posts_by_author returns None")
+    got = f"{len(batch)} lists" if isinstance(batch, list) else type(batch).__name__
+    expect(isinstance(batch, list) and len(batch) == len(ids),
+           f"posts_by_author({ids}) must return one list per id, in their order, an empty "
+           f"list for an id without posts: {len(ids)} lists; got {got}")
+    authors = _authors_of(batch)
+    for index in (0, 2):
+        expect(authors[index] and set(authors[index]) == {ids[index]},
+               f"list {index} of posts_by_author({ids}) must hold the posts of user "
+               f"{ids[index]}, got posts by {authors[index]}: keep the order of the ids")
+    expect(authors[1] == [], f"user 99999 does not exist: its list must be empty, got the posts "
+                             f"of authors {authors[1]}")
     truth = graphql_api.run_query(USERS_AND_POSTS, dataloaders=False).data
-    with graphql_api.start(name="graphql-check", fresh_data=False,
-                           posts_loader=posts_by_author) as server:
-        with count_statements() as statements:
-            _, body = _post(server, USERS_AND_POSTS)
-        expect("errors" not in body, f"the query failed: {_first_error(body)}")
-        for got, want in zip(body["data"]["users"], truth["users"], strict=True):
-            expect(got == want, f"user {want['id']} should have posts "
-                                f"{[p['id'] for p in want['posts']]} (newest first), got "
-                                f"{[p['id'] for p in got['posts']]}")
-        expect(len(statements) == 2,
-               f"{len(statements)} SQL statements for 10 users and their posts; expected 2 "
-               "(one for the users, one for all their posts)")
-        _, body = _post(server, '{ a: user(id: "123") { posts { id } } '
-                                'b: user(id: "101") { posts { id } } }')
-        expect(body.get("data", {}).get("a") == {"posts": []} and body["data"]["b"]["posts"],
-               "user 123 has no posts in the sample data and 101 has several; in one "
-               f"request they came back as {body.get('data') or _first_error(body)}")
-    return "10 users and their posts in 2 statements, each user with their own posts"
+    with (graphql_api.start(name="graphql-check", fresh_data=False,
+                            posts_loader=posts_by_author) as server,
+          count_statements() as statements):
+        _, body = _post(server, USERS_AND_POSTS)
+    expect("errors" not in body, f"the query failed: {_first_error(body)}")
+    for got, want in zip(body["data"]["users"], truth["users"], strict=True):
+        expect(got == want, f"user {want['id']} should have posts "
+                            f"{[p['id'] for p in want['posts']]} (newest first), got "
+                            f"{[p['id'] for p in got['posts']]}")
+    expect(len(statements) == 2,
+           f"{len(statements)} SQL statements for 25 users and their posts; expected 2 "
+           "(one for the users, one for all their posts)")
+    return "25 users and their posts in 2 statements, each user with their own posts"
 
 
 # --- 4. the depth limit ----------------------------------------------------------
