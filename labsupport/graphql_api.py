@@ -56,7 +56,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())  # resolver failures never print into cells
+log.addHandler(logging.NullHandler())
+log.propagate = False  # resolver failures never print into cells; servers log to their handle
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
@@ -475,7 +476,7 @@ def _coded(errors: list[GraphQLError], code: str) -> list[GraphQLError]:
     return [_with_code(error, code) for error in errors]
 
 
-def _mask_unexpected(result: ExecutionResult) -> ExecutionResult:
+def _mask_unexpected(result: ExecutionResult, logger: logging.Logger = log) -> ExecutionResult:
     """Give every error a code; hide what a server bug says behind a generic message."""
     if not result.errors:
         return result
@@ -483,7 +484,8 @@ def _mask_unexpected(result: ExecutionResult) -> ExecutionResult:
     for error in result.errors:
         original = error.original_error
         if original is not None and not isinstance(original, GraphQLError):
-            log.error("resolver failed", exc_info=original)
+            logger.error("resolver failed at %s", ".".join(map(str, error.path or [])),
+                         exc_info=original)
             db.session.rollback()
             error = GraphQLError("Internal server error", error.nodes, path=error.path,
                                  extensions={"code": "INTERNAL_SERVER_ERROR"})
@@ -530,7 +532,7 @@ async def execute_query(
                      context_value=context if context is not None else new_context())
     if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
         result = await result
-    return _mask_unexpected(result)
+    return _mask_unexpected(result, (context or {}).get("logger", log))
 
 
 def run_query(query: str, variables: Mapping[str, Any] | None = None,
@@ -660,7 +662,7 @@ def create_app(
 
         async def run() -> ExecutionResult:
             context = new_context(dataloaders=dataloaders, posts_loader=posts_loader,
-                                  apply_user_update=user_update)
+                                  apply_user_update=user_update, logger=app.logger)
             return await execute_query(query, variables, operation, context=context,
                                        served_schema=served_schema, max_depth=max_depth,
                                        depth_measure=depth_measure)
@@ -674,7 +676,7 @@ def create_app(
     def any_error(error: Exception) -> Response:
         status = getattr(error, "code", None)
         if not isinstance(status, int):
-            log.exception("unhandled error")
+            app.logger.exception("unhandled error")
             db.session.rollback()
             status = 500
         codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE",

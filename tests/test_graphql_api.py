@@ -158,11 +158,14 @@ def test_resolver_bugs_are_masked_as_internal_errors():
     with graphql_api.start(name="graphql-broken", fresh_data=False,
                            posts_loader=broken_loader) as broken:
         response = post(broken, '{ user(id: "101") { name posts { id } } }')
+        logged = broken.logs()
     assert response.status_code == 200
     error = response.json()["errors"][0]
     assert error == {"message": "Internal server error", "locations": error["locations"],
                      "path": ["user", "posts"], "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
     assert "secret" not in response.text
+    assert any("resolver failed at user.posts (ZeroDivisionError: secret detail)" in line
+               for line in logged), logged
 
 
 # --- mutations --------------------------------------------------------------------

@@ -8,6 +8,8 @@ import json
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from websockets.sync.client import connect
 
@@ -176,3 +178,34 @@ def test_stopping_the_server_ends_open_subscriptions():
 def open_session_to(handle):
     with handle, open_session(handle) as ws:
         yield ws, handle
+
+
+# --- fuzzing ----------------------------------------------------------------------
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+_payload = st.fixed_dictionaries(
+    {"query": st.sampled_from(["subscription { postAdded { id } }", "{ users { id } }",
+                               "{ nope", ""])},
+    optional={"variables": _json})
+_message = st.fixed_dictionaries(
+    {"type": st.sampled_from(["connection_init", "subscribe", "complete", "ping", "pong",
+                              "next", "bogus"])},
+    optional={"id": st.text(max_size=4) | st.integers(), "payload": _json | _payload})
+PROTOCOL_CLOSE_CODES = {4400, 4401, 4409, 4429}
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # module-scoped server
+@given(messages=st.lists(_message | st.text(max_size=20), min_size=1, max_size=5))
+def test_any_message_sequence_is_answered_or_closed_with_a_protocol_code(server, messages):
+    with connect(server.ws_url, subprotocols=PROTOCOL, open_timeout=3) as ws:
+        try:
+            for message in messages:
+                ws.send(message if isinstance(message, str) else json.dumps(message))
+            ws.send(json.dumps({"type": "ping"}))
+            while json.loads(ws.recv(timeout=3))["type"] != "pong":
+                pass
+        except ConnectionClosedError as closed:
+            assert closed.rcvd.code in PROTOCOL_CLOSE_CODES, closed.rcvd
