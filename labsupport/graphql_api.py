@@ -558,7 +558,10 @@ async def subscribe_query(query: str, variables: Mapping[str, Any] | None = None
         return ExecutionResult(None, document)
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation != OperationType.SUBSCRIPTION:
-        return await execute_query(query, variables, operation_name, context=context)
+        try:
+            return await execute_query(query, variables, operation_name, context=context)
+        finally:
+            db.session.remove()
     stream = await subscribe(schema.graphql_schema, document, variable_values=variables,
                              operation_name=operation_name,
                              context_value=context if context is not None else {"bus": posts_bus})

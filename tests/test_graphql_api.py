@@ -321,3 +321,20 @@ def test_any_body_gets_4xx_or_an_answer(server, body):
                              headers={"Content-Type": "application/json"})
     assert response.status_code in (200, 400)
     assert response.json()["errors"] if response.status_code == 400 else True
+
+
+def test_starting_again_replaces_the_previous_server_and_its_websocket():
+    from labsupport.harness import running
+
+    first = graphql_api.start(name="graphql-again")
+    second = graphql_api.start(name="graphql-again", fresh_data=False)
+    try:
+        assert not first.running and not first.ws.running
+        assert running()["graphql-again"] is second
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{first.url}/graphql", timeout=2)
+        assert post(second, '{ user(id: "101") { name } }').status_code == 200
+    finally:
+        second.stop()
+    assert not second.ws.running
+    assert "graphql-again-ws" not in running()
