@@ -140,8 +140,8 @@ def test_mutation_over_get_is_refused(server):
 @pytest.mark.parametrize("query, message", [
     ("{ users(limit: 1000) { id } }", "limit must be between 1 and 100, got 1000"),
     ("{ users(limit: 0) { id } }", "limit must be between 1 and 100, got 0"),
-    ('{ user(id: "abc") { id } }', "id must be a whole number, got 'abc'"),
-    ('{ posts(authorId: "x") { id } }', "authorId must be a whole number"),
+    ('{ user(id: "abc") { id } }', "id must be a positive whole number, got 'abc'"),
+    ('{ posts(authorId: "x") { id } }', "authorId must be a positive whole number"),
     ('{ user(id: "101") { posts(limit: -1) { id } } }', "limit must be between 1 and 100"),
 ])
 def test_bad_arguments_are_bad_user_input(server, query, message):
@@ -232,6 +232,8 @@ def test_create_post_checks_its_author(server):
     bad = post(server, query, {"i": {"title": "T", "content": "C", "authorId": "9999"}})
     assert codes(bad) == ["BAD_USER_INPUT"]
     assert "no user has id 9999" in bad.json()["errors"][0]["message"]
+    long = post(server, query, {"i": {"title": "T" * 201, "content": "C", "authorId": "123"}})
+    assert "title must be at most 200 characters" in long.json()["errors"][0]["message"]
     good = post(server, query, {"i": {"title": "T", "content": "C", "authorId": "123"}})
     assert good.json()["data"]["createPost"]["author"] == {"name": "John Doe"}
 
@@ -295,6 +297,15 @@ def test_any_query_text_gets_a_graphql_answer_never_a_500(server, query):
     assert response.status_code in (200, 400)
     body = response.json()
     assert "data" in body or body["errors"][0]["extensions"]["code"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(id=st.text(max_size=30) | st.integers().map(str))
+def test_any_id_is_a_user_or_null_or_bad_user_input(server, id):
+    response = post(server, "query($id: ID!) { user(id: $id) { name } }", {"id": id})
+    assert response.status_code == 200
+    assert all(error["extensions"]["code"] == "BAD_USER_INPUT"
+               for error in response.json().get("errors", []))
 
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
