@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import threading
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -53,7 +54,9 @@ class PostBus:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._listeners: set[_Listener] = set()
+        # Weak: a subscription dropped before it ever ran (so before its generator's
+        # ``finally`` could close the listener) must not stay subscribed forever.
+        self._listeners: weakref.WeakSet[_Listener] = weakref.WeakSet()
 
     def listen(self) -> _Listener:
         """Start listening now (call it inside the listener's event loop)."""

@@ -209,3 +209,19 @@ def test_any_message_sequence_is_answered_or_closed_with_a_protocol_code(server,
                 pass
         except ConnectionClosedError as closed:
             assert closed.rcvd.code in PROTOCOL_CLOSE_CODES, closed.rcvd
+
+
+def test_a_subscription_completed_at_once_leaves_no_listener_behind(server):
+    import gc
+
+    gc.collect()
+    before = graphql_api.posts_bus.publish(0)
+    with open_session(server) as ws:
+        for n in range(5):
+            send(ws, {"id": str(n), "type": "subscribe",
+                      "payload": {"query": "subscription { postAdded { id } }"}})
+            send(ws, {"id": str(n), "type": "complete"})
+        send(ws, {"type": "ping"})
+        assert receive(ws) == {"type": "pong"}
+        gc.collect()
+        assert graphql_api.posts_bus.publish(0) == before
