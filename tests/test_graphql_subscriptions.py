@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import threading
+import time
 
 import pytest
 import requests
@@ -225,3 +228,26 @@ def test_a_subscription_completed_at_once_leaves_no_listener_behind(server):
         assert receive(ws) == {"type": "pong"}
         gc.collect()
         assert graphql_api.posts_bus.publish(0) == before
+
+
+def open_sockets() -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{os.getpid()}/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/{os.getpid()}/fd/{fd}").startswith("socket:")
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts sockets in /proc")
+def test_twenty_starts_with_open_subscriptions_leave_nothing_behind():
+    graphql_api.start(name="graphql-leaks").stop()
+    threads, sockets = threading.active_count(), open_sockets()
+    for _ in range(20):
+        handle = graphql_api.start(name="graphql-leaks", fresh_data=False)
+        with open_session(handle) as ws:
+            subscribe(ws, "s", "subscription { postAdded { id } }")
+    handle.stop()
+    time.sleep(0.2)  # request threads finish after their response is sent
+    assert threading.active_count() <= threads
+    assert open_sockets() <= sockets
+    assert graphql_api.posts_bus.publish(0) == 0
