@@ -65,6 +65,11 @@ class PostBus:
             self._listeners.add(listener)
         return listener
 
+    def listening(self) -> int:
+        """How many listeners there are now."""
+        with self._lock:
+            return len(self._listeners)
+
     def publish(self, post_id: int) -> int:
         """Announce a new post to every listener; returns how many there were."""
         with self._lock:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+
 import pytest
 from exercise_helpers import assert_fails, assert_passes
 from graphql import GraphQLError
 from sqlalchemy import select
+from websockets.sync.client import connect
 
 from labsupport import database
 from labsupport.database import Post, db
@@ -241,7 +245,79 @@ def test_solution_sources_need_only_the_notebook_imports():
     from labsupport.engine import get
 
     for id in ("graphql.exact-query", "graphql.partial-update", "graphql.dataloader",
-               "graphql.depth-limit"):
+               "graphql.depth-limit", "graphql.ws-client"):
         namespace = {"select": select, "Post": Post, "db": db, "GraphQLError": GraphQLError,
-                     "validate_user": validate_user}
+                     "validate_user": validate_user, "json": json, "connect": connect}
         exec(compile(get(id).solution_source, id, "exec"), namespace)
+
+
+# --- graphql.ws-client ------------------------------------------------------------------
+
+def test_ws_client_reference_passes():
+    assert_passes("graphql.ws-client")
+
+
+def test_ws_client_stub_is_not_attempted():
+    def collect_posts(ws_url, author_id, count):
+        ...
+
+    assert_fails("graphql.ws-client", collect_posts, "not solved yet")
+
+
+def test_ws_client_without_connection_init_fails():
+    def no_init(ws_url, author_id, count):
+        with connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=5) as ws:
+            query = "subscription($a: ID!) { postAdded(authorId: $a) { title } }"
+            ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                "payload": {"query": query, "variables": {"a": author_id}}}))
+            return [json.loads(ws.recv(timeout=5)) for _ in range(count)]
+
+    assert_fails("graphql.ws-client", no_init, "the server closed the connection: 4401")
+
+
+def test_ws_client_filtering_on_the_client_side_too_late_fails():
+    def every_post(ws_url, author_id, count):
+        with connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=5) as ws:
+            ws.send(json.dumps({"type": "connection_init"}))
+            ws.recv(timeout=5)
+            ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                "payload": {"query": "subscription { postAdded { title } }"}}))
+            titles = []
+            while len(titles) < count:
+                message = json.loads(ws.recv(timeout=5))
+                titles.append(message["payload"]["data"]["postAdded"]["title"])
+            return titles
+
+    assert_fails("graphql.ws-client", every_post, "got ['not yours', 'first']")
+
+
+def test_ws_client_counting_the_ack_fails():
+    def counts_every_message(ws_url, author_id, count):
+        with connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=5) as ws:
+            ws.send(json.dumps({"type": "connection_init"}))
+            query = "subscription($a: ID!) { postAdded(authorId: $a) { title } }"
+            ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                "payload": {"query": query, "variables": {"a": author_id}}}))
+            messages = [json.loads(ws.recv(timeout=5)) for _ in range(count)]
+            return [m.get("payload", {}).get("data", {}).get("postAdded", {}).get("title")
+                    for m in messages]
+
+    assert_fails("graphql.ws-client", counts_every_message, "count only 'next' messages")
+
+
+def test_ws_client_leaving_the_subscription_open_fails():
+    sockets = contextlib.ExitStack()
+
+    def never_closes(ws_url, author_id, count):
+        ws = sockets.enter_context(
+            connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=5))
+        ws.send(json.dumps({"type": "connection_init"}))
+        ws.recv(timeout=5)
+        query = "subscription($a: ID!) { postAdded(authorId: $a) { title } }"
+        ws.send(json.dumps({"id": "1", "type": "subscribe",
+                            "payload": {"query": query, "variables": {"a": author_id}}}))
+        return [json.loads(ws.recv(timeout=5))["payload"]["data"]["postAdded"]["title"]
+                for _ in range(count)]
+
+    with sockets:
+        assert_fails("graphql.ws-client", never_closes, "its subscription is still open")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
+import time
 
 import requests
 from graphql import parse
+from sqlalchemy import select
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from .. import graphql_api, rest
-from ..database import count_statements, db
+from ..database import Post, count_statements, db
 from ..engine import NotAttempted, Unmet, exercise, expect
 
 NOTEBOOK = "02-graphql"
@@ -275,3 +281,123 @@ def check_depth_limit(selection_depth):
                f"with a limit of 3, a 4-deep query through a fragment should be refused with "
                f"400, got {response.status_code}")
     return "depth measured through fields, inline fragments and spreads; the live limit holds"
+
+
+# --- 5. a graphql-transport-ws client ---------------------------------------------
+
+def collect_posts(ws_url, author_id, count):
+    """Subscribe to postAdded for one author; return the titles of the next ``count`` posts."""
+    with connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=5) as ws:
+        ws.send(json.dumps({"type": "connection_init"}))
+        if json.loads(ws.recv(timeout=5))["type"] != "connection_ack":
+            raise ConnectionError("the server did not acknowledge connection_init")
+        query = "subscription($author: ID!) { postAdded(authorId: $author) { title } }"
+        ws.send(json.dumps({"id": "1", "type": "subscribe",
+                            "payload": {"query": query, "variables": {"author": author_id}}}))
+        titles = []
+        while len(titles) < count:
+            message = json.loads(ws.recv(timeout=5))
+            if message["type"] == "next":
+                titles.append(message["payload"]["data"]["postAdded"]["title"])
+        ws.send(json.dumps({"id": "1", "type": "complete"}))
+    return titles
+
+
+_POSTS = [("101", "not yours"), ("102", "first"), ("103", "not yours either"),
+          ("102", "second"), ("102", "third")]
+
+
+def _within(seconds, condition) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@exercise(
+    "graphql.ws-client",
+    title="A graphql-transport-ws client that subscribes, filters on the server, completes",
+    notebook=NOTEBOOK,
+    hints=[
+        "connect(ws_url, subprotocols=[\"graphql-transport-ws\"]) as ws, then send "
+        "{\"type\": \"connection_init\"} and wait for {\"type\": \"connection_ack\"}.",
+        "Subscribe with {\"id\": \"1\", \"type\": \"subscribe\", \"payload\": {\"query\": ..., "
+        "\"variables\": ...}}; let postAdded(authorId: ...) filter on the server.",
+        "Each event is {\"type\": \"next\", \"payload\": {\"data\": ...}}; count only those, "
+        "with a timeout on every recv.",
+        "When you have enough, send {\"id\": \"1\", \"type\": \"complete\"} and close the socket "
+        "(leaving the with block closes it).",
+    ],
+    reference=collect_posts,
+    timeout=15,
+)
+def check_ws_client(collect_posts):
+    bus = graphql_api.posts_bus
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["titles"] = collect_posts(server.ws_url, "102", 2)
+        except BaseException as exc:  # reported below
+            outcome["error"] = exc
+
+    with graphql_api.start(name="graphql-check", fresh_data=False) as server:
+        before = bus.listening()
+        client = threading.Thread(target=run, daemon=True)
+        client.start()
+        subscribed = _within(5, lambda: bus.listening() > before or not client.is_alive())
+        if "error" in outcome:
+            raise _explain(outcome["error"])
+        if not client.is_alive():
+            if outcome.get("titles") is None:
+                raise NotAttempted("collect_posts returned None without subscribing")
+            raise Unmet(f"collect_posts returned {outcome['titles']!r} before any post was "
+                        "created: wait for 'next' messages")
+        expect(subscribed, "after 5 s the server still had no subscription from your client")
+        try:
+            _create_posts(server)
+            client.join(5)
+        finally:
+            _delete_posts_titled([title for _, title in _POSTS])
+        if "error" in outcome:
+            raise _explain(outcome["error"])
+        expect(not client.is_alive(), "collect_posts(url, '102', 2) had not returned 5 s after "
+                                      "user 102's posts were created")
+        titles = outcome["titles"]
+        expect(isinstance(titles, list) and all(isinstance(t, str) for t in titles),
+               f"expected a list of titles, got {titles!r}: count only 'next' messages "
+               "(connection_ack and pong are not events)")
+        expect(titles == ["first", "second"],
+               f"expected ['first', 'second'] (the next 2 posts of user 102), got {titles!r}: "
+               "let the server filter with postAdded(authorId: ...)")
+        expect(_within(2, lambda: bus.listening() == before),
+               "collect_posts returned but its subscription is still open on the server: send "
+               "complete, and close the connection")
+    return "connection_init, subscribe with a server-side filter, 2 events, complete"
+
+
+def _create_posts(server) -> None:
+    for author_id, title in _POSTS:
+        _post(server, 'mutation($a: ID!, $t: String!) { createPost(input: '
+                      '{title: $t, content: "x", authorId: $a}) { id } }',
+              {"a": author_id, "t": title})
+
+
+def _delete_posts_titled(titles) -> None:
+    """Undo what the check created, so the learner's data stays as it was."""
+    for post in db.session.scalars(select(Post).where(Post.title.in_(titles))):
+        db.session.delete(post)
+    db.session.commit()
+    db.session.remove()
+
+
+def _explain(error: BaseException) -> Unmet:
+    if isinstance(error, ConnectionClosed) and error.rcvd is not None:
+        return Unmet(f"the server closed the connection: {error.rcvd.code} {error.rcvd.reason}"
+                     " (the graphql-transport-ws rules are in section 6)")
+    if isinstance(error, TimeoutError):
+        return Unmet("your client waited for a message that never came (TimeoutError): "
+                     "which message did it expect?")
+    return Unmet(f"your code raised {type(error).__name__}: {error}")
