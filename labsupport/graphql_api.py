@@ -42,8 +42,10 @@ from graphql import (
 )
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
 
 from . import database
+from .api_errors import CODES
 from .database import Comment, Order, Post, User, db
 from .harness import ServerHandle, serve_wsgi
 from .rest import validate_user
@@ -63,6 +65,8 @@ MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
 MAX_DEPTH = 6
 MAX_BODY_BYTES = 100_000
+#: ``extensions.code`` of errors answered before GraphQL runs (GraphQL's name for a 500).
+HTTP_CODES = {**CODES, 500: "INTERNAL_SERVER_ERROR"}
 
 #: Every post created is announced here; ``postAdded`` subscribers listen.
 posts_bus = PostBus()
@@ -676,19 +680,19 @@ def create_app(
 
     @app.errorhandler(Exception)
     def any_error(error: Exception) -> Response:
-        status = getattr(error, "code", None)
-        if not isinstance(status, int):
+        """Every other failure, in the GraphQL error shape; never a traceback."""
+        if isinstance(error, HTTPException):
+            status, message = error.code or 500, error.description or error.name
+        else:
             app.logger.exception("unhandled error")
             db.session.rollback()
-            status = 500
-        codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE",
-                 500: "INTERNAL_SERVER_ERROR"}
-        message = getattr(error, "description", None) or "Internal server error"
+            status, message = 500, "Internal server error"
         if status == 413:
             message = f"The request body is too large: the limit is {MAX_BODY_BYTES} bytes"
-        return graphql_response(
-            {"errors": [{"message": message, "extensions": {"code": codes.get(status, "ERROR")}}]},
-            status)
+        code = HTTP_CODES.get(status, "ERROR")
+        allow = getattr(error, "valid_methods", None)
+        return graphql_response({"errors": [{"message": message, "extensions": {"code": code}}]},
+                                status, **({"Allow": ", ".join(allow)} if allow else {}))
 
     return app
 

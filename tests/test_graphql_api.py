@@ -126,6 +126,16 @@ def test_malformed_requests_get_graphql_errors(server, body, content_type, statu
     assert message in response.json()["errors"][0]["message"]
 
 
+def test_other_methods_and_paths_get_graphql_errors(server):
+    put = requests.put(f"{server.url}/graphql", timeout=5)
+    assert put.status_code == 405
+    assert set(put.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    assert put.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+    missing = requests.get(f"{server.url}/graphiql", timeout=5)
+    assert missing.status_code == 404
+    assert missing.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
 def test_mutation_over_get_is_refused(server):
     response = requests.get(f"{server.url}/graphql", timeout=5, params={
         "query": 'mutation { deleteUser(id: "101") }'})
