@@ -298,7 +298,7 @@ def _orders_blueprint() -> Blueprint:
             field: ["Unknown field"] for field in data if field not in ("item", "quantity")
         }
         item, quantity = data.get("item"), data.get("quantity", 1)
-        if item not in CATALOG:
+        if not isinstance(item, str) or item not in CATALOG:
             errors["item"] = [f"Item must be one of {', '.join(CATALOG)}"]
         if type(quantity) is not int or not 1 <= quantity <= 1000:
             errors["quantity"] = ["Quantity must be a whole number from 1 to 1000"]

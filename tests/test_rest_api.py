@@ -12,7 +12,8 @@ from labsupport import database, rest
 
 @pytest.fixture(scope="module")
 def server():
-    with rest.start() as handle:
+    """The lab server without its rate limit (tested on its own below): tests are fast clients."""
+    with rest.start(rate_limit=None) as handle:
         yield handle
 
 
@@ -224,3 +225,9 @@ def test_comments_of_a_post(api):
     comments = requests.get(f"{api}/posts/1/comments", timeout=5).json()["data"]
     assert [c["id"] for c in comments] == [1, 61]
     assert_envelope(requests.get(f"{api}/posts/999/comments", timeout=5), 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize("item", [[], {}, None, 3, ["Cable"]])
+def test_order_item_of_the_wrong_type_is_422(api, item):
+    response = requests.post(f"{api}/users/101/orders", json={"item": item}, timeout=5)
+    assert assert_envelope(response, 422, "VALIDATION_ERROR")["details"]["item"]

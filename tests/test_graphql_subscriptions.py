@@ -1,0 +1,253 @@
+"""postAdded over WebSocket (graphql-transport-ws) and in process with schema.subscribe."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import threading
+import time
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
+from websockets.sync.client import connect
+
+from labsupport import graphql_api
+
+PROTOCOL = ["graphql-transport-ws"]
+CREATE_POST = ("mutation($a: ID!, $t: String!) "
+               "{ createPost(input: {title: $t, content: \"x\", authorId: $a}) { id } }")
+
+
+@pytest.fixture(scope="module")
+def server():
+    with graphql_api.start() as handle:
+        yield handle
+
+
+def create_post(server, author_id, title):
+    response = requests.post(f"{server.url}/graphql", timeout=5, json={
+        "query": CREATE_POST, "variables": {"a": author_id, "t": title}})
+    return response.json()["data"]["createPost"]["id"]
+
+
+def send(ws, message):
+    ws.send(json.dumps(message))
+
+
+def receive(ws):
+    return json.loads(ws.recv(timeout=3))
+
+
+@contextlib.contextmanager
+def open_session(server):
+    with connect(server.ws_url, subprotocols=PROTOCOL, open_timeout=3) as ws:
+        send(ws, {"type": "connection_init", "payload": {}})
+        assert receive(ws) == {"type": "connection_ack"}
+        yield ws
+
+
+def subscribe(ws, id, query):
+    send(ws, {"id": id, "type": "subscribe", "payload": {"query": query}})
+    send(ws, {"type": "ping"})  # the server answers in order: once pong, it listens
+    assert receive(ws) == {"type": "pong"}
+
+
+def test_post_added_streams_each_new_post_of_the_author(server):
+    with open_session(server) as ws:
+        subscribe(ws, "s1", 'subscription { postAdded(authorId: "123") { title author { name } } }')
+        create_post(server, "101", "not for this subscriber")
+        create_post(server, "123", "first")
+        create_post(server, "123", "second")
+        events = [receive(ws), receive(ws)]
+    assert events == [
+        {"id": "s1", "type": "next",
+         "payload": {"data": {"postAdded": {"title": t, "author": {"name": "John Doe"}}}}}
+        for t in ("first", "second")]
+
+
+def test_complete_stops_the_stream(server):
+    with open_session(server) as ws:
+        subscribe(ws, "a", "subscription { postAdded { title } }")
+        subscribe(ws, "b", "subscription { postAdded { id } }")
+        send(ws, {"id": "a", "type": "complete"})
+        post_id = create_post(server, "102", "after complete")
+        assert receive(ws) == {"id": "b", "type": "next",
+                               "payload": {"data": {"postAdded": {"id": post_id}}}}
+        send(ws, {"type": "ping"})
+        assert receive(ws) == {"type": "pong"}
+
+
+def test_queries_run_once_and_complete(server):
+    with open_session(server) as ws:
+        send(ws, {"id": "q", "type": "subscribe",
+                  "payload": {"query": '{ user(id: "101") { name } }'}})
+        assert receive(ws) == {"id": "q", "type": "next",
+                               "payload": {"data": {"user": {"name": "Ada Lovelace"}}}}
+        assert receive(ws) == {"id": "q", "type": "complete"}
+
+
+def test_invalid_operation_gets_an_error_message(server):
+    with open_session(server) as ws:
+        send(ws, {"id": "e", "type": "subscribe",
+                  "payload": {"query": "subscription { postAdded { password } }"}})
+        message = receive(ws)
+    assert message["type"] == "error" and message["id"] == "e"
+    assert message["payload"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+def closed_with(ws):
+    with pytest.raises(ConnectionClosedError) as closed:
+        ws.recv(timeout=5)
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+@pytest.mark.parametrize("messages, code, reason", [
+    (["not json"], 4400, "Invalid message received"),
+    ([{"no": "type"}], 4400, "Invalid message received"),
+    ([{"type": "connection_init"}, {"type": "shout"}], 4400, "Unknown message type 'shout'"),
+    ([{"type": "connection_init"}, {"id": "1", "type": "subscribe", "payload": {"query": 5}}],
+     4400, "Invalid message received"),
+    ([{"id": "1", "type": "subscribe", "payload": {"query": "{ users { id } }"}}],
+     4401, "Unauthorized"),
+    ([{"type": "connection_init"}, {"type": "connection_init"}],
+     4429, "Too many initialisation requests"),
+    ([{"type": "connection_init"},
+      {"id": "x", "type": "subscribe", "payload": {"query": "subscription { postAdded { id } }"}},
+      {"id": "x", "type": "subscribe", "payload": {"query": "subscription { postAdded { id } }"}}],
+     4409, "Subscriber for x already exists"),
+])
+def test_protocol_errors_close_with_the_subprotocol_codes(server, messages, code, reason):
+    with connect(server.ws_url, subprotocols=PROTOCOL, open_timeout=3) as ws:
+        for message in messages:
+            ws.send(message if isinstance(message, str) else json.dumps(message))
+        while True:
+            try:
+                ws.recv(timeout=5)
+            except ConnectionClosedError as closed:
+                assert (closed.rcvd.code, closed.rcvd.reason) == (code, reason)
+                return
+
+
+def test_no_connection_init_in_time_closes_4408(server, monkeypatch):
+    from labsupport import subscriptions
+
+    monkeypatch.setattr(subscriptions, "INIT_TIMEOUT", 0.2)
+    with connect(server.ws_url, subprotocols=PROTOCOL, open_timeout=3) as ws:
+        assert closed_with(ws) == (4408, "Connection initialisation timeout")
+
+
+def test_a_client_without_the_subprotocol_is_refused_at_the_handshake(server):
+    with pytest.raises(InvalidStatus) as refused:
+        connect(server.ws_url, open_timeout=3)
+    assert refused.value.response.status_code == 400
+    assert b"missing subprotocol" in refused.value.response.body
+
+
+def test_schema_subscribe_in_process():
+    async def main():
+        stream = await graphql_api.schema.subscribe(
+            'subscription { postAdded(authorId: "105") { title } }')
+        next_event = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)
+        await graphql_api.execute_query(
+            'mutation { createPost(input: {title: "in process", content: "x", '
+            'authorId: "105"}) { id } }')
+        result = await asyncio.wait_for(next_event, 3)
+        await stream.aclose()
+        return result
+
+    result = asyncio.run(main())
+    assert result.data == {"postAdded": {"title": "in process"}}
+
+
+def test_stopping_the_server_ends_open_subscriptions():
+    listening = graphql_api.posts_bus.listening()
+    with open_session_to(graphql_api.start(name="graphql-stop", fresh_data=False)) as (ws, other):
+        subscribe(ws, "s", "subscription { postAdded { id } }")
+        assert graphql_api.posts_bus.listening() == listening + 1
+        other.stop()
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd.code == 1001  # going away
+    assert graphql_api.posts_bus.listening() == listening
+
+
+@contextlib.contextmanager
+def open_session_to(handle):
+    with handle, open_session(handle) as ws:
+        yield ws, handle
+
+
+# --- fuzzing ----------------------------------------------------------------------
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+_payload = st.fixed_dictionaries(
+    {"query": st.sampled_from(["subscription { postAdded { id } }", "{ users { id } }",
+                               "{ nope", ""])},
+    optional={"variables": _json})
+_message = st.fixed_dictionaries(
+    {"type": st.sampled_from(["connection_init", "subscribe", "complete", "ping", "pong",
+                              "next", "bogus"])},
+    optional={"id": st.text(max_size=4) | st.integers(), "payload": _json | _payload})
+PROTOCOL_CLOSE_CODES = {4400, 4401, 4409, 4429}
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # module-scoped server
+@given(messages=st.lists(_message | st.text(max_size=20), min_size=1, max_size=5))
+def test_any_message_sequence_is_answered_or_closed_with_a_protocol_code(server, messages):
+    with connect(server.ws_url, subprotocols=PROTOCOL, open_timeout=3) as ws:
+        try:
+            for message in messages:
+                ws.send(message if isinstance(message, str) else json.dumps(message))
+            ws.send(json.dumps({"type": "ping"}))
+            while json.loads(ws.recv(timeout=3))["type"] != "pong":
+                pass
+        except ConnectionClosedError as closed:
+            assert closed.rcvd.code in PROTOCOL_CLOSE_CODES, closed.rcvd
+
+
+def test_a_subscription_completed_at_once_leaves_no_listener_behind(server):
+    import gc
+
+    gc.collect()
+    before = graphql_api.posts_bus.listening()
+    with open_session(server) as ws:
+        for n in range(5):
+            send(ws, {"id": str(n), "type": "subscribe",
+                      "payload": {"query": "subscription { postAdded { id } }"}})
+            send(ws, {"id": str(n), "type": "complete"})
+        send(ws, {"type": "ping"})
+        assert receive(ws) == {"type": "pong"}
+        gc.collect()
+        assert graphql_api.posts_bus.listening() == before
+
+
+def open_sockets() -> int:
+    count = 0
+    for fd in os.listdir(f"/proc/{os.getpid()}/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/{os.getpid()}/fd/{fd}").startswith("socket:")
+    return count
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts sockets in /proc")
+def test_twenty_starts_with_open_subscriptions_leave_nothing_behind():
+    graphql_api.start(name="graphql-leaks").stop()
+    threads, sockets = threading.active_count(), open_sockets()
+    for _ in range(20):
+        handle = graphql_api.start(name="graphql-leaks", fresh_data=False)
+        with open_session(handle) as ws:
+            subscribe(ws, "s", "subscription { postAdded { id } }")
+    handle.stop()
+    time.sleep(0.2)  # request threads finish after their response is sent
+    assert threading.active_count() <= threads
+    assert open_sockets() <= sockets
+    assert graphql_api.posts_bus.listening() == 0
