@@ -48,8 +48,8 @@ user_service_pb2, user_service_pb2_grpc = codegen.load("user_service")
 user_lookup_pb2, user_lookup_pb2_grpc = codegen.load("user_lookup")
 
 __all__ = [
-    "start", "channel", "UserServicer", "UserLookupServicer", "TokenAuth", "user_to_proto",
-    "field_violations", "abort_with_field_violations", "SERVICE_NAMES",
+    "start", "channel", "UserServicer", "UserLookupServicer", "lookup_users", "TokenAuth",
+    "user_to_proto", "field_violations", "abort_with_field_violations", "SERVICE_NAMES",
     "user_service_pb2", "user_service_pb2_grpc", "user_lookup_pb2", "user_lookup_pb2_grpc",
 ]
 
@@ -318,18 +318,30 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
         return user_service_pb2.BulkCreateUsersResponse(created_count=len(emails), errors=errors)
 
 
+def lookup_users(request_iterator, context):
+    """Bidirectional streaming: answer each id as soon as it arrives, on the same stream.
+
+    An unknown id is answered in-stream (``success=False``): aborting with NOT_FOUND
+    would end the stream, and every lookup after it with it.
+    """
+    for request in request_iterator:
+        user = db.session.get(User, request.id) if request.id > 0 else None
+        if user is None:
+            yield user_service_pb2.UserResponse(
+                success=False, error_message=f"user {request.id} not found")
+        else:
+            yield user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
+        db.session.rollback()  # no transaction held open while waiting for the next id
+
+
 class UserLookupServicer(user_lookup_pb2_grpc.UserLookupServicer):
-    """Bidirectional streaming: each id is answered as soon as it arrives."""
+    """``user.UserLookup`` of ``protos/user_lookup.proto``, answered by ``lookup``."""
+
+    def __init__(self, lookup: Callable = lookup_users) -> None:
+        self.lookup = lookup
 
     def LookupUsers(self, request_iterator, context):
-        for request in request_iterator:
-            user = db.session.get(User, request.id) if request.id > 0 else None
-            db.session.rollback()
-            if user is None:
-                yield user_service_pb2.UserResponse(
-                    success=False, error_message=f"user {request.id} not found")
-            else:
-                yield user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
+        yield from self.lookup(request_iterator, context)
 
 
 # --- interceptors ---------------------------------------------------------------
@@ -425,6 +437,7 @@ def start(
     fresh_data: bool = True,
     name: str = "grpc",
     servicer: Any = None,
+    lookup: Callable = lookup_users,
     token: str | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     grace: float = 1.0,
@@ -433,9 +446,11 @@ def start(
     """Serve ``UserService`` (and ``UserLookup``, health, reflection) on 127.0.0.1:<free port>.
 
     ``servicer`` replaces the lab's ``UserServicer`` (the notebook runs the document's
-    own); ``token`` requires ``authorization: Bearer <token>`` metadata on every call;
-    ``interceptors`` run after that check. ``stop()`` lets calls in flight finish for
-    ``grace`` seconds, then cancels them. Re-running replaces the server of that ``name``.
+    own) and ``lookup`` the function behind ``UserLookup.LookupUsers`` (exercises plug
+    the learner's code in there); ``token`` requires ``authorization: Bearer <token>``
+    metadata on every call; ``interceptors`` run after that check. ``stop()`` lets calls
+    in flight finish for ``grace`` seconds, then cancels them. Re-running replaces the
+    server of that ``name``.
     """
     stop_previous(name)
     if fresh_data:
@@ -451,7 +466,7 @@ def start(
     )
     servicer = servicer if servicer is not None else UserServicer(log)
     user_service_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
-    user_lookup_pb2_grpc.add_UserLookupServicer_to_server(UserLookupServicer(), server)
+    user_lookup_pb2_grpc.add_UserLookupServicer_to_server(UserLookupServicer(lookup), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)

@@ -1,3 +1,3 @@
 """One module of exercises per notebook; importing this package registers them all."""
 
-from . import rest, start  # noqa: F401
+from . import grpc_service, rest, start  # noqa: F401
