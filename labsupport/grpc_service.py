@@ -274,21 +274,23 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
         matching = select(User).order_by(User.id).limit(STREAM_BATCH)
         if request.filter:
             matching = matching.where(User.name.contains(request.filter, autoescape=True))
-        sent, after, finished = 0, 0, False
+        sent, read, after, finished = 0, 0, 0, False
         try:
             while context.is_active():
                 batch = list(db.session.scalars(matching.where(User.id > after)))
                 db.session.rollback()  # end the read transaction between batches
+                read += len(batch)
                 for user in batch:
-                    yield user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
                     sent += 1
+                    yield user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
                 if len(batch) < STREAM_BATCH:
                     finished = True
                     return
                 after = batch[-1].id
         finally:
             _log(context, f"StreamUsers: sent all {sent} users" if finished else
-                 f"StreamUsers: client went away after {sent} users; stopped reading")
+                 f"StreamUsers: the client went away after {sent} users; {read} rows read, "
+                 "no more will be")
 
     def BulkCreateUsers(self, request_iterator, context):
         """Client streaming: every valid user is created, in one transaction at the end;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import threading
 import time
 
@@ -239,8 +240,8 @@ def test_stream_users_stops_reading_when_the_client_cancels(server, stub):
             assert time.monotonic() < deadline, server.logs()
             time.sleep(0.02)
         line = next(line for line in server.logs() if "went away" in line)
-        sent = int(line.split("after ")[1].split()[0])
-        assert sent < 2025, line
+        sent, read = map(int, re.search(r"after (\d+) users; (\d+) rows read", line).groups())
+        assert 3 <= sent <= read < 2025, line
     finally:
         database.reset()
 

@@ -22,6 +22,8 @@ from ..grpc_service import (
 
 NOTEBOOK = "03-grpc"
 CHECK_SERVER = "grpc-check"
+#: An id no user has: the notebook adds thousands of users, so not 999.
+MISSING_ID = 9_000_000_001
 
 
 def _code(call, *args, **kwargs) -> grpc.StatusCode:
@@ -30,6 +32,13 @@ def _code(call, *args, **kwargs) -> grpc.StatusCode:
     except grpc.RpcError as error:
         return error.code()
     return grpc.StatusCode.OK
+
+
+def _name_of(user_id: int) -> str | None:
+    user = db.session.get(User, user_id)
+    name = user.name if user is not None else None
+    db.session.remove()
+    return name
 
 
 def _user_ids() -> set[int]:
@@ -207,7 +216,7 @@ def check_retry(get_user_with_retry):
            f"the deadline should be short (0.5 s); calls arrived with {max(remaining):.1f} s left")
     expect(len(calls) == 3, f"the server answered UNAVAILABLE twice, then OK: expected 3 calls, "
                             f"got {len(calls)}")
-    expect(getattr(outcome, "name", None) == "Ada Lovelace",
+    expect(getattr(outcome, "name", None) == _name_of(101),
            f"after two UNAVAILABLE the third call succeeds: return its user; you "
            f"{_describe(outcome)}")
     gaps = [later - earlier for (earlier, _), (later, _) in zip(calls, calls[1:], strict=False)]
@@ -215,13 +224,14 @@ def check_retry(get_user_with_retry):
            f"wait before retrying, longer each time (0.05 s, then 0.1 s); the gaps were "
            f"{gaps[0]:.3f} s and {gaps[1]:.3f} s")
     outcome, calls, elapsed = _run_plan(get_user_with_retry, ["slow", "ok"])
-    expect(getattr(outcome, "name", None) == "Ada Lovelace" and len(calls) == 2,
+    expect(getattr(outcome, "name", None) == _name_of(101) and len(calls) == 2,
            f"the first call took 1.2 s: its deadline should expire and a retry succeed; "
            f"you {_describe(outcome)} after {len(calls)} call(s)")
     expect(elapsed < 1.1, f"the slow call should be given up after 0.5 s; it took {elapsed:.1f} s")
-    outcome, calls, _ = _run_plan(get_user_with_retry, [], user_id=999)
+    outcome, calls, _ = _run_plan(get_user_with_retry, [], user_id=MISSING_ID)
     expect(isinstance(outcome, grpc.RpcError) and outcome.code() == grpc.StatusCode.NOT_FOUND,
-           f"user 999 does not exist: raise the NOT_FOUND error; you {_describe(outcome)}")
+           f"user {MISSING_ID} does not exist: raise the NOT_FOUND error; you "
+           f"{_describe(outcome)}")
     expect(len(calls) == 1, f"NOT_FOUND will not change on a retry: expected 1 call, "
                             f"got {len(calls)}")
     outcome, calls, _ = _run_plan(get_user_with_retry, ["unavailable"] * 6)
@@ -332,7 +342,8 @@ def check_bidi_lookup(lookup_users):
 
         threading.Thread(target=read, daemon=True).start()
         try:
-            for id, name in [(101, "Ada Lovelace"), (999, None), (102, "Alan Turing")]:
+            for id in (101, MISSING_ID, 102):
+                name = _name_of(id)
                 outbox.put(user_service_pb2.GetUserRequest(id=id))
                 try:
                     answer = answers.get(timeout=1)
