@@ -38,6 +38,7 @@ from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from . import codegen, database
 from .database import Address, User, db
@@ -221,6 +222,7 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
         total = db.session.scalar(select(func.count()).select_from(matching.subquery()))
         rows = list(db.session.scalars(
             matching.where(User.id > after).order_by(User.id).limit(page_size + 1)
+            .options(selectinload(User.address))  # one query for the page's addresses, not N
         ))
         users, more = rows[:page_size], len(rows) > page_size
         return user_service_pb2.ListUsersResponse(
@@ -271,22 +273,25 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
         if len(request.filter) > MAX_FILTER_LENGTH:
             abort_with_field_violations(
                 context, {"filter": f"must be at most {MAX_FILTER_LENGTH} characters"})
-        matching = select(User).order_by(User.id).limit(STREAM_BATCH)
+        matching = select(User).order_by(User.id).limit(STREAM_BATCH).options(
+            selectinload(User.address))  # one query per batch for the addresses, not one a row
         if request.filter:
             matching = matching.where(User.name.contains(request.filter, autoescape=True))
         sent, read, after, finished = 0, 0, 0, False
         try:
             while context.is_active():
                 batch = list(db.session.scalars(matching.where(User.id > after)))
-                db.session.rollback()  # end the read transaction between batches
+                messages = [user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
+                            for user in batch]
+                after = batch[-1].id if batch else after
+                db.session.rollback()  # no transaction held open while the client reads
                 read += len(batch)
-                for user in batch:
+                for message in messages:
                     sent += 1
-                    yield user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
+                    yield message
                 if len(batch) < STREAM_BATCH:
                     finished = True
                     return
-                after = batch[-1].id
         finally:
             _log(context, f"StreamUsers: sent all {sent} users" if finished else
                  f"StreamUsers: the client went away after {sent} users; {read} rows read, "

@@ -393,3 +393,19 @@ def test_graceful_stop_finishes_calls_in_flight():
     error = rpc_error(stub.GetUser, pb.GetUserRequest(id=101))
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     chan.close()
+
+
+def test_oversized_message_is_resource_exhausted(stub):
+    before = user_count()
+    huge = pb.CreateUserRequest(name="x" * (5 * 1024 * 1024), email="big@example.com")
+    assert rpc_error(stub.CreateUser, huge).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert user_count() == before
+
+
+def test_bytes_that_are_no_message_get_grpcs_own_status(channel):
+    """gRPC's statuscodes.md: "Error parsing request proto: INTERNAL". The servicer never runs,
+    so this is the one INTERNAL a client can cause; generated messages never reach it."""
+    raw = channel.unary_unary("/user.UserService/CreateUser")
+    error = rpc_error(raw, b"\x0a\x02\xff\xfe")  # field 1 (name) holding invalid UTF-8
+    assert error.code() == grpc.StatusCode.INTERNAL
+    assert error.details() == "Exception deserializing request!"
