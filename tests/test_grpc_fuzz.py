@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from labsupport import grpc_service
 from labsupport.database import User, db
+from labsupport.grpc_service import user_lookup_pb2_grpc
 from labsupport.grpc_service import user_service_pb2 as pb
 from labsupport.grpc_service import user_service_pb2_grpc as pb_grpc
 
@@ -28,10 +29,15 @@ tags = st.lists(st.one_of(short_text, st.text(min_size=45, max_size=60)), max_si
 
 
 @pytest.fixture(scope="module")
-def stub():
+def channel():
     with grpc_service.start(name="grpc-fuzz") as server, \
-            grpc_service.channel(server.url) as channel:
-        yield pb_grpc.UserServiceStub(channel)
+            grpc_service.channel(server.url) as chan:
+        yield chan
+
+
+@pytest.fixture(scope="module")
+def stub(channel):
+    return pb_grpc.UserServiceStub(channel)
 
 
 def snapshot() -> list[tuple]:
@@ -112,6 +118,19 @@ def test_stream_users(stub, filter):
             assert filter.casefold() in response.user.name.casefold()  # LIKE ignores ASCII case
     except grpc.RpcError as error:
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@FUZZ
+@given(ids=st.lists(st.one_of(int64s, st.integers(95, 130)), max_size=10))
+def test_lookup_users(channel, ids):
+    lookup = user_lookup_pb2_grpc.UserLookupStub(channel)
+    answers = list(lookup.LookupUsers(iter(pb.GetUserRequest(id=i) for i in ids), timeout=5))
+    assert len(answers) == len(ids)
+    for id, answer in zip(ids, answers, strict=True):
+        if answer.success:
+            assert answer.user.id == id
+        else:
+            assert not answer.HasField("user") and answer.error_message == f"user {id} not found"
 
 
 @settings(max_examples=40, deadline=None,

@@ -71,6 +71,15 @@ def test_generated_code_is_cached_by_the_proto_contents(tmp_path, monkeypatch):
     assert second != first and "string s" not in (first / "tiny_pb2.py").read_text()
 
 
+def test_an_unwritable_cache_falls_back_to_a_temporary_directory(tmp_path, monkeypatch):
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_directory))
+    generated = codegen.generate()
+    assert (generated / "user_service_pb2.py").is_file()
+    assert not generated.is_relative_to(not_a_directory)
+
+
 def test_a_broken_proto_raises(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     (tmp_path / "bad.proto").write_text('syntax = "proto3";\nmessage {')
@@ -347,6 +356,16 @@ def test_health_reports_each_service(channel):
         assert status.status == health_pb2.HealthCheckResponse.SERVING
     error = rpc_error(health.Check, health_pb2.HealthCheckRequest(service="nope"))
     assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_health_watchers_hear_not_serving_before_the_server_stops():
+    server = grpc_service.start(name="grpc-health", fresh_data=False)
+    with grpc_service.channel(server.url) as chan:
+        watch = health_pb2_grpc.HealthStub(chan).Watch(
+            health_pb2.HealthCheckRequest(service="user.UserService"), timeout=TIMEOUT)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        threading.Thread(target=server.stop).start()
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def test_reflection_lets_a_client_call_without_the_proto(channel):
