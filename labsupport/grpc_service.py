@@ -168,6 +168,18 @@ def _log(context: grpc.ServicerContext, line: str) -> None:
         log.append(line)
 
 
+def _address_of(request: Any) -> Address:
+    return Address(**{field: getattr(request.address, field) for field in ADDRESS_LIMITS})
+
+
+def _new_user(request: Any) -> User:
+    """A ``User`` from a valid CreateUserRequest; an address only if the client sent one."""
+    user = User(name=request.name, email=request.email, tags=list(request.tags))
+    if request.HasField("address"):  # not `if request.address:`, which is always true
+        user.address = _address_of(request)
+    return user
+
+
 class UserServicer(user_service_pb2_grpc.UserServiceServicer):
     """The document's ``UserServicer``, every RPC implemented, failures as status codes.
 
@@ -175,9 +187,6 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
     document's ``.proto`` (like its ``UserClient``) read it; ``error_message`` never is:
     a failure is a status code, and the message is empty.
     """
-
-    def __init__(self, log: collections.deque[str] | None = None) -> None:
-        self.log = log if log is not None else collections.deque(maxlen=LOG_LINES_KEPT)
 
     def _find(self, user_id: int, context: grpc.ServicerContext) -> User:
         if user_id <= 0:
@@ -192,12 +201,12 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
         if owner is not None and owner != by_other:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, f"a user with email {email} exists")
 
-    def _commit(self, context: grpc.ServicerContext, email: str) -> None:
+    def _commit(self, context: grpc.ServicerContext, conflict: str) -> None:
         try:
             db.session.commit()
-        except IntegrityError:  # a concurrent insert won the race for this email
+        except IntegrityError:  # a concurrent call took the email between check and commit
             db.session.rollback()
-            context.abort(grpc.StatusCode.ALREADY_EXISTS, f"a user with email {email} exists")
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, conflict)
 
     def GetUser(self, request, context):
         user = self._find(request.id, context)
@@ -236,11 +245,9 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
         if violations:
             abort_with_field_violations(context, violations)
         self._email_taken(request.email, context)
-        user = User(name=request.name, email=request.email, tags=list(request.tags))
-        if request.HasField("address"):  # not `if request.address:`, which is always true
-            user.address = Address(**{f: getattr(request.address, f) for f in ADDRESS_LIMITS})
+        user = _new_user(request)
         db.session.add(user)
-        self._commit(context, request.email)
+        self._commit(context, f"a user with email {request.email} exists")
         _log(context, f"CreateUser: created user {user.id}")
         return user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
 
@@ -257,8 +264,8 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
         if request.tags:
             user.tags = list(request.tags)
         if request.HasField("address"):
-            user.address = Address(**{f: getattr(request.address, f) for f in ADDRESS_LIMITS})
-        self._commit(context, user.email)
+            user.address = _address_of(request)
+        self._commit(context, f"a user with email {user.email} exists")
         return user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
 
     def DeleteUser(self, request, context):
@@ -316,11 +323,8 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
                 errors.append(f"#{index} ({request.email or 'no email'}): {reasons}")
                 continue
             emails.add(request.email)
-            user = User(name=request.name, email=request.email, tags=list(request.tags))
-            if request.HasField("address"):
-                user.address = Address(**{f: getattr(request.address, f) for f in ADDRESS_LIMITS})
-            db.session.add(user)
-        self._commit(context, "one of these")
+            db.session.add(_new_user(request))
+        self._commit(context, "another call took one of these emails meanwhile; none were created")
         _log(context, f"BulkCreateUsers: created {len(emails)}, refused {len(errors)}")
         return user_service_pb2.BulkCreateUsersResponse(created_count=len(emails), errors=errors)
 
@@ -471,7 +475,7 @@ def start(
         interceptors=[*chain, *interceptors],
         options=[("grpc.so_reuseport", 0)],
     )
-    servicer = servicer if servicer is not None else UserServicer(log)
+    servicer = servicer if servicer is not None else UserServicer()
     user_service_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
     user_lookup_pb2_grpc.add_UserLookupServicer_to_server(UserLookupServicer(lookup), server)
     health_servicer = health.HealthServicer()

@@ -164,7 +164,6 @@ class _Scripted(grpc_service.UserServicer):
     deadline each call came."""
 
     def __init__(self, plan: list[str]) -> None:
-        super().__init__()
         self.plan = list(plan)
         self.calls: list[tuple[float, float | None]] = []
 
