@@ -139,6 +139,16 @@ def _text_violations(fields: dict[str, str], limits: dict[str, int], prefix: str
     }
 
 
+def filter_violations(text: str) -> Violations:
+    """What is wrong with a name filter: too long, or a NUL, which SQLite's LIKE reads as the
+    end of the pattern (so "\\0" would match every user)."""
+    if len(text) > MAX_FILTER_LENGTH:
+        return {"filter": f"must be at most {MAX_FILTER_LENGTH} characters"}
+    if "\0" in text:
+        return {"filter": "must not contain NUL characters"}
+    return {}
+
+
 def validate_user_fields(request: Any, *, partial: bool = False) -> Violations:
     """Field violations of a Create/UpdateUserRequest (the REST lab's rules, plus the rest).
 
@@ -220,8 +230,7 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
         if after is None:
             violations["page_token"] = "is not a token this server issued; pass the " \
                                        "next_page_token of the previous page, or nothing"
-        if len(request.filter) > MAX_FILTER_LENGTH:
-            violations["filter"] = f"must be at most {MAX_FILTER_LENGTH} characters"
+        violations |= filter_violations(request.filter)
         if violations:
             abort_with_field_violations(context, violations)
         page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -277,9 +286,9 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
     def StreamUsers(self, request, context):
         """Server streaming: rows are read a batch at a time and sent as they are read;
         when the client cancels (or its deadline passes) no further batch is read."""
-        if len(request.filter) > MAX_FILTER_LENGTH:
-            abort_with_field_violations(
-                context, {"filter": f"must be at most {MAX_FILTER_LENGTH} characters"})
+        violations = filter_violations(request.filter)
+        if violations:
+            abort_with_field_violations(context, violations)
         matching = select(User).order_by(User.id).limit(STREAM_BATCH).options(
             selectinload(User.address))  # one query per batch for the addresses, not one a row
         if request.filter:

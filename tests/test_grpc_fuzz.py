@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from labsupport import grpc_service
@@ -101,17 +101,20 @@ def test_get_and_delete_unknown(stub, id):
 @FUZZ
 @given(page_size=int32s, page_token=st.one_of(any_text, st.just("YWZ0ZXI6MTAz")),
        filter=any_text)
+@example(page_size=0, page_token="", filter="\0")
 def test_list_users(stub, page_size, page_token, filter):
     request = pb.ListUsersRequest(page_size=page_size, page_token=page_token, filter=filter)
     code, response = call(stub.ListUsers, request)
     if code == grpc.StatusCode.OK:
         assert len(response.users) <= min(page_size or 10, 100)
+        assert all(filter.casefold() in user.name.casefold() for user in response.users)
     else:
         assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
 @FUZZ
 @given(filter=any_text)
+@example(filter="\0")
 def test_stream_users(stub, filter):
     try:
         for response in stub.StreamUsers(pb.StreamUsersRequest(filter=filter), timeout=5):

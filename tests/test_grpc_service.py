@@ -136,6 +136,7 @@ def test_list_users_filter_counts_matches(stub):
     (pb.ListUsersRequest(page_token="10"), "page_token"),
     (pb.ListUsersRequest(page_size=-1), "page_size"),
     (pb.ListUsersRequest(filter="x" * 101), "filter"),
+    (pb.ListUsersRequest(filter="\0"), "filter"),
 ])
 def test_list_users_bad_input_is_invalid_argument(stub, request_, field):
     error = rpc_error(stub.ListUsers, request_)
@@ -226,6 +227,13 @@ def test_sessions_are_returned_after_every_rpc(stub):
 
 
 # --- streaming ----------------------------------------------------------------------
+
+def test_stream_users_refuses_a_nul_in_the_filter(stub):
+    """Found by the fuzz test: SQLite's LIKE stops at a NUL, so "\0" matched every user."""
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stub.StreamUsers(pb.StreamUsersRequest(filter="a\0"), timeout=TIMEOUT))
+    assert field_violations(caught.value) == {"filter": "must not contain NUL characters"}
+
 
 def test_stream_users_sends_every_match_in_order(stub):
     names = [r.user.name for r in stub.StreamUsers(pb.StreamUsersRequest(filter="an"),
