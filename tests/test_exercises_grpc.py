@@ -147,6 +147,59 @@ def test_retry_swallowing_errors_fails():
                  "does not exist: raise the NOT_FOUND error; you returned NoneType")
 
 
+# --- grpc.stream ----------------------------------------------------------------------
+
+def test_stream_reference_passes():
+    assert_passes("grpc.stream")
+
+
+def test_stream_stub_is_not_attempted():
+    assert_fails("grpc.stream", lambda request, context: None, "not solved yet")
+
+
+def test_stream_reading_everything_first_fails():
+    def documents_way(request, context):
+        query = User.query
+        if request.filter:
+            query = query.filter(User.name.contains(request.filter))
+        for user in query.order_by(User.id).all():
+            yield user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
+
+    assert_fails("grpc.stream", documents_way, "read a batch at a time, not .all()")
+
+
+def test_stream_ignoring_the_filter_fails():
+    reference = get("grpc.stream").reference
+
+    def unfiltered(request, context):
+        yield from reference(user_service_pb2.StreamUsersRequest(), context)
+
+    assert_fails("grpc.stream", unfiltered, "with filter 'Streamer 1' should send 111 users")
+
+
+def test_stream_repeating_the_last_row_fails():
+    def inclusive(request, context):
+        after = 0
+        while True:
+            batch = list(db.session.scalars(select(User).where(User.id >= after)
+                                            .order_by(User.id).limit(50)))
+            for user in batch:
+                yield user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
+            if len(batch) < 50:
+                return
+            after = batch[-1].id
+
+    assert_fails("grpc.stream", inclusive, "with no filter should send 625 users, sent 637")
+
+
+def test_stream_leaves_no_users_behind():
+    before = set(db.session.scalars(select(User.id)))
+    db.session.remove()
+    assert_passes("grpc.stream")
+    assert set(db.session.scalars(select(User.id))) == before
+    db.session.remove()
+
+
 # --- grpc.auth-interceptor ----------------------------------------------------------
 
 def test_auth_reference_passes():
@@ -256,5 +309,6 @@ def test_solution_sources_need_only_the_notebook_imports():
     namespace = {"grpc": grpc, "time": time, "select": select, "db": db, "User": User,
                  "Address": Address, "user_service_pb2": user_service_pb2,
                  "user_to_proto": lab.user_to_proto}
-    for id in ("grpc.status-codes", "grpc.retry", "grpc.auth-interceptor", "grpc.bidi-lookup"):
+    for id in ("grpc.status-codes", "grpc.retry", "grpc.stream", "grpc.auth-interceptor",
+               "grpc.bidi-lookup"):
         exec(compile(get(id).solution_source, id, "exec"), dict(namespace))

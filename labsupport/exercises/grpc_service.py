@@ -8,7 +8,7 @@ import time
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from .. import grpc_service
 from ..database import Address, User, db
@@ -246,7 +246,93 @@ def check_retry(get_user_with_retry):
     return "deadline on every call, backoff between tries, NOT_FOUND not retried, 4 tries at most"
 
 
-# --- 3. an auth interceptor ------------------------------------------------------------
+# --- 3. server streaming that reads as it sends -------------------------------------------
+
+def stream_users(request, context):
+    """StreamUsers that reads users 50 at a time, in id order, sending each as it is read,
+    so a client that hangs up early stops the reading too."""
+    query = select(User).order_by(User.id).limit(50)
+    if request.filter:
+        query = query.where(User.name.contains(request.filter, autoescape=True))
+    after = 0
+    while context.is_active():
+        batch = list(db.session.scalars(query.where(User.id > after)))
+        for user in batch:
+            yield user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
+        if len(batch) < 50:
+            return
+        after = batch[-1].id
+
+
+STREAM_EXTRA_USERS = 600
+
+
+@exercise(
+    "grpc.stream",
+    title="Server streaming that reads as it sends, and stops when the client hangs up",
+    notebook=NOTEBOOK,
+    hints=[
+        "A servicer's streaming method is a generator: each `yield` sends one message.",
+        "Read a batch at a time: select(User).order_by(User.id).where(User.id > last_id)"
+        ".limit(50), then the next batch after the last id you sent.",
+        "`query.all()` reads every row before the first is sent. Between batches, stop if "
+        "context.is_active() is false.",
+    ],
+    reference=stream_users,
+    timeout=20,
+)
+def check_stream(stream_users):
+    if stream_users(user_service_pb2.StreamUsersRequest(), None) is None:
+        raise NotAttempted("stream_users returns None")
+
+    class Servicer(grpc_service.UserServicer):
+        def StreamUsers(self, request, context):
+            return stream_users(request, context)
+
+    existing = _user_ids()
+    db.session.add_all(User(name=f"Streamer {i}", email=f"streamer{i}@check.example")
+                       for i in range(STREAM_EXTRA_USERS))
+    db.session.commit()
+    loaded: list[int] = []
+
+    def count_load(user, _context) -> None:
+        if threading.current_thread().name.startswith(CHECK_SERVER):
+            loaded.append(user.id)
+
+    try:
+        with _check_server(servicer=Servicer()) as server, \
+                grpc_service.channel(server.url) as channel:
+            stub = user_service_pb2_grpc.UserServiceStub(channel)
+            for filter in ("", "Streamer 1"):
+                expected = list(db.session.scalars(select(User.id).where(
+                    User.name.contains(filter)).order_by(User.id)))
+                db.session.remove()
+                request = user_service_pb2.StreamUsersRequest(filter=filter)
+                got = [r.user.id for r in stub.StreamUsers(request, timeout=5)]
+                what = f"with filter {filter!r}" if filter else "with no filter"
+                expect(len(got) == len(expected),
+                       f"StreamUsers {what} should send {len(expected)} users, sent {len(got)}")
+                expect(got == expected, f"StreamUsers {what} should send the users in id "
+                                        f"order: {expected[:5]}..., got {got[:5]}...")
+            event.listen(User, "load", count_load)
+            stream = stub.StreamUsers(user_service_pb2.StreamUsersRequest(), timeout=5)
+            for _ in range(3):
+                next(stream)
+            stream.cancel()
+            time.sleep(0.3)
+            total = len(existing) + STREAM_EXTRA_USERS
+            expect(len(loaded) < total / 2,
+                   f"a client read 3 users and hung up, but your StreamUsers loaded "
+                   f"{len(loaded)} of the {total} rows: read a batch at a time, not .all()")
+    finally:
+        if event.contains(User, "load", count_load):
+            event.remove(User, "load", count_load)
+        _delete_users_not_in(existing)
+    return (f"every user in id order, filters honoured, and {len(loaded)} rows read for a "
+            "client that took 3 and hung up")
+
+
+# --- 4. an auth interceptor ------------------------------------------------------------
 
 class BearerAuth(grpc.ServerInterceptor):
     """Refuse calls without ``authorization: Bearer <token>``; health checks stay open."""
@@ -311,7 +397,7 @@ def check_auth_interceptor(BearerAuth):
     return "bearer token required on UserService, health checks open"
 
 
-# --- 4. a bidirectional exchange ----------------------------------------------------------
+# --- 5. a bidirectional exchange ----------------------------------------------------------
 
 @exercise(
     "grpc.bidi-lookup",
