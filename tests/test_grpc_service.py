@@ -322,7 +322,11 @@ def test_lookup_users_answers_each_id_as_it_arrives(channel):
 # --- deadlines, auth, health, reflection, lifecycle --------------------------------
 
 class SlowServicer(grpc_service.UserServicer):
+    def __init__(self):
+        self.started = threading.Event()
+
     def GetUser(self, request, context):
+        self.started.set()
         time.sleep(0.5)
         return super().GetUser(request, context)
 
@@ -408,13 +412,12 @@ def test_twenty_restarts_leave_one_server_answering():
 
 
 def test_graceful_stop_finishes_calls_in_flight():
-    slow = grpc_service.start(name="grpc-grace", fresh_data=False, servicer=SlowServicer(),
-                              grace=2)
+    servicer = SlowServicer()
+    slow = grpc_service.start(name="grpc-grace", fresh_data=False, servicer=servicer, grace=2)
     chan = grpc_service.channel(slow.url)
     stub = pb_grpc.UserServiceStub(chan)
-    stub.GetUser(pb.GetUserRequest(id=101), timeout=TIMEOUT)  # connected
     future = stub.GetUser.future(pb.GetUserRequest(id=101), timeout=TIMEOUT)
-    time.sleep(0.1)
+    assert servicer.started.wait(TIMEOUT)
     slow.stop()
     assert future.result().user.id == 101
     error = rpc_error(stub.GetUser, pb.GetUserRequest(id=101))
