@@ -14,13 +14,14 @@ The cache lives in the user's cache directory (``$XDG_CACHE_HOME`` or
 ``~/.cache``, under ``protocol-lab/grpc``) rather than inside the package: on
 JupyterHub or conda the package directory is often read-only and shared by
 everyone, while a cache directory is per user. If that is not writable either,
-a temporary directory is used. The compiler runs in this process
+a private temporary directory is used for this process. The compiler runs in this process
 (``grpc_tools.protoc.main``), never as a subprocess: forking a process that
 already runs gRPC threads is unsafe.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib
 import os
@@ -35,12 +36,13 @@ from google.protobuf import __version__ as protobuf_version
 from grpc_tools import protoc
 from grpc_tools.grpc_version import VERSION as grpc_tools_version
 
-__all__ = ["PROTOS", "generate", "load", "cache_root"]
+__all__ = ["PROTOS", "ProtocError", "generate", "load", "cache_root"]
 
 #: Where the lab's ``.proto`` files live.
 PROTOS = Path(__file__).resolve().parent.parent / "protos"
 
 _lock = threading.Lock()
+_fallback: Path | None = None
 
 
 class ProtocError(RuntimeError):
@@ -68,9 +70,13 @@ def _writable_root() -> Path:
         with tempfile.NamedTemporaryFile(dir=root):
             return root
     except OSError:
-        fallback = Path(tempfile.gettempdir()) / f"protocol-lab-grpc-{os.getuid()}"
-        fallback.mkdir(parents=True, exist_ok=True)
-        return fallback
+        # A private directory made once per process, never a predictable name in a shared
+        # /tmp: whatever is in it gets imported.
+        global _fallback
+        if _fallback is None:
+            _fallback = Path(tempfile.mkdtemp(prefix="protocol-lab-grpc-"))
+            atexit.register(shutil.rmtree, _fallback, ignore_errors=True)
+        return _fallback
 
 
 def generate(proto_dir: Path = PROTOS) -> Path:

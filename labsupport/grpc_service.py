@@ -25,6 +25,7 @@ import binascii
 import collections
 import contextlib
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
@@ -66,6 +67,7 @@ MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 MAX_BULK = 1000
 STREAM_BATCH = 50
+CANCEL_GRACE = 0.005  # seconds a bulk create waits to tell a cancel from the end of a stream
 ADDRESS_LIMITS = {"street": 200, "city": 100, "country": 100, "postal_code": 20}
 Violations = dict[str, str]
 
@@ -218,6 +220,17 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
             db.session.rollback()
             context.abort(grpc.StatusCode.ALREADY_EXISTS, conflict)
 
+    @staticmethod
+    def _cancelled(context: grpc.ServicerContext, ended: threading.Event) -> bool:
+        """Whether the client cancelled a stream that the request iterator saw end.
+
+        To gRPC Python's request iterator a cancel first looks like a normal end of
+        stream; the cancel itself is processed a moment later. A completed call ends
+        only after the handler returns, so the call ending within a few milliseconds
+        means a cancel.
+        """
+        return ended.wait(CANCEL_GRACE) or not context.is_active()
+
     def GetUser(self, request, context):
         user = self._find(request.id, context)
         return user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
@@ -318,6 +331,8 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
         each refused one is named in ``errors``. Nothing is created if the stream fails."""
         errors: list[str] = []
         emails: set[str] = set()
+        ended = threading.Event()
+        context.add_callback(ended.set)  # called when the call ends: at once on a cancel
         for index, request in enumerate(request_iterator):
             if index >= MAX_BULK:
                 db.session.rollback()
@@ -333,6 +348,9 @@ class UserServicer(user_service_pb2_grpc.UserServiceServicer):
                 continue
             emails.add(request.email)
             db.session.add(_new_user(request))
+        if self._cancelled(context, ended):
+            db.session.rollback()  # the client cancelled: its stream was not complete
+            return user_service_pb2.BulkCreateUsersResponse()
         self._commit(context, "another call took one of these emails meanwhile; none were created")
         _log(context, f"BulkCreateUsers: created {len(emails)}, refused {len(errors)}")
         return user_service_pb2.BulkCreateUsersResponse(created_count=len(emails), errors=errors)

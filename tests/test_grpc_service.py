@@ -78,6 +78,7 @@ def test_an_unwritable_cache_falls_back_to_a_temporary_directory(tmp_path, monke
     generated = codegen.generate()
     assert (generated / "user_service_pb2.py").is_file()
     assert not generated.is_relative_to(not_a_directory)
+    assert codegen.generate() == generated, "the fallback is made once per process"
 
 
 def test_a_broken_proto_raises(tmp_path, monkeypatch):
