@@ -215,6 +215,9 @@ def _users_blueprint(validator: Callable[..., dict[str, list[str]]]) -> Blueprin
         limit = int_param("limit", 10, 1, MAX_LIMIT)
         query = select(User).order_by(*sort_order(User, ("id", "name", "email", "created_at")))
         if name := request.args.get("name"):
+            if "\x00" in name:  # SQLite's LIKE ends the pattern at a NUL: it would match everyone
+                raise APIError(400, "Invalid query parameter 'name'", "INVALID_PARAMETER",
+                               {"name": ["must not contain a NUL character"]})
             query = query.where(User.name.icontains(name, autoescape=True))
         users = paginate(query, page, limit)
         return conditional({

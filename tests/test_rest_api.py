@@ -231,3 +231,8 @@ def test_comments_of_a_post(api):
 def test_order_item_of_the_wrong_type_is_422(api, item):
     response = requests.post(f"{api}/users/101/orders", json={"item": item}, timeout=5)
     assert assert_envelope(response, 422, "VALIDATION_ERROR")["details"]["item"]
+
+
+def test_a_nul_in_the_name_filter_is_400_not_everyone(api):
+    response = requests.get(f"{api}/users", params={"name": "\x00"}, timeout=5)
+    assert_envelope(response, 400, "INVALID_PARAMETER")

@@ -1,3 +1,3 @@
 """One module of exercises per notebook; importing this package registers them all."""
 
-from . import chat, graphql_api, long_polling, rest, sse, start  # noqa: F401
+from . import chat, graphql_api, grpc_service, long_polling, rest, sse, start  # noqa: F401
