@@ -79,13 +79,15 @@ def test_stop_is_idempotent_and_frees_the_port():
 def test_twenty_rest_starts_leave_no_threads_or_sockets_behind():
     with rest.start() as warm_up:  # the current database then holds its one pooled connection
         requests.get(f"{warm_up.url}/api/v1/users/101", timeout=5)
-    threads, sockets = threading.active_count(), open_sockets()
+    threads, sockets = set(threading.enumerate()), open_sockets()
     for _ in range(20):
         server = rest.start()
         assert requests.get(f"{server.url}/api/v1/users/101", timeout=5).status_code == 200
     server.stop()
-    time.sleep(0.2)  # request threads finish after their response is sent
-    assert threading.active_count() == threads
+    deadline = time.monotonic() + 3  # request threads end just after their response is sent
+    while (new := set(threading.enumerate()) - threads) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not new, f"threads left behind: {sorted(t.name for t in new)}"
     assert open_sockets() <= sockets
     assert harness.running() == {}
 
