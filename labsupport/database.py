@@ -33,6 +33,7 @@ from sqlalchemy.orm import (
     relationship,
     scoped_session,
     sessionmaker,
+    validates,
 )
 
 __all__ = [
@@ -83,6 +84,15 @@ class User(Base):
     chat_messages: Mapped[list[ChatMessage]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
     )
+
+    @validates("name", "email")
+    def _canonical(self, key: str, value: Any) -> Any:
+        """Names are stored trimmed, emails trimmed and lower-cased, whichever lab writes
+        them, so the unique constraint sees ``Ada@x.com`` and ``ada@x.com`` as one."""
+        if not isinstance(value, str):
+            return value  # left for the database (and the labs' validation) to refuse
+        value = value.strip()
+        return value.lower() if key == "email" else value
 
     def to_dict(self) -> dict[str, Any]:
         """The v1 representation, as the document's ``user.to_dict()``."""

@@ -305,9 +305,9 @@ def apply_user_update(user, changes):
         raise GraphQLError(f"Invalid input: {problems}",
                            extensions={"code": "BAD_USER_INPUT", "fields": errors})
     if "name" in changes:
-        user.name = changes["name"].strip()
+        user.name = changes["name"]
     if "email" in changes:
-        user.email = changes["email"].strip().lower()
+        user.email = changes["email"]
     return user
 
 
@@ -322,7 +322,7 @@ class CreateUser(graphene.Mutation):
         errors = validate_user(data)
         if errors:
             raise _invalid(errors)
-        user = User(name=data["name"].strip(), email=data["email"].strip().lower())
+        user = User(name=data["name"], email=data["email"])
         db.session.add(user)
         _commit("A user with this email")
         return user

@@ -202,10 +202,6 @@ def _users_blueprint(validator: Callable[..., dict[str, list[str]]]) -> Blueprin
         errors = validator(data, partial=partial)
         if errors:
             raise APIError(422, "Validation failed", details=errors)
-        if isinstance(data.get("email"), str):
-            data["email"] = data["email"].strip().lower()
-        if isinstance(data.get("name"), str):
-            data["name"] = data["name"].strip()
         return data
 
     @bp.get("/users")

@@ -75,3 +75,21 @@ def test_count_statements_counts_sql():
             _ = user.posts
     db.session.remove()
     assert len(statements) == 4
+
+
+def test_emails_are_stored_in_one_canonical_form_whichever_lab_writes():
+    database.reset()
+    user = User(name="  Kathleen Booth ", email=" Kathleen@Example.COM ")
+    db.session.add(user)
+    db.session.commit()
+    assert (user.name, user.email) == ("Kathleen Booth", "kathleen@example.com")
+    db.session.add(User(name="Copy", email="ADA.LOVELACE@example.com"))
+    try:
+        db.session.commit()
+    except Exception as exc:
+        assert "UNIQUE" in str(exc)
+    else:
+        raise AssertionError("the same email in other letter case was stored twice")
+    finally:
+        db.session.rollback()
+        db.session.remove()

@@ -200,6 +200,9 @@ def test_duplicate_email_is_already_exists(stub):
     error = rpc_error(stub.UpdateUser, pb.UpdateUserRequest(
         id=102, email="ada.lovelace@example.com"))
     assert error.code() == grpc.StatusCode.ALREADY_EXISTS
+    error = rpc_error(stub.CreateUser, pb.CreateUserRequest(
+        name="Ada shouting", email="ADA.LOVELACE@EXAMPLE.COM"))
+    assert error.code() == grpc.StatusCode.ALREADY_EXISTS, "letter case made a second Ada"
     assert user_count() == before
     assert stub.GetUser(pb.GetUserRequest(id=102), timeout=TIMEOUT).user.email == \
         "alan.turing@example.com"
