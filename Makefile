@@ -3,28 +3,46 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+# `make lab PORT=8899 TOKEN=s3cret BROWSER=firefox` (BROWSER=none: open no browser, print the URL).
+PORT ?=
+TOKEN ?=
+BROWSER ?=
 # JupyterLab refuses to run as root (containers often are): allow it there, and only there.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
+# Settings shipped with the labs (no Jupyter news prompt), read from this repo: the user's own
+# JupyterLab settings are neither read over nor written.
+LAB_SETTINGS := --LabApp.app_settings_dir=$(CURDIR)/jupyter/lab-settings
 
-.PHONY: lab test notebooks bench lint clean
+.PHONY: lab test notebooks bench lint check-env clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml  ## what the labs need, and nothing else
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
-lab: $(STAMP)  ## install (first time only) and open JupyterLab on the first notebook
-	$(BIN)/jupyter lab $(LAB_ARGS) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/00-start-here.ipynb
+$(TEST_STAMP): $(STAMP)  ## plus the test tools (pytest, nbval, Playwright, Hypothesis, ruff)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(TEST_STAMP)
 
-test: $(STAMP)  ## lint, then every test and every notebook
+lab: $(STAMP)  ## install (first time only) and open JupyterLab on the first notebook
+	$(BIN)/jupyter lab $(LAB_ARGS) $(LAB_SETTINGS) --ServerApp.root_dir=. \
+		--LabApp.default_url=/lab/tree/notebooks/00-start-here.ipynb \
+		$(if $(PORT),--ServerApp.port=$(PORT)) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) \
+		$(if $(filter none,$(BROWSER)),--no-browser,$(if $(BROWSER),--ServerApp.browser=$(BROWSER)))
+
+check-env: $(STAMP)  ## the pre-flight check: packages, every lab server, Chromium
+	$(BIN)/python -m labsupport.preflight
+
+test: $(TEST_STAMP)  ## lint, then every test and every notebook
 	$(BIN)/ruff check labsupport tests tools
 	$(BIN)/python -m pytest
 
-notebooks: $(STAMP)  ## re-execute every notebook in place, refreshing its stored outputs
+notebooks: $(TEST_STAMP)  ## re-execute every notebook in place, refreshing its stored outputs
 	$(BIN)/python tools/notebooks.py refresh
 
-bench: $(STAMP)  ## measure start-up, latency and memory targets (not part of the tests)
+bench: $(TEST_STAMP)  ## measure start-up, latency and memory targets (not part of the tests)
 	for script in tools/bench*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:

@@ -284,17 +284,23 @@ class ChatServer:
         match = HISTORY_PATH.fullmatch(path)
         if match:
             return await asyncio.to_thread(self.history, request, unquote(match[1]),
-                                           self.own_origins(connection))
+                                           self.own_origins(connection, request))
         return error_response(APIError(404, f"No such page: {path}"))
 
-    def own_origins(self, connection: ServerConnection) -> set[str]:
+    def own_origins(self, connection: ServerConnection, request: Request) -> set[str]:
+        """The lab page's origins: this server's, and the origin the request was sent to
+        (the ``Host``), as Jupyter Server checks its own sockets. Through jupyter-server-proxy
+        the page, and so its ``Origin``, is on the notebook server's host, which the proxy
+        passes on as ``Host``; a page on another site still has a foreign ``Origin``."""
         port = connection.local_address[1]
-        return {f"http://127.0.0.1:{port}", f"http://localhost:{port}", *self.extra_origins}
+        host = request.headers.get("Host", "")
+        return {f"http://127.0.0.1:{port}", f"http://localhost:{port}",
+                f"http://{host}", f"https://{host}", *self.extra_origins}
 
     async def open_handshake(self, connection: ServerConnection,
                              request: Request) -> Response | None:
         status, user_id = self.handshake(request, self.tokens.verify,
-                                         self.own_origins(connection))
+                                         self.own_origins(connection, request))
         if status == 403:
             return error_response(APIError(403, "This Origin may not open the chat socket"))
         known = status == 101 and isinstance(user_id, int)

@@ -293,7 +293,9 @@ def create_app(broker: Broker, *, heartbeat: float = 15.0, retry_ms: int = 3000,
     @app.get("/events")
     def events() -> Response:
         client_id = _client_id(request.args.get("client_id") or f"client-{uuid.uuid4().hex[:12]}")
-        last_event_id = request.headers.get("Last-Event-ID")
+        # A reconnecting EventSource sends the header; a page's first connection can
+        # only name a starting point in its URL (it cannot set headers).
+        last_event_id = request.headers.get("Last-Event-ID", request.args.get("last_event_id"))
         try:
             connection, replay = broker.connect(client_id, last_event_id)
         except ValueError as exc:

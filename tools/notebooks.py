@@ -54,10 +54,20 @@ def with_solutions(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNo
     return filled, ids
 
 
+def kernelspec_metadata(name: str = "python3") -> dict[str, str]:
+    """The ``kernelspec`` JupyterLab writes on opening a notebook with kernel ``name``:
+    stored as such, opening a notebook leaves it unmodified."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec(name)
+    return {"display_name": spec.display_name, "language": spec.language, "name": name}
+
+
 def refresh(paths: list[Path]) -> None:
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
         execute(notebook)
+        notebook.metadata["kernelspec"] = kernelspec_metadata()
         for cell in notebook.cells:
             cell.get("metadata", {}).pop("execution", None)
         nbformat.write(notebook, path)

@@ -130,8 +130,11 @@ function startPage() {
         status: $("status"), room: $("room"), messages: $("messages"), typing: $("typing"),
     };
     elements.room.value = params.get("room") || "general";
-    const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
-    const client = new PageChatClient(wsUrl, params.get("token") || "", elements);
+    // Relative to the page, so it works served directly and through Jupyter's proxy.
+    const wsUrl = new URL("ws", location.href);
+    wsUrl.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    wsUrl.search = "";
+    const client = new PageChatClient(wsUrl.href, params.get("token") || "", elements);
     window.chatClient = client;
     client.connect();
 
