@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from urllib.parse import urlencode
 
 import pytest
@@ -90,6 +91,30 @@ def test_foreign_origin_is_403_and_own_origins_pass(server):
     assert refused.value.response.status_code == 403
     for host in ("127.0.0.1", "localhost"):
         open_as(server, 101, origin=f"http://{host}:{server.port}").close()
+
+
+def handshake_status(server, origin, host):
+    """The status line a raw opening handshake with these Origin and Host headers gets."""
+    request = (f"GET /ws?token={server.token_for(101)} HTTP/1.1\r\nHost: {host}\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+               f"Origin: {origin}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(request.encode())
+        return sock.recv(1024).split(b"\r\n", 1)[0].decode()
+
+
+def test_a_page_proxied_by_jupyter_may_connect_and_a_foreign_one_may_not(server):
+    """Through jupyter-server-proxy the page's Origin is the notebook server's, and the
+    proxy passes on that Host: same origin, as Jupyter checks its own sockets."""
+    assert handshake_status(server, "https://hub.example", "hub.example").endswith(
+        "101 Switching Protocols")
+    assert handshake_status(server, "http://127.0.0.1:8888", "127.0.0.1:8888").endswith(
+        "101 Switching Protocols")
+    assert handshake_status(server, "http://evil.example", "hub.example").endswith(
+        "403 Forbidden")
+    assert handshake_status(server, "http://hub.example.evil.example", "hub.example").endswith(
+        "403 Forbidden")
 
 
 def test_tokens_do_not_survive_a_restart():

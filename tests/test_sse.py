@@ -94,6 +94,21 @@ def test_resume_with_last_event_id_gets_exactly_what_was_missed(server):
     assert server.broker.resumed_from == [0, 3]
 
 
+def test_a_first_connection_starts_after_last_event_id_in_its_url_and_the_header_wins(server):
+    """A page shown after events were published asks for them in its URL (it cannot set
+    headers); when EventSource reconnects, its Last-Event-ID header takes over."""
+    for n in range(4):
+        server.broker.publish("message", n)
+    url = f"{server.url}/events?client_id=page&last_event_id=2"
+    assert [e.id for e in read_events(sse.ResumableEventStream(url, read_timeout=2), 2)] == [
+        "3", "4"]
+    resumed = sse.ResumableEventStream(url, last_event_id="3", read_timeout=2)
+    assert [e.id for e in read_events(resumed, 1)] == ["4"]
+    assert server.broker.resumed_from == [2, 3]
+    bad = requests.get(f"{server.url}/events?last_event_id=abc", timeout=2)
+    assert bad.status_code == 400 and "Last-Event-ID" in bad.json()["error"]["details"]
+
+
 def test_client_reconnects_by_itself_after_the_server_drops_it(server):
     stream = sse.ResumableEventStream(f"{server.url}/events?client_id=d", read_timeout=2)
 

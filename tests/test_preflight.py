@@ -1,0 +1,74 @@
+"""The pre-flight check: what it finds here, and what it says when something is wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from labsupport import pages, preflight, rest
+
+
+@pytest.fixture(autouse=True)
+def outside_jupyter(tmp_path, monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    pages.jupyter_server.cache_clear()
+    yield tmp_path
+    pages.jupyter_server.cache_clear()
+
+
+def test_this_environment_passes_and_the_command_says_so():
+    done = subprocess.run([sys.executable, "-m", "labsupport.preflight"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "ok   packages: all 16 importable"
+    for lab in ("REST (01)", "GraphQL (02)", "gRPC (03)", "WebSockets (04)", "SSE (05)",
+                "long polling (06)"):
+        assert any(line.startswith(f"ok   {lab} server: ") for line in lines), lab
+    assert "--   pages through Jupyter (jupyter-server-proxy): not under a Jupyter server" in (
+        done.stdout)
+    assert lines[-1] == "All set."
+    assert not done.stderr, "nothing on stderr (no server logs)"
+
+
+def test_a_missing_package_is_named_with_the_fix(monkeypatch, capsys):
+    monkeypatch.setitem(preflight.PACKAGES, "no-such-package", "no_such_package")
+    result = preflight.check_packages()
+    assert result.ok is False
+    assert "missing: no-such-package (ModuleNotFoundError)" in result.detail
+    assert "make lab" in result.fix
+    assert preflight.report([result]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "1 to fix (see -> above)."
+
+
+def test_a_server_that_fails_is_named_with_its_error_and_the_fix():
+    def broken() -> str:
+        raise OSError("Address already in use")
+
+    result = preflight.check_server("REST (01)", broken)
+    assert result.ok is False
+    assert str(result).startswith("FIX  REST (01) server: OSError: Address already in use\n")
+    assert "restart the kernel" in result.fix
+
+
+def test_a_jupyter_server_without_the_proxy_extension_is_told_what_to_install(outside_jupyter):
+    """A "Jupyter server" that answers 404 under proxy/ (here the REST lab) lacks the proxy."""
+    with rest.start(name="preflight-fake-jupyter") as fake:
+        info = {"pid": os.getppid(), "port": fake.port, "base_url": "/", "token": "t",
+                "hostname": "127.0.0.1"}
+        (outside_jupyter / f"jpserver-{os.getppid()}.json").write_text(json.dumps(info))
+        result = preflight.check_proxy()
+    assert result.ok is False
+    assert "-> 404: the server has no proxy extension" in result.detail
+    assert "pip install jupyter-server-proxy" in result.fix
+
+
+def test_chromium_is_reported_not_required(monkeypatch):
+    monkeypatch.setattr(preflight.shutil, "which", lambda name: None)
+    result = preflight.check_chromium()
+    assert result.ok is None and "apt-get install chromium" in result.fix
