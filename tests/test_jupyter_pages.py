@@ -116,15 +116,15 @@ CURRENT = "window.jupyterapp.shell.currentWidget"
 
 def open_notebook(browser, jupyter, name):  # noqa: F811
     page = browser.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.proxy_errors = []  # what a page's own requests got wrong, through the proxy
+    page.on("response", lambda r: page.proxy_errors.append(f"{r.status} {r.url}")
+            if "/proxy/" in r.url and r.status >= 400 else None)
     page.goto(f"{jupyter.url}lab/tree/notebooks/{name}?token={jupyter.token}")
     page.wait_for_function(
         f"""() => window.jupyterapp && {CURRENT} && {CURRENT}.context
             && {CURRENT}.context.path.endsWith({json.dumps(name)}) && {CURRENT}.context.isReady
             && {CURRENT}.sessionContext.session?.kernel?.status === 'idle'""",
         timeout=60_000)
-    page.console_errors = errors
     return page
 
 
@@ -170,6 +170,11 @@ def run_cell(page, index) -> str:
         f"&& {CURRENT}.sessionContext.session.kernel.status === 'idle'", timeout=60_000)
     return page.evaluate(f"""() => {CURRENT}.content.widgets[{index}].model.outputs.toJSON()
         .map(o => o.text || (o.data && o.data['text/plain']) || '').join('')""")
+
+
+def close(page) -> None:
+    assert page.proxy_errors == [], "requests through the proxy failed"
+    page.close()
 
 
 def lab_frames(page, count):
@@ -218,7 +223,7 @@ def test_00_preflight_reaches_a_lab_server_through_the_proxy(browser, jupyter): 
     proxy_line = "ok   pages through Jupyter (jupyter-server-proxy): /user/learner/proxy/"
     assert proxy_line in output, output
     assert "FIX" not in output, output
-    page.close()
+    close(page)
 
 
 def test_04_two_chat_pages_talk_through_the_proxy_after_run_all(browser, jupyter):  # noqa: F811
@@ -234,7 +239,7 @@ def test_04_two_chat_pages_talk_through_the_proxy_after_run_all(browser, jupyter
         chat.locator("#messages li", has_text="Hello through Jupyter's proxy").wait_for(
             timeout=WAIT_MS)
     assert barbara.locator("#status").text_content().startswith("connected as")
-    page.close()
+    close(page)
 
 
 def test_05_sse_page_has_its_articles_after_run_all_and_resumes(browser, jupyter):  # noqa: F811
@@ -260,7 +265,7 @@ def test_05_sse_page_has_its_articles_after_run_all_and_resumes(browser, jupyter
     ids = frame.evaluate("window.received.map(r => r.id)")
     assert ids == list(range(ids[0], ids[0] + len(ids))), f"lost or repeated events: {ids}"
     assert "while away 0" in frame.inner_text("#news-feed")
-    page.close()
+    close(page)
 
 
 def test_06_long_polling_page_gets_every_notification_after_run_all(browser, jupyter):  # noqa: F811
@@ -279,4 +284,4 @@ def test_06_long_polling_page_gets_every_notification_after_run_all(browser, jup
     received = frame.evaluate("window.received.map(n => n.id)")
     assert received == [n["id"] for n in kept["notifications"]]
     assert "Welcome!" in frame.inner_text("#notifications")
-    page.close()
+    close(page)
