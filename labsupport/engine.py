@@ -87,7 +87,9 @@ def exercise(
 
 
 def _load_all() -> dict[str, Exercise]:
-    from . import exercises  # noqa: F401  (importing registers every notebook's exercises)
+    from .labs import load_exercises
+
+    load_exercises()
 
     return _exercises
 

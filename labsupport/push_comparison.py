@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import long_polling, sse
+from .labs.long_polling import server as long_polling
+from .labs.sse import server as sse
 
 __all__ = ["compare", "measure_sse", "measure_long_polling"]
 

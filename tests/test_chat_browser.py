@@ -1,4 +1,4 @@
-"""The browser client (labsupport/static/chat.js) in headless Chromium, against the lab server."""
+"""The WebSockets lab's browser client (static/chat.js) in headless Chromium, against the lab."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from websockets.sync.client import connect
 
 from labsupport import chat, database
 from labsupport.chat import ChatError, authorize, joined_room
-from labsupport.exercises.chat import catch_up
+from labsupport.labs.websocket_chat.exercises import catch_up
 
 
 @pytest.fixture(autouse=True, scope="module")

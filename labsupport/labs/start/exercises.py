@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import requests
 
-from .. import rest
-from ..engine import NotAttempted, Unmet, exercise, expect
+from ...engine import NotAttempted, Unmet, exercise, expect
+from ..rest import server as rest
 
 
 def user_name(base_url, user_id):

@@ -7,8 +7,8 @@ import time
 
 import sseclient
 
-from .. import sse
-from ..engine import NotAttempted, Unmet, exercise, expect
+from ...engine import NotAttempted, Unmet, exercise, expect
+from . import server as sse
 
 NOTEBOOK = "05-sse"
 

@@ -9,10 +9,10 @@ import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from .. import chat
-from ..chat import ChatError
-from ..database import ChatMessage, db, utcnow
-from ..engine import NotAttempted, Unmet, exercise, expect
+from ...database import ChatMessage, db, utcnow
+from ...engine import NotAttempted, Unmet, exercise, expect
+from . import server as chat
+from .server import ChatError
 
 NOTEBOOK = "04-websockets"
 TIMEOUT = 5

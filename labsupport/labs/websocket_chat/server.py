@@ -17,7 +17,7 @@ One server on one port answers:
 - ``/ws``: the WebSocket. The handshake is refused with 401 without a valid
   token and with 403 for an ``Origin`` that is not the lab's own page.
 - ``/api/chat/<room_id>/messages?page=1&per_page=50``: the chat history (HTTP GET).
-- ``/``: the browser client (``labsupport/static/chat.html`` and ``chat.js``).
+- ``/``: the browser client (``static/chat.html`` and ``chat.js`` beside this module).
 
 Every frame is a JSON object with a ``type``. A client sends::
 
@@ -61,11 +61,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from . import database
-from .api_errors import APIError
-from .database import ChatMessage, User, db, isoformat, utcnow
-from .harness import LOG_LINES_KEPT, LOOPBACK, ServerHandle, logger_for, serve_asyncio
-from .pagination import paginate
+from ... import database
+from ...api_errors import APIError
+from ...database import ChatMessage, User, db, isoformat, utcnow
+from ...harness import LOG_LINES_KEPT, LOOPBACK, ServerHandle, logger_for, serve_asyncio
+from ...pagination import paginate
 
 __all__ = [
     "start", "ChatServer", "Client", "ChatError", "TokenSigner", "authorize", "joined_room",
@@ -476,7 +476,7 @@ def error_response(error: APIError) -> Response:
 
 
 def static_response(name: str) -> Response:
-    payload = resources.files("labsupport").joinpath("static", name).read_bytes()
+    payload = resources.files(__package__).joinpath("static", name).read_bytes()
     headers = Headers([("Content-Type", STATIC_TYPES["." + name.rpartition(".")[2]]),
                        ("Content-Length", str(len(payload))),
                        ("Content-Security-Policy", "default-src 'self'; connect-src 'self'")])

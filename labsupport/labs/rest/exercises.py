@@ -5,10 +5,10 @@ from __future__ import annotations
 import requests
 from sqlalchemy import select
 
-from .. import rest
-from ..database import Post, User, db, utcnow
-from ..engine import NotAttempted, Unmet, exercise, expect
-from ..ratelimit import TokenBucket
+from ...database import Post, User, db, utcnow
+from ...engine import NotAttempted, Unmet, exercise, expect
+from ...ratelimit import TokenBucket
+from . import server as rest
 
 NOTEBOOK = "01-rest"
 

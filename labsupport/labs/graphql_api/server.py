@@ -44,11 +44,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
-from . import database
-from .api_errors import CODES
-from .database import Comment, Order, Post, User, db
-from .harness import ServerHandle, serve_wsgi
-from .rest import validate_user
+from ... import database
+from ...api_errors import CODES
+from ...database import Comment, Order, Post, User, db
+from ...harness import ServerHandle, serve_wsgi
+from ..rest.server import validate_user
 from .subscriptions import PostBus, is_request_error, serve_graphql_ws
 
 __all__ = [

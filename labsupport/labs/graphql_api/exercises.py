@@ -13,9 +13,10 @@ from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from .. import graphql_api, rest
-from ..database import Post, count_statements, db
-from ..engine import NotAttempted, Unmet, exercise, expect
+from ...database import Post, count_statements, db
+from ...engine import NotAttempted, Unmet, exercise, expect
+from ..rest import server as rest
+from . import server as graphql_api
 
 NOTEBOOK = "02-graphql"
 

@@ -10,10 +10,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import event, select
 
-from .. import grpc_service
-from ..database import Address, User, db
-from ..engine import NotAttempted, Unmet, exercise, expect
-from ..grpc_service import (
+from ...database import Address, User, db
+from ...engine import NotAttempted, Unmet, exercise, expect
+from . import server as grpc_service
+from .server import (
     user_lookup_pb2_grpc,
     user_service_pb2,
     user_service_pb2_grpc,

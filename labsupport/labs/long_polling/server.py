@@ -32,9 +32,9 @@ from typing import Any
 import requests
 from flask import Flask, Response, jsonify, request, send_from_directory
 
-from .api_errors import APIError, install_error_handlers, json_object
-from .database import isoformat, utcnow
-from .harness import ServerHandle, serve_wsgi
+from ...api_errors import APIError, install_error_handlers, json_object
+from ...database import isoformat, utcnow
+from ...harness import ServerHandle, serve_wsgi
 
 __all__ = [
     "Inbox", "NotificationHub", "CursorGone", "create_app", "start", "Poller", "retry_delay",

@@ -8,8 +8,8 @@ import time
 
 import requests
 
-from .. import long_polling
-from ..engine import NotAttempted, Unmet, exercise, expect
+from ...engine import NotAttempted, Unmet, exercise, expect
+from . import server as long_polling
 
 NOTEBOOK = "06-long-polling"
 

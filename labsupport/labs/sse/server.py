@@ -33,9 +33,9 @@ import requests
 import sseclient
 from flask import Flask, Response, jsonify, request, send_from_directory
 
-from .api_errors import APIError, install_error_handlers, json_object
-from .database import isoformat, utcnow
-from .harness import ServerHandle, serve_wsgi
+from ...api_errors import APIError, install_error_handlers, json_object
+from ...database import isoformat, utcnow
+from ...harness import ServerHandle, serve_wsgi
 
 __all__ = [
     "format_event", "Event", "events_to_replay", "ReplayGap", "Broker", "NewsFeed",

@@ -27,12 +27,12 @@ from flask import Blueprint, Flask, Response, jsonify, request, url_for
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from . import database
-from .api_errors import APIError, install_error_handlers, json_object
-from .database import CATALOG, Comment, Order, Post, User, db
-from .harness import ServerHandle, serve_wsgi
-from .pagination import PaginatedResponse, decode_cursor, encode_cursor, paginate
-from .ratelimit import RateLimiter, TokenBucket
+from ... import database
+from ...api_errors import APIError, install_error_handlers, json_object
+from ...database import CATALOG, Comment, Order, Post, User, db
+from ...harness import ServerHandle, serve_wsgi
+from ...pagination import PaginatedResponse, decode_cursor, encode_cursor, paginate
+from ...ratelimit import RateLimiter, TokenBucket
 
 __all__ = ["create_app", "start", "validate_user", "newest_posts", "MAX_LIMIT"]
 

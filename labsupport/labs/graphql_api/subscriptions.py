@@ -36,7 +36,7 @@ from graphql import ExecutionResult
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from .harness import LOOPBACK, ServerHandle, serve_asyncio
+from ...harness import LOOPBACK, ServerHandle, serve_asyncio
 
 __all__ = ["PostBus", "serve_graphql_ws", "PROTOCOL", "is_request_error"]
 

@@ -41,10 +41,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from . import codegen, database
-from .database import Address, User, db
-from .harness import LOG_LINES_KEPT, LOOPBACK, ServerHandle, register, stop_previous
-from .rest import validate_user
+from ... import codegen, database
+from ...database import Address, User, db
+from ...harness import LOG_LINES_KEPT, LOOPBACK, ServerHandle, register, stop_previous
+from ..rest.server import validate_user
 
 user_service_pb2, user_service_pb2_grpc = codegen.load("user_service")
 user_lookup_pb2, user_lookup_pb2_grpc = codegen.load("user_lookup")
