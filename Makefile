@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)  ## install (first time only) and open JupyterLab on the first notebook
 	$(BIN)/jupyter lab $(LAB_ARGS) --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks/00-start-here.ipynb
 
-test: $(STAMP)  ## lint, then every test and every notebook
+test: $(STAMP)  ## lint and type-check, then every test and every notebook
 	$(BIN)/ruff check labsupport tests tools
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 notebooks: $(STAMP)  ## re-execute every notebook in place, refreshing its stored outputs

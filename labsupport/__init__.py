@@ -56,7 +56,9 @@ class _ShortNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         """Give back the module's own spec, which the import system replaced with ours."""
-        module.__spec__ = module.__spec__.loader_state
+        ours = module.__spec__
+        assert ours is not None
+        module.__spec__ = ours.loader_state
 
 
 sys.meta_path.append(_ShortNames())

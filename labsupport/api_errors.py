@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from flask import Flask, Response, current_app, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from .database import db, isoformat, utcnow
@@ -23,6 +24,12 @@ CODES = {
     413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR",
     429: "RATE_LIMITED", 500: "INTERNAL_ERROR",
 }
+
+
+class OrderedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, keeping keys in the order the lab wrote them, as the document shows."""
+
+    sort_keys = False
 
 
 class APIError(HTTPException):
@@ -50,7 +57,7 @@ class APIError(HTTPException):
     @property
     def status(self) -> int:
         """The HTTP status (Werkzeug calls it ``code``)."""
-        return self.code
+        return self.code if self.code is not None else 500
 
     def to_dict(self) -> dict[str, Any]:
         return {

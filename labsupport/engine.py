@@ -179,7 +179,7 @@ def check(id: str, *args: Any, **kwargs: Any) -> Verdict:
     return Verdict(id, True, "checks passed" + (f": {summary}" if summary else ""))
 
 
-def hint(id: str) -> Verdict:
+def hint(id: str) -> _Text:
     """Show the next hint for exercise ``id``, one more each call."""
     ex = get(id)
     shown = min(_hints_shown.get(id, 0) + 1, len(ex.hints))

@@ -38,7 +38,7 @@ def _summary(protocol: str, latencies: list[float], requests: int, connections: 
     }
 
 
-def _publish(count: int, gap: float, send: Callable[[int], None], sent: dict[int, float]) -> None:
+def _publish(count: int, gap: float, send: Callable[[int], object], sent: dict[int, float]) -> None:
     for n in range(1, count + 1):
         sent[n] = time.perf_counter()
         send(n)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import graphene
@@ -29,6 +29,7 @@ from flask import Flask, Response, request
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FragmentDefinitionNode,
     GraphQLError,
     OperationDefinitionNode,
     OperationType,
@@ -457,7 +458,7 @@ def depth_limit_rule(max_depth: int = MAX_DEPTH, measure=selection_depth) -> typ
         def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> None:
             fragments = {definition.name.value: definition
                          for definition in self.context.document.definitions
-                         if definition.kind == "fragment_definition"}
+                         if isinstance(definition, FragmentDefinitionNode)}
             depth = measure(node.selection_set, fragments)
             if depth > max_depth:
                 name = f"Operation '{node.name.value}'" if node.name else "The operation"
@@ -516,7 +517,7 @@ def prepare(query: str, *, served_schema: graphene.Schema = schema,
 
 async def execute_query(
     query: str,
-    variables: Mapping[str, Any] | None = None,
+    variables: dict[str, Any] | None = None,
     operation_name: str | None = None,
     *,
     context: dict | None = None,
@@ -533,12 +534,12 @@ async def execute_query(
     result = execute(served_schema.graphql_schema, document, variable_values=variables,
                      operation_name=operation_name,
                      context_value=context if context is not None else new_context())
-    if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+    if not isinstance(result, ExecutionResult):
         result = await result
     return _mask_unexpected(result, (context or {}).get("logger", log))
 
 
-def run_query(query: str, variables: Mapping[str, Any] | None = None,
+def run_query(query: str, variables: dict[str, Any] | None = None,
               operation_name: str | None = None, **context_options: Any) -> ExecutionResult:
     """:func:`execute_query` from synchronous code (a thread with no running loop)."""
 
@@ -552,9 +553,9 @@ def run_query(query: str, variables: Mapping[str, Any] | None = None,
     return asyncio.run(main())
 
 
-async def subscribe_query(query: str, variables: Mapping[str, Any] | None = None,
+async def subscribe_query(query: str, variables: dict[str, Any] | None = None,
                           operation_name: str | None = None, *, context: dict | None = None
-                          ) -> AsyncIterator[ExecutionResult] | ExecutionResult:
+                          ) -> AsyncGenerator[ExecutionResult, None] | ExecutionResult:
     """Like :func:`execute_query` for a ``subscription``: an async iterator of results."""
     document = prepare(query)
     if isinstance(document, list):
@@ -573,12 +574,16 @@ async def subscribe_query(query: str, variables: Mapping[str, Any] | None = None
     return _masked_stream(stream)
 
 
-async def _masked_stream(stream: AsyncIterator[ExecutionResult]) -> AsyncIterator[ExecutionResult]:
+async def _masked_stream(
+    stream: AsyncIterator[ExecutionResult],
+) -> AsyncGenerator[ExecutionResult, None]:
     try:
         async for result in stream:
             yield _mask_unexpected(result)
     finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+        close = getattr(stream, "aclose", None)  # graphql-core's streams have one
+        if close is not None:
+            await close()
 
 
 # --- GraphQL over HTTP --------------------------------------------------------
@@ -591,7 +596,8 @@ class RequestError(Exception):
         self.status, self.message, self.code = status, message, code
 
 
-def graphql_response(payload: dict[str, Any], status: int = 200, **headers: str) -> Response:
+def graphql_response(payload: Mapping[str, object], status: int = 200,
+                     **headers: str) -> Response:
     """A GraphQL response body, compact JSON."""
     return Response(json.dumps(payload, separators=(",", ":")), status, headers,
                     mimetype="application/json")
@@ -697,12 +703,23 @@ def create_app(
     return app
 
 
+class GraphQLHandle(ServerHandle):
+    """The GraphQL lab's HTTP server, with its subscription server ``ws`` beside it."""
+
+    ws: ServerHandle
+
+    @property
+    def ws_url(self) -> str:
+        """Where subscriptions are served (``graphql-transport-ws``)."""
+        return f"ws://{self.ws.host}:{self.ws.port}/graphql"
+
+
 def start(
     *,
     fresh_data: bool = True,
     name: str = "graphql",
     **app_options: Any,
-) -> ServerHandle:
+) -> GraphQLHandle:
     """Serve the GraphQL lab on 127.0.0.1 (free ports), replacing any earlier one.
 
     ``server.url`` takes GraphQL over HTTP at ``/graphql``; ``server.ws_url``
@@ -714,7 +731,5 @@ def start(
     else:
         database.current_engine()
     ws = serve_graphql_ws(f"{name}-ws", subscribe_query)
-    handle = serve_wsgi(name, create_app(**app_options), on_stop=ws.stop)
-    handle.ws_url = f"ws://{ws.host}:{ws.port}/graphql"  # type: ignore[attr-defined]
-    handle.ws = ws  # type: ignore[attr-defined]
-    return handle
+    return serve_wsgi(name, create_app(**app_options), on_stop=ws.stop, handle=GraphQLHandle,
+                      ws=ws)

@@ -29,18 +29,19 @@ import json
 import logging
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from graphql import ExecutionResult
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from ...harness import LOOPBACK, ServerHandle, serve_asyncio
 
 __all__ = ["PostBus", "serve_graphql_ws", "PROTOCOL", "is_request_error"]
 
-PROTOCOL = "graphql-transport-ws"
+PROTOCOL = Subprotocol("graphql-transport-ws")
 INIT_TIMEOUT = 3.0
 MAX_MESSAGE_BYTES = 64 * 1024
 
@@ -112,7 +113,7 @@ def is_request_error(result: ExecutionResult) -> bool:
     return result.data is None and all(error.path is None for error in result.errors or [])
 
 
-Subscriber = Callable[..., Awaitable["AsyncIterator[ExecutionResult] | ExecutionResult"]]
+Subscriber = Callable[..., Awaitable["AsyncGenerator[ExecutionResult, None] | ExecutionResult"]]
 
 
 class _Connection:
@@ -175,11 +176,10 @@ class _Connection:
             await self.websocket.close(4401, "Unauthorized")
             return
         id, payload = message.get("id"), message.get("payload")
-        valid = (isinstance(id, str) and id and isinstance(payload, dict)
-                 and isinstance(payload.get("query"), str)
-                 and isinstance(payload.get("variables") or {}, dict)
-                 and isinstance(payload.get("operationName") or "", str))
-        if not valid:
+        if not (isinstance(id, str) and id and isinstance(payload, dict)
+                and isinstance(payload.get("query"), str)
+                and isinstance(payload.get("variables") or {}, dict)
+                and isinstance(payload.get("operationName") or "", str)):
             await self.websocket.close(4400, "Invalid message received")
             return
         if id in self.operations:
@@ -199,7 +199,7 @@ class _Connection:
             return
         self.operations[id] = asyncio.create_task(self.stream(id, outcome))
 
-    async def stream(self, id: str, results: AsyncIterator[ExecutionResult]) -> None:
+    async def stream(self, id: str, results: AsyncGenerator[ExecutionResult, None]) -> None:
         try:
             async for result in results:
                 await self.send({"id": id, "type": "next", "payload": result.formatted})
@@ -208,7 +208,7 @@ class _Connection:
             pass
         finally:
             self.operations.pop(id, None)
-            await results.aclose()  # type: ignore[attr-defined]
+            await results.aclose()
 
 
 def serve_graphql_ws(name: str, subscribe: Subscriber) -> ServerHandle:
@@ -222,7 +222,7 @@ def serve_graphql_ws(name: str, subscribe: Subscriber) -> ServerHandle:
         with contextlib.suppress(ConnectionClosed):
             await _Connection(websocket, subscribe).run()
 
-    async def start() -> tuple[int, Callable[[], Awaitable[None]]]:
+    async def start() -> tuple[int, Callable[[], Coroutine[Any, Any, None]]]:
         server = await serve(handler, LOOPBACK, 0, subprotocols=[PROTOCOL],
                              max_size=MAX_MESSAGE_BYTES, logger=_quiet)
         port = server.sockets[0].getsockname()[1]

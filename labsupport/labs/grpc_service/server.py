@@ -48,6 +48,9 @@ from ..rest.server import validate_user
 
 user_service_pb2, user_service_pb2_grpc = codegen.load("user_service")
 user_lookup_pb2, user_lookup_pb2_grpc = codegen.load("user_lookup")
+# Compiled at run time, so the type checker knows these base classes only as Any.
+UserServiceBase: Any = user_service_pb2_grpc.UserServiceServicer
+UserLookupBase: Any = user_lookup_pb2_grpc.UserLookupServicer
 
 __all__ = [
     "start", "channel", "UserServicer", "UserLookupServicer", "lookup_users", "TokenAuth",
@@ -123,7 +126,7 @@ def abort_with_field_violations(context: grpc.ServicerContext, violations: Viola
 
 def field_violations(error: grpc.RpcError) -> Violations:
     """The field violations an INVALID_ARGUMENT carries as rich error details, if any."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     violations: Violations = {}
     for detail in status.details if status is not None else []:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
@@ -192,7 +195,7 @@ def _new_user(request: Any) -> User:
     return user
 
 
-class UserServicer(user_service_pb2_grpc.UserServiceServicer):
+class UserServicer(UserServiceBase):
     """The document's ``UserServicer``, every RPC implemented, failures as status codes.
 
     ``success`` is still set on every answer, because clients written against the
@@ -372,7 +375,7 @@ def lookup_users(request_iterator, context):
         db.session.rollback()  # no transaction held open while waiting for the next id
 
 
-class UserLookupServicer(user_lookup_pb2_grpc.UserLookupServicer):
+class UserLookupServicer(UserLookupBase):
     """``user.UserLookup`` of ``protos/user_lookup.proto``, answered by ``lookup``."""
 
     def __init__(self, lookup: Callable = lookup_users) -> None:
@@ -413,7 +416,7 @@ class _Housekeeping(grpc.ServerInterceptor):
         received = dict(context.invocation_metadata())
         context.send_initial_metadata([("x-request-id", received.get("x-request-id")
                                         or uuid.uuid4().hex[:12])])
-        context.lab_log = self.log  # type: ignore[attr-defined]
+        context.lab_log = self.log
         try:
             yield
         finally:

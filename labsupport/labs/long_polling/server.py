@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
-from flask import Flask, Response, jsonify, request, send_from_directory
+from flask import Flask, Response, jsonify, request
 
-from ...api_errors import APIError, install_error_handlers, json_object
+from ...api_errors import APIError, OrderedJSONProvider, install_error_handlers, json_object
 from ...database import isoformat, utcnow
 from ...harness import ServerHandle, serve_wsgi
+from ...pages import static_file
 
 __all__ = [
     "Inbox", "NotificationHub", "CursorGone", "create_app", "start", "Poller", "retry_delay",
@@ -171,7 +172,7 @@ def create_app(hub: NotificationHub, *, max_timeout: float = 30.0) -> Flask:
     A poll waits at most ``?timeout=`` seconds (default and cap ``max_timeout``).
     """
     app = Flask(__name__)
-    app.json.sort_keys = False
+    app.json = OrderedJSONProvider(app)
     install_error_handlers(app)
 
     def known_inbox(user_id: str) -> Inbox:
@@ -219,7 +220,7 @@ def create_app(hub: NotificationHub, *, max_timeout: float = 30.0) -> Flask:
 
     @app.get("/")
     def page() -> Response:
-        return send_from_directory(app.static_folder, "long-polling.html")
+        return Response(*static_file(__package__, "long-polling.html"))
 
     @app.get("/api/notifications/<user_id>/poll")
     def poll_notifications(user_id: str) -> Response:
@@ -259,13 +260,18 @@ def create_app(hub: NotificationHub, *, max_timeout: float = 30.0) -> Flask:
     return app
 
 
+class LongPollingHandle(ServerHandle):
+    """The long-polling lab's server: ``hub`` sends notifications directly."""
+
+    hub: NotificationHub
+
+
 def start(*, name: str = "long-polling", users: tuple[str, ...] = USERS, history: int = 100,
-          max_timeout: float = 30.0) -> ServerHandle:
+          max_timeout: float = 30.0) -> LongPollingHandle:
     """Serve the long-polling lab on 127.0.0.1 (a free port); ``handle.hub`` sends directly."""
     hub = NotificationHub(users, history)
-    handle = serve_wsgi(name, create_app(hub, max_timeout=max_timeout), on_stop=hub.stop)
-    handle.hub = hub  # type: ignore[attr-defined]
-    return handle
+    return serve_wsgi(name, create_app(hub, max_timeout=max_timeout), on_stop=hub.stop,
+                      handle=LongPollingHandle, hub=hub)
 
 
 # --- the client ---------------------------------------------------------------

@@ -21,14 +21,14 @@ import math
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, Flask, Response, jsonify, request, url_for
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ... import database
-from ...api_errors import APIError, install_error_handlers, json_object
+from ...api_errors import APIError, OrderedJSONProvider, install_error_handlers, json_object
 from ...database import CATALOG, Comment, Order, Post, User, db
 from ...harness import ServerHandle, serve_wsgi
 from ...pagination import PaginatedResponse, decode_cursor, encode_cursor, paginate
@@ -136,7 +136,7 @@ def create_app(
     ``posts_page`` let exercises plug a learner's code into the live server.
     """
     app = Flask(__name__)
-    app.json.sort_keys = False
+    app.json = OrderedJSONProvider(app)
     install_error_handlers(app)
 
     @app.teardown_appcontext
@@ -173,7 +173,7 @@ def conditional(payload: Any, status: int = 200) -> Response:
     response = jsonify(payload)
     response.status_code = status
     response.add_etag()
-    return response.make_conditional(request)
+    return cast(Response, response.make_conditional(request))  # it returns ``response``
 
 
 def get_or_404(model: Any, id: int) -> Any:
@@ -304,7 +304,7 @@ def _orders_blueprint() -> Blueprint:
         if errors:
             raise APIError(422, "Validation failed", details=errors)
         order = Order(user_id=user_id, item=item, quantity=quantity,
-                      total_cents=CATALOG[item] * quantity)
+                      total_cents=CATALOG[str(item)] * quantity)
         db.session.add(order)
         db.session.commit()
         location = url_for("orders.get_order", user_id=user_id, order_id=order.id)

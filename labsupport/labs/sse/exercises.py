@@ -14,7 +14,7 @@ NOTEBOOK = "05-sse"
 
 
 def _parse(text: str) -> list[sseclient.Event]:
-    return list(sseclient.SSEClient([text.encode()]).events())
+    return list(sseclient.SSEClient(iter([text.encode()])).events())
 
 
 # --- 1. the wire format -------------------------------------------------------

@@ -31,11 +31,12 @@ from typing import Any
 
 import requests
 import sseclient
-from flask import Flask, Response, jsonify, request, send_from_directory
+from flask import Flask, Response, jsonify, request
 
-from ...api_errors import APIError, install_error_handlers, json_object
+from ...api_errors import APIError, OrderedJSONProvider, install_error_handlers, json_object
 from ...database import isoformat, utcnow
 from ...harness import ServerHandle, serve_wsgi
+from ...pages import static_file
 
 __all__ = [
     "format_event", "Event", "events_to_replay", "ReplayGap", "Broker", "NewsFeed",
@@ -282,13 +283,13 @@ def create_app(broker: Broker, *, heartbeat: float = 15.0, retry_ms: int = 3000,
     ``retry_ms`` is the reconnection delay the stream tells clients to use.
     """
     app = Flask(__name__)
-    app.json.sort_keys = False
+    app.json = OrderedJSONProvider(app)
     install_error_handlers(app)
     stop = stop or threading.Event()
 
     @app.get("/")
     def page() -> Response:
-        return send_from_directory(app.static_folder, "sse.html")
+        return Response(*static_file(__package__, "sse.html"))
 
     @app.get("/events")
     def events() -> Response:
@@ -352,11 +353,18 @@ def create_app(broker: Broker, *, heartbeat: float = 15.0, retry_ms: int = 3000,
     return app
 
 
+class SSEHandle(ServerHandle):
+    """The SSE lab's server: ``broker`` publishes directly, ``news`` is the feed if started."""
+
+    broker: Broker
+    news: NewsFeed | None = None
+
+
 def start(*, name: str = "sse", heartbeat: float = 15.0, retry_ms: int = 3000,
           history: int = 1000, queue_size: int = 100, news_interval: float | None = None,
           articles: list[dict[str, str]] = SAMPLE_ARTICLES,
           replay: Callable[[list[Event], str | None], list[Event]] = events_to_replay,
-          ) -> ServerHandle:
+          ) -> SSEHandle:
     """Serve the SSE lab on 127.0.0.1 (a free port); ``handle.broker`` publishes directly.
 
     ``news_interval`` starts the news feed, one article from ``articles`` every
@@ -371,10 +379,9 @@ def start(*, name: str = "sse", heartbeat: float = 15.0, retry_ms: int = 3000,
         stop.set()
         broker.stop()
 
-    handle = serve_wsgi(name, app, on_stop=on_stop)
-    handle.broker = broker  # type: ignore[attr-defined]
+    handle = serve_wsgi(name, app, on_stop=on_stop, handle=SSEHandle, broker=broker)
     if news_interval is not None:
-        handle.news = NewsFeed(broker, articles, news_interval, stop)  # type: ignore[attr-defined]
+        handle.news = NewsFeed(broker, articles, news_interval, stop)
     return handle
 
 
@@ -428,7 +435,7 @@ class ResumableEventStream:
         while not self._closed:
             try:
                 self._response = self._open()
-                for event in sseclient.SSEClient(self._response).events():
+                for event in sseclient.SSEClient(iter(self._response)).events():
                     if event.retry and event.retry.isdigit():
                         self.retry = int(event.retry) / 1000
                     if event.id is not None:

@@ -48,8 +48,8 @@ import json
 import logging
 import re
 import secrets
+import weakref
 from collections.abc import Callable, Iterable
-from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -64,7 +64,8 @@ from websockets.http11 import Request, Response
 from ... import database
 from ...api_errors import APIError
 from ...database import ChatMessage, User, db, isoformat, utcnow
-from ...harness import LOG_LINES_KEPT, LOOPBACK, ServerHandle, logger_for, serve_asyncio
+from ...harness import LOG_LINES_KEPT, LOOPBACK, AsyncioHandle, logger_for, serve_asyncio
+from ...pages import static_file
 from ...pagination import paginate
 
 __all__ = [
@@ -83,8 +84,6 @@ MAX_PER_PAGE = 100
 ROOM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HISTORY_PATH = re.compile(r"/api/chat/([^/]+)/messages")
 STATIC_FILES = {"/": "chat.html", "/chat.js": "chat.js", "/chat.css": "chat.css"}
-STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                ".css": "text/css; charset=utf-8"}
 
 
 class ChatError(Exception):
@@ -172,6 +171,9 @@ class ChatServer:
         self.handshake = handshake
         self.extra_origins = set(allowed_origins)
         self.tokens = TokenSigner()
+        # Who each connection is, from its handshake: (user id, user name).
+        self.identities: weakref.WeakKeyDictionary[ServerConnection, tuple[int, str]] = (
+            weakref.WeakKeyDictionary())
         self.rooms: dict[str, set[Client]] = {}
         self.store_lock = asyncio.Lock()
         self.clients: set[Client] = set()
@@ -209,7 +211,7 @@ class ChatServer:
 
     async def handler(self, connection: ServerConnection) -> None:
         """Serve one connection: dispatch each frame, clean up when it goes."""
-        client = Client(connection, connection.user_id, connection.username)
+        client = Client(connection, *self.identities[connection])
         self.clients.add(client)
         self.send(client, {"type": "connected", "message": f"Welcome {client.username}!",
                            "user_id": client.user_id, "username": client.username})
@@ -297,12 +299,11 @@ class ChatServer:
                                          self.own_origins(connection))
         if status == 403:
             return error_response(APIError(403, "This Origin may not open the chat socket"))
-        known = status == 101 and isinstance(user_id, int)
-        user = await asyncio.to_thread(_user_name, user_id) if known else None
-        if user is None:
+        if (status != 101 or not isinstance(user_id, int)
+                or (user := await asyncio.to_thread(_user_name, user_id)) is None):
             return error_response(APIError(401, "Connect with a valid token: "
                                                 "?token=... or Authorization: Bearer ..."))
-        connection.user_id, connection.username = user_id, user
+        self.identities[connection] = (user_id, user)
         return None
 
     def history(self, request: Request, room_id: str, origins: set[str]) -> Response:
@@ -476,8 +477,8 @@ def error_response(error: APIError) -> Response:
 
 
 def static_response(name: str) -> Response:
-    payload = resources.files(__package__).joinpath("static", name).read_bytes()
-    headers = Headers([("Content-Type", STATIC_TYPES["." + name.rpartition(".")[2]]),
+    payload, content_type = static_file(__package__, name)
+    headers = Headers([("Content-Type", content_type),
                        ("Content-Length", str(len(payload))),
                        ("Content-Security-Policy", "default-src 'self'; connect-src 'self'")])
     return Response(200, "OK", headers, payload)
@@ -493,6 +494,26 @@ def _handle_logger(log: collections.deque[str]) -> logging.Logger:
 
 # --- start ------------------------------------------------------------------
 
+class ChatHandle(AsyncioHandle):
+    """The chat server: its WebSocket address, sample users' tokens, and dropping users."""
+
+    app: ChatServer
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket address, ``ws://127.0.0.1:<port>/ws``."""
+        return f"ws://{self.host}:{self.port}/ws"
+
+    def token_for(self, user_id: int) -> str:
+        """A token for one of the sample users (101-125)."""
+        return self.app.tokens.token_for(user_id)
+
+    def drop(self, user_id: int) -> int:
+        """Close ``user_id``'s connections with 1012 (service restart), to try reconnecting."""
+        result: int = self.loop.run(self.app.close_user(user_id))
+        return result
+
+
 def start(
     *,
     fresh_data: bool = True,
@@ -501,7 +522,7 @@ def start(
     handshake: Callable[..., tuple[int, int | None]] = authorize,
     allowed_origins: Iterable[str] = (),
     max_size: int = MAX_FRAME_BYTES,
-) -> ServerHandle:
+) -> ChatHandle:
     """Start the chat server in the background; returns its handle.
 
     ``server.ws_url`` is the WebSocket address, ``server.token_for(user_id)``
@@ -530,13 +551,4 @@ def start(
 
         return port, aclose
 
-    handle = serve_asyncio(name, listen, app=chat, log=log)
-    handle.token_for = chat.tokens.token_for  # type: ignore[attr-defined]
-    handle.ws_url = f"ws://{LOOPBACK}:{handle.port}/ws"  # type: ignore[attr-defined]
-
-    def drop(user_id: int) -> int:
-        """Close ``user_id``'s connections with 1012 (service restart), to try reconnecting."""
-        return handle.loop.run(chat.close_user(user_id))  # type: ignore[attr-defined]
-
-    handle.drop = drop  # type: ignore[attr-defined]
-    return handle
+    return serve_asyncio(name, listen, app=chat, log=log, handle=ChatHandle)
