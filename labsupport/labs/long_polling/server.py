@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 import select
 import socket
 import threading
@@ -32,7 +31,15 @@ from typing import Any
 import requests
 from flask import Flask, Response, jsonify, request
 
-from ...api_errors import APIError, OrderedJSONProvider, install_error_handlers, json_object
+from ...api_errors import (
+    EVENT_TYPE_RULE,
+    APIError,
+    OrderedJSONProvider,
+    install_error_handlers,
+    is_event_type,
+    json_object,
+    query_int,
+)
 from ...database import isoformat, utcnow
 from ...harness import ServerHandle, serve_wsgi
 from ...pages import static_file
@@ -45,7 +52,6 @@ __all__ = [
 USERS = ("user-123", "user-456", "ada", "alan")
 MAX_BATCH = 100
 CLIENT_CHECK_INTERVAL = 0.25  # how often a held poll checks that its client is still there
-TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 
 
 class CursorGone(Exception):
@@ -135,18 +141,18 @@ class NotificationHub:
 
 # --- the app ----------------------------------------------------------------
 
-def _query_number(name: str, default: float, high: float, whole: bool) -> float:
+def _query_seconds(name: str, default: float, high: float) -> float:
     raw = request.args.get(name)
     if raw is None:
         return default
-    allowed = "a whole number, 0 or more" if whole else f"a number of seconds from 0 to {high:g}"
     try:
-        value = int(raw) if whole else float(raw)
+        value = float(raw)
     except ValueError:
-        value = None
-    if value is None or not math.isfinite(value) or not 0 <= value <= high:
+        value = math.nan
+    if not math.isfinite(value) or not 0 <= value <= high:
         raise APIError(400, f"Invalid query parameter {name!r}", "INVALID_PARAMETER",
-                       {name: [f"must be {allowed}, got {raw[:40]!r}"]})
+                       {name: [f"must be a number of seconds from 0 to {high:g}, "
+                               f"got {raw[:40]!r}"]})
     return value
 
 
@@ -183,8 +189,8 @@ def create_app(hub: NotificationHub, *, max_timeout: float = 30.0) -> Flask:
 
     def poll_response(user_id: str) -> Response:
         known_inbox(user_id)
-        cursor = int(_query_number("cursor", 0, 2**53, whole=True))
-        timeout = _query_number("timeout", max_timeout, max_timeout, whole=False)
+        cursor = query_int(request.args.get("cursor"), "cursor", 0, 0)
+        timeout = _query_seconds("timeout", max_timeout, max_timeout)
         try:
             batch, timed_out = hub.poll(user_id, cursor, timeout, _client_gone_check())
         except ValueError as exc:
@@ -212,8 +218,8 @@ def create_app(hub: NotificationHub, *, max_timeout: float = 30.0) -> Flask:
         if isinstance(user, str) and user not in hub.inboxes:
             errors["user_id" if "user_id" in fields else "recipient_id"] = [
                 f"no user {user[:40]!r}; the users are {', '.join(hub.inboxes)}"]
-        if isinstance(body.get("type"), str) and not TYPE.fullmatch(body["type"]):
-            errors["type"] = ["must be 1-64 letters, digits or _.:- starting with a letter"]
+        if isinstance(body.get("type"), str) and not is_event_type(body["type"]):
+            errors["type"] = [EVENT_TYPE_RULE]
         if errors:
             raise APIError(422, "Validation failed", details=errors)
         return body

@@ -28,7 +28,13 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ... import database
-from ...api_errors import APIError, OrderedJSONProvider, install_error_handlers, json_object
+from ...api_errors import (
+    APIError,
+    OrderedJSONProvider,
+    install_error_handlers,
+    json_object,
+    query_int,
+)
 from ...database import CATALOG, Comment, Order, Post, User, db
 from ...harness import ServerHandle, serve_wsgi
 from ...pagination import PaginatedResponse, decode_cursor, encode_cursor, paginate
@@ -47,18 +53,7 @@ ORDER_STATUSES = ("pending", "paid", "shipped", "delivered")
 
 def int_param(name: str, default: int, low: int, high: int | None = None) -> int:
     """A bounded integer query parameter, or a 400 that says what is allowed."""
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    allowed = f"between {low} and {high}" if high is not None else f"at least {low}"
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or value < low or (high is not None and value > high):
-        raise APIError(400, f"Invalid query parameter {name!r}", "INVALID_PARAMETER",
-                       {name: [f"must be a whole number {allowed}, got {raw!r}"]})
-    return value
+    return query_int(request.args.get(name), name, default, low, high)
 
 
 def sort_order(model: Any, allowed: tuple[str, ...]) -> list[Any]:

@@ -33,7 +33,14 @@ import requests
 import sseclient
 from flask import Flask, Response, jsonify, request
 
-from ...api_errors import APIError, OrderedJSONProvider, install_error_handlers, json_object
+from ...api_errors import (
+    EVENT_TYPE_RULE,
+    APIError,
+    OrderedJSONProvider,
+    install_error_handlers,
+    is_event_type,
+    json_object,
+)
 from ...database import isoformat, utcnow
 from ...harness import ServerHandle, serve_wsgi
 from ...pages import static_file
@@ -43,7 +50,6 @@ __all__ = [
     "create_app", "start", "ResumableEventStream", "Listener", "StreamRefused", "SAMPLE_ARTICLES",
 ]
 
-EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 CLIENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 HEARTBEAT = ": keep-alive\n\n"
 RESUMES_KEPT = 1000
@@ -261,10 +267,9 @@ def _event_type(body: dict[str, Any], default: str) -> str:
     if unknown:
         raise APIError(422, "Validation failed", details={f: ["Unknown field"] for f in unknown})
     type = body.get("type", default)
-    if not isinstance(type, str) or not EVENT_TYPE.fullmatch(type):
+    if not is_event_type(type):
         raise APIError(422, "Validation failed", details={"type": [
-            "must be 1-64 letters, digits or _.:- starting with a letter (it becomes the "
-            "event: line, so no spaces or newlines)"]})
+            f"{EVENT_TYPE_RULE} (it becomes the event: line, so no spaces or newlines)"]})
     return type
 
 

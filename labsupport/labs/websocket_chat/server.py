@@ -62,7 +62,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from ... import database
-from ...api_errors import APIError
+from ...api_errors import APIError, query_int
 from ...database import ChatMessage, User, db, isoformat, utcnow
 from ...harness import LOG_LINES_KEPT, LOOPBACK, AsyncioHandle, logger_for, serve_asyncio
 from ...pages import static_file
@@ -456,13 +456,7 @@ def _user_name(user_id: int) -> str | None:
 
 
 def int_param(query: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:
-    raw = query.get(name, [None])[0]
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
-        raise APIError(400, f"Invalid query parameter {name!r}", "INVALID_PARAMETER",
-                       {name: [f"must be a whole number between {low} and {high}, got {raw!r}"]})
-    return int(raw)
+    return query_int(query.get(name, [None])[0], name, default, low, high)
 
 
 def json_response(status: int, body: Any) -> Response:
