@@ -20,13 +20,13 @@ lab: $(STAMP)  ## install (first time only) and open JupyterLab on the first not
 test: $(STAMP)  ## lint and type-check, then every test and every notebook
 	$(BIN)/ruff check labsupport tests tools
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 notebooks: $(STAMP)  ## re-execute every notebook in place, refreshing its stored outputs
 	$(BIN)/python tools/notebooks.py refresh
 
 bench: $(STAMP)  ## measure start-up, latency and memory targets (not part of the tests)
-	for script in tools/bench*.py; do $(BIN)/python $$script || exit 1; done
+	for script in tools/bench*.py; do $(BIN)/python -m tools.$$(basename $$script .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -726,10 +726,7 @@ def start(
     takes subscriptions over WebSocket (the ``graphql-transport-ws`` protocol).
     ``app_options`` go to :func:`create_app`.
     """
-    if fresh_data:
-        database.reset()
-    else:
-        database.current_engine()
+    database.ready(fresh_data)
     ws = serve_graphql_ws(f"{name}-ws", subscribe_query)
     return serve_wsgi(name, create_app(**app_options), on_stop=ws.stop, handle=GraphQLHandle,
                       ws=ws)

@@ -494,8 +494,7 @@ def start(
     server of that ``name``.
     """
     stop_previous(name)
-    if fresh_data:
-        database.reset()
+    database.ready(fresh_data)
     log: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
     chain: list[grpc.ServerInterceptor] = [_Housekeeping(log)]
     if token is not None:

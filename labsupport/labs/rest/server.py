@@ -403,8 +403,5 @@ def start(
     ``fresh_data`` resets the shared database to the sample data first;
     ``app_options`` go to :func:`create_app` (e.g. ``rate_limit=(5, 60)``).
     """
-    if fresh_data:
-        database.reset()
-    else:
-        database.current_engine()
+    database.ready(fresh_data)
     return serve_wsgi(name, create_app(**app_options))

@@ -526,8 +526,7 @@ def start(
     ``handshake`` let exercises plug a learner's code into the server;
     ``allowed_origins`` adds origins besides the lab's own page.
     """
-    if fresh_data:
-        database.reset()
+    database.ready(fresh_data)
     log: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
     chat = ChatServer(handlers=handlers, handshake=handshake,
                       allowed_origins=allowed_origins, log=log)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from browser_helpers import browser  # noqa: F401  (the fixture)
 
 from labsupport import chat
 
@@ -16,7 +15,7 @@ def server():
         yield handle
 
 
-def open_page(browser, server, user_id, room="general"):  # noqa: F811
+def open_page(browser, server, user_id, room="general"):
     page = browser.new_page()
     page.goto(f"{server.url}/?token={server.token_for(user_id)}&room={room}")
     wait_for_text(page, "#status", "connected")
@@ -37,7 +36,7 @@ def wait_for_line(page, text):
     wait_for_text(page, "#messages li", text)
 
 
-def test_two_browsers_chat_type_join_and_leave(browser, server):  # noqa: F811
+def test_two_browsers_chat_type_join_and_leave(browser, server):
     ada = open_page(browser, server, 101)
     wait_for_text(ada, "#status", "connected as Ada Lovelace")
     wait_for_line(ada, "Ada Lovelace joined the room")
@@ -57,7 +56,7 @@ def test_two_browsers_chat_type_join_and_leave(browser, server):  # noqa: F811
     ada.close()
 
 
-def test_markup_in_a_message_is_shown_as_text(browser, server):  # noqa: F811
+def test_markup_in_a_message_is_shown_as_text(browser, server):
     ada = open_page(browser, server, 101, room="xss")
     attack = '<img src=x onerror="document.title=\'pwned\'">'
     ada.fill("#message", attack)
@@ -69,7 +68,7 @@ def test_markup_in_a_message_is_shown_as_text(browser, server):  # noqa: F811
     ada.close()
 
 
-def test_a_page_without_a_token_is_refused(browser, server):  # noqa: F811
+def test_a_page_without_a_token_is_refused(browser, server):
     page = browser.new_page()
     page.goto(f"{server.url}/?room=general")
     wait_for_text(page, "#status", "closed")

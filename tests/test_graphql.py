@@ -16,9 +16,8 @@ from labsupport.database import User, db
 
 
 @pytest.fixture(scope="module")
-def server():
-    with graphql_api.start() as handle:
-        yield handle
+def server(graphql_server):
+    return graphql_server
 
 
 def post(server, query, variables=None, **body):
