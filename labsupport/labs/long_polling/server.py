@@ -26,10 +26,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import requests
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from ...api_errors import (
     EVENT_TYPE_RULE,
@@ -141,6 +142,7 @@ class NotificationHub:
 
 # --- the app ----------------------------------------------------------------
 
+
 def _query_seconds(name: str, default: float, high: float) -> float:
     raw = request.args.get(name)
     if raw is None:
@@ -172,6 +174,26 @@ def _client_gone_check() -> Callable[[], bool] | None:
     return gone
 
 
+@dataclass
+class _LongPollingLab:
+    """What the long-polling routes serve from, kept in ``app.extensions["long_polling"]``."""
+
+    hub: NotificationHub
+    max_timeout: float
+
+
+routes = Blueprint("long_polling", __name__)
+
+
+def _lab() -> _LongPollingLab:
+    lab: _LongPollingLab = current_app.extensions["long_polling"]
+    return lab
+
+
+def _hub() -> NotificationHub:
+    return _lab().hub
+
+
 def create_app(hub: NotificationHub, *, max_timeout: float = 30.0) -> Flask:
     """Build the long-polling lab's Flask app around ``hub``.
 
@@ -180,90 +202,104 @@ def create_app(hub: NotificationHub, *, max_timeout: float = 30.0) -> Flask:
     app = Flask(__name__)
     app.json = OrderedJSONProvider(app)
     install_error_handlers(app)
-
-    def known_inbox(user_id: str) -> Inbox:
-        if user_id not in hub.inboxes:
-            raise APIError(404, f"User {user_id!r} not found", details={
-                "user_id": [f"the users are {', '.join(hub.inboxes)}"]})
-        return hub.inboxes[user_id]
-
-    def poll_response(user_id: str) -> Response:
-        known_inbox(user_id)
-        cursor = query_int(request.args.get("cursor"), "cursor", 0, 0)
-        timeout = _query_seconds("timeout", max_timeout, max_timeout)
-        try:
-            batch, timed_out = hub.poll(user_id, cursor, timeout, _client_gone_check())
-        except ValueError as exc:
-            raise APIError(400, "Invalid query parameter 'cursor'", "INVALID_PARAMETER",
-                           {"cursor": [str(exc)]}) from None
-        except CursorGone as exc:
-            raise APIError(410, "Cursor too old: fetch the snapshot and poll from its cursor",
-                           details={"cursor": [str(exc)], "oldest": exc.oldest,
-                                    "latest": exc.latest}) from None
-        latest = hub.inboxes[user_id].latest
-        next_cursor = batch[-1]["id"] if batch else cursor
-        return jsonify({"notifications": batch, "cursor": next_cursor,
-                        "has_more": next_cursor < latest, "timeout": timed_out})
-
-    def valid_body(fields: dict[str, type]) -> dict[str, Any]:
-        body = json_object()
-        errors = {f: ["Unknown field"] for f in body if f not in fields}
-        for field, kind in fields.items():
-            if field not in body:
-                if kind is not dict:
-                    errors[field] = ["is required"]
-            elif not isinstance(body[field], kind):
-                errors[field] = [f"must be {'an object' if kind is dict else 'a string'}"]
-        user = body.get("user_id", body.get("recipient_id"))
-        if isinstance(user, str) and user not in hub.inboxes:
-            errors["user_id" if "user_id" in fields else "recipient_id"] = [
-                f"no user {user[:40]!r}; the users are {', '.join(hub.inboxes)}"]
-        if isinstance(body.get("type"), str) and not is_event_type(body["type"]):
-            errors["type"] = [EVENT_TYPE_RULE]
-        if errors:
-            raise APIError(422, "Validation failed", details=errors)
-        return body
-
-    @app.get("/")
-    def page() -> Response:
-        return Response(*static_file(__package__, "long-polling.html"))
-
-    @app.get("/api/notifications/<user_id>/poll")
-    def poll_notifications(user_id: str) -> Response:
-        """Notifications after ``?cursor=`` (default 0), held up to ``?timeout=`` seconds."""
-        return poll_response(user_id)
-
-    @app.get("/api/notifications/<user_id>")
-    def snapshot(user_id: str) -> Response:
-        """What the history still holds, and the cursor to poll from after it (410 resync)."""
-        inbox = known_inbox(user_id)
-        with inbox.changed:
-            return jsonify({"notifications": list(inbox.history), "cursor": inbox.latest})
-
-    @app.post("/api/notifications/send")
-    def send_notification() -> tuple[Response, int]:
-        body = valid_body({"user_id": str, "type": str, "data": dict})
-        notification = hub.send(body["user_id"], body["type"], body.get("data", {}))
-        return jsonify({"status": "sent", "id": notification["id"]}), 201
-
-    @app.get("/api/poll/<user_id>")
-    def long_poll(user_id: str) -> Response:
-        """The document's message poll: the same inbox, messages are type ``message``."""
-        return poll_response(user_id)
-
-    @app.post("/api/send_message")
-    def send_message() -> tuple[Response, int]:
-        body = valid_body({"recipient_id": str, "sender_id": str, "message": str})
-        notification = hub.send(body["recipient_id"], "message", {
-            "sender_id": body["sender_id"], "message": body["message"]})
-        return jsonify({"status": "sent", "message_id": notification["id"]}), 201
-
-    @app.get("/api/stats")
-    def stats() -> Response:
-        return jsonify({"waiting": hub.waiting(),
-                        "latest": {u: inbox.latest for u, inbox in hub.inboxes.items()}})
-
+    app.extensions["long_polling"] = _LongPollingLab(hub, max_timeout)
+    app.register_blueprint(routes)
     return app
+
+
+def _known_inbox(user_id: str) -> Inbox:
+    inboxes = _hub().inboxes
+    if user_id not in inboxes:
+        raise APIError(404, f"User {user_id!r} not found", details={
+            "user_id": [f"the users are {', '.join(inboxes)}"]})
+    return inboxes[user_id]
+
+
+def _poll_response(user_id: str) -> Response:
+    _known_inbox(user_id)
+    cursor = query_int(request.args.get("cursor"), "cursor", 0, 0)
+    max_timeout = _lab().max_timeout
+    timeout = _query_seconds("timeout", max_timeout, max_timeout)
+    try:
+        batch, timed_out = _hub().poll(user_id, cursor, timeout, _client_gone_check())
+    except ValueError as exc:
+        raise APIError(400, "Invalid query parameter 'cursor'", "INVALID_PARAMETER",
+                       {"cursor": [str(exc)]}) from None
+    except CursorGone as exc:
+        raise APIError(410, "Cursor too old: fetch the snapshot and poll from its cursor",
+                       details={"cursor": [str(exc)], "oldest": exc.oldest,
+                                "latest": exc.latest}) from None
+    latest = _hub().inboxes[user_id].latest
+    next_cursor = batch[-1]["id"] if batch else cursor
+    return jsonify({"notifications": batch, "cursor": next_cursor,
+                    "has_more": next_cursor < latest, "timeout": timed_out})
+
+
+def _valid_body(fields: dict[str, type]) -> dict[str, Any]:
+    body = json_object()
+    errors = {f: ["Unknown field"] for f in body if f not in fields}
+    for field, kind in fields.items():
+        if field not in body:
+            if kind is not dict:
+                errors[field] = ["is required"]
+        elif not isinstance(body[field], kind):
+            errors[field] = [f"must be {'an object' if kind is dict else 'a string'}"]
+    user = body.get("user_id", body.get("recipient_id"))
+    if isinstance(user, str) and user not in _hub().inboxes:
+        errors["user_id" if "user_id" in fields else "recipient_id"] = [
+            f"no user {user[:40]!r}; the users are {', '.join(_hub().inboxes)}"]
+    if isinstance(body.get("type"), str) and not is_event_type(body["type"]):
+        errors["type"] = [EVENT_TYPE_RULE]
+    if errors:
+        raise APIError(422, "Validation failed", details=errors)
+    return body
+
+
+@routes.get("/")
+def page() -> Response:
+    return Response(*static_file(__package__, "long-polling.html"))
+
+
+@routes.get("/api/notifications/<user_id>/poll")
+def poll_notifications(user_id: str) -> Response:
+    """Notifications after ``?cursor=`` (default 0), held up to ``?timeout=`` seconds."""
+    return _poll_response(user_id)
+
+
+@routes.get("/api/notifications/<user_id>")
+def snapshot(user_id: str) -> Response:
+    """What the history still holds, and the cursor to poll from after it (410 resync)."""
+    inbox = _known_inbox(user_id)
+    with inbox.changed:
+        return jsonify({"notifications": list(inbox.history), "cursor": inbox.latest})
+
+
+@routes.post("/api/notifications/send")
+def send_notification() -> tuple[Response, int]:
+    body = _valid_body({"user_id": str, "type": str, "data": dict})
+    notification = _hub().send(body["user_id"], body["type"], body.get("data", {}))
+    return jsonify({"status": "sent", "id": notification["id"]}), 201
+
+
+@routes.get("/api/poll/<user_id>")
+def long_poll(user_id: str) -> Response:
+    """The document's message poll: the same inbox, messages are type ``message``."""
+    return _poll_response(user_id)
+
+
+@routes.post("/api/send_message")
+def send_message() -> tuple[Response, int]:
+    body = _valid_body({"recipient_id": str, "sender_id": str, "message": str})
+    notification = _hub().send(body["recipient_id"], "message", {
+        "sender_id": body["sender_id"], "message": body["message"]})
+    return jsonify({"status": "sent", "message_id": notification["id"]}), 201
+
+
+@routes.get("/api/stats")
+def stats() -> Response:
+    return jsonify({"waiting": _hub().waiting(),
+                    "latest": {u: inbox.latest for u, inbox in _hub().inboxes.items()}})
+
 
 
 class LongPollingHandle(ServerHandle):
@@ -281,6 +317,7 @@ def start(*, name: str = "long-polling", users: tuple[str, ...] = USERS, history
 
 
 # --- the client ---------------------------------------------------------------
+
 
 def retry_delay(attempt: int, base: float = 0.5, cap: float = 30.0,
                 rng: random.Random | None = None) -> float:

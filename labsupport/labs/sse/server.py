@@ -31,7 +31,7 @@ from typing import Any
 
 import requests
 import sseclient
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from ...api_errors import (
     EVENT_TYPE_RULE,
@@ -262,6 +262,7 @@ class NewsFeed:
 
 # --- the app ----------------------------------------------------------------
 
+
 def _event_type(body: dict[str, Any], default: str) -> str:
     unknown = sorted(set(body) - {"type", "data"})
     if unknown:
@@ -280,6 +281,28 @@ def _client_id(raw: str) -> str:
     return raw
 
 
+@dataclass
+class _SSELab:
+    """What the SSE routes serve from, kept in ``app.extensions["sse"]``."""
+
+    broker: Broker
+    heartbeat: float
+    retry_ms: int
+    stop: threading.Event
+
+
+routes = Blueprint("sse", __name__)
+
+
+def _lab() -> _SSELab:
+    lab: _SSELab = current_app.extensions["sse"]
+    return lab
+
+
+def _broker() -> Broker:
+    return _lab().broker
+
+
 def create_app(broker: Broker, *, heartbeat: float = 15.0, retry_ms: int = 3000,
                stop: threading.Event | None = None) -> Flask:
     """Build the SSE lab's Flask app around ``broker``.
@@ -290,72 +313,83 @@ def create_app(broker: Broker, *, heartbeat: float = 15.0, retry_ms: int = 3000,
     app = Flask(__name__)
     app.json = OrderedJSONProvider(app)
     install_error_handlers(app)
-    stop = stop or threading.Event()
-
-    @app.get("/")
-    def page() -> Response:
-        return Response(*static_file(__package__, "sse.html"))
-
-    @app.get("/events")
-    def events() -> Response:
-        client_id = _client_id(request.args.get("client_id") or f"client-{uuid.uuid4().hex[:12]}")
-        last_event_id = request.headers.get("Last-Event-ID")
-        try:
-            connection, replay = broker.connect(client_id, last_event_id)
-        except ValueError as exc:
-            raise APIError(400, "Invalid Last-Event-ID", "INVALID_PARAMETER",
-                           {"Last-Event-ID": [str(exc)]}) from None
-        except ReplayGap as exc:
-            raise APIError(410, "Cannot resume: fetch the current state and reconnect "
-                                "without Last-Event-ID", details={"Last-Event-ID": [str(exc)]}
-                           ) from None
-
-        def stream() -> Iterator[str]:
-            try:
-                hello = {"type": "connected", "data": {"client_id": client_id},
-                         "timestamp": isoformat(utcnow())}
-                yield format_event(json.dumps(hello), event="connected", retry=retry_ms)
-                for event in replay:
-                    yield event.encode()
-                while not stop.is_set():
-                    batch = broker.next_batch(connection, heartbeat)
-                    if batch is None:
-                        return
-                    yield "".join(e.encode() for e in batch) if batch else HEARTBEAT
-            finally:
-                broker.disconnect(connection)
-
-        response = Response(stream(), mimetype="text/event-stream",
-                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        response.call_on_close(lambda: broker.disconnect(connection))
-        return response
-
-    @app.post("/api/broadcast")
-    def broadcast() -> Response:
-        body = json_object()
-        event = broker.publish(_event_type(body, "message"), body.get("data", {}))
-        return jsonify({"status": "sent", "id": event.id, "clients": len(broker.connections())})
-
-    @app.post("/api/notify/<client_id>")
-    def notify_client(client_id: str) -> Response:
-        _client_id(client_id)
-        body = json_object()
-        type = _event_type(body, "notification")
-        if not broker.has_seen(client_id):
-            raise APIError(404, f"No client {client_id!r} has connected")
-        event = broker.publish(type, body.get("data", {}), to=client_id)
-        return jsonify({"status": "sent", "id": event.id})
-
-    @app.get("/api/clients")
-    def clients() -> Response:
-        return jsonify({"connections": broker.connections(), "last_id": broker.last_id})
-
-    @app.post("/api/disconnect")
-    def disconnect() -> Response:
-        """Drop every open stream, as a restart or a proxy would; clients resume."""
-        return jsonify({"dropped": broker.drop_all()})
-
+    app.extensions["sse"] = _SSELab(broker, heartbeat, retry_ms, stop or threading.Event())
+    app.register_blueprint(routes)
     return app
+
+
+@routes.get("/")
+def page() -> Response:
+    return Response(*static_file(__package__, "sse.html"))
+
+
+@routes.get("/events")
+def events() -> Response:
+    lab = _lab()
+    broker, stop, heartbeat, retry_ms = lab.broker, lab.stop, lab.heartbeat, lab.retry_ms
+    client_id = _client_id(request.args.get("client_id") or f"client-{uuid.uuid4().hex[:12]}")
+    last_event_id = request.headers.get("Last-Event-ID")
+    try:
+        connection, replay = broker.connect(client_id, last_event_id)
+    except ValueError as exc:
+        raise APIError(400, "Invalid Last-Event-ID", "INVALID_PARAMETER",
+                       {"Last-Event-ID": [str(exc)]}) from None
+    except ReplayGap as exc:
+        raise APIError(410, "Cannot resume: fetch the current state and reconnect "
+                            "without Last-Event-ID", details={"Last-Event-ID": [str(exc)]}
+                       ) from None
+
+    def stream() -> Iterator[str]:
+        try:
+            hello = {"type": "connected", "data": {"client_id": client_id},
+                     "timestamp": isoformat(utcnow())}
+            yield format_event(json.dumps(hello), event="connected", retry=retry_ms)
+            for event in replay:
+                yield event.encode()
+            while not stop.is_set():
+                batch = broker.next_batch(connection, heartbeat)
+                if batch is None:
+                    return
+                yield "".join(e.encode() for e in batch) if batch else HEARTBEAT
+        finally:
+            broker.disconnect(connection)
+
+    response = Response(stream(), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(lambda: broker.disconnect(connection))
+    return response
+
+
+@routes.post("/api/broadcast")
+def broadcast() -> Response:
+    body = json_object()
+    event = _broker().publish(_event_type(body, "message"), body.get("data", {}))
+    return jsonify({"status": "sent", "id": event.id,
+                    "clients": len(_broker().connections())})
+
+
+@routes.post("/api/notify/<client_id>")
+def notify_client(client_id: str) -> Response:
+    _client_id(client_id)
+    body = json_object()
+    type = _event_type(body, "notification")
+    if not _broker().has_seen(client_id):
+        raise APIError(404, f"No client {client_id!r} has connected")
+    event = _broker().publish(type, body.get("data", {}), to=client_id)
+    return jsonify({"status": "sent", "id": event.id})
+
+
+@routes.get("/api/clients")
+def clients() -> Response:
+    broker = _broker()
+    return jsonify({"connections": broker.connections(), "last_id": broker.last_id})
+
+
+@routes.post("/api/disconnect")
+def disconnect() -> Response:
+    """Drop every open stream, as a restart or a proxy would; clients resume."""
+    return jsonify({"dropped": _broker().drop_all()})
+
 
 
 class SSEHandle(ServerHandle):
