@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # JupyterLab refuses to run as root (containers often are): allow it there, and only there.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
+# e.g. PYTEST_ARGS="-n 2 --dist loadfile": two workers, a notebook's cells kept on one (faster on an
+# idle machine; on a loaded one the timing-sensitive cells and tests flake, so it is not the default).
+PYTEST_ARGS ?=
 
 .PHONY: lab test notebooks bench lint clean
 
@@ -20,7 +23,7 @@ lab: $(STAMP)  ## install (first time only) and open JupyterLab on the first not
 test: $(STAMP)  ## lint and type-check, then every test and every notebook
 	$(BIN)/ruff check labsupport tests tools
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 notebooks: $(STAMP)  ## re-execute every notebook in place, refreshing its stored outputs
 	$(BIN)/python tools/notebooks.py refresh

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import graphene
-from flask import Flask, Response, request
+from flask import Blueprint, Flask, Response, current_app, request
 from graphql import (
     ExecutionResult,
     OperationType,
@@ -107,14 +108,29 @@ def _params() -> tuple[str, dict | None, str | None]:
     return query, variables, operation
 
 
+@dataclass
+class _GraphQLLab:
+    """How the ``/graphql`` route serves, kept in ``app.extensions["graphql"]``."""
+
+    served_schema: graphene.Schema
+    dataloaders: bool
+    max_depth: int | None
+    depth_measure: Callable[..., int]
+    posts_loader: Callable[..., Any]
+    user_update: Callable[..., Any]
+
+
+routes = Blueprint("graphql", __name__)
+
+
 def create_app(
     *,
     served_schema: graphene.Schema = schema,
     dataloaders: bool = True,
     max_depth: int | None = MAX_DEPTH,
-    depth_measure=selection_depth,
-    posts_loader=posts_by_author,
-    user_update=apply_user_update,
+    depth_measure: Callable[..., int] = selection_depth,
+    posts_loader: Callable[..., Any] = posts_by_author,
+    user_update: Callable[..., Any] = apply_user_update,
 ) -> Flask:
     """Build the GraphQL lab's Flask app: one endpoint, ``/graphql``.
 
@@ -124,58 +140,65 @@ def create_app(
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-
-    @app.teardown_appcontext
-    def remove_session(_exc: BaseException | None) -> None:
-        db.session.remove()
-
-    @app.route("/graphql", methods=["GET", "POST"])
-    def graphql_view() -> Response:
-        try:
-            query, variables, operation = _params()
-        except RequestError as error:
-            return graphql_response(
-                {"errors": [{"message": error.message, "extensions": {"code": error.code}}]},
-                error.status)
-        if request.method == "GET":
-            document = prepare(query, served_schema=served_schema, max_depth=max_depth,
-                               measure=depth_measure)
-            if not isinstance(document, list):
-                chosen = get_operation_ast(document, operation)
-                if chosen is not None and chosen.operation != OperationType.QUERY:
-                    return graphql_response({"errors": [{
-                        "message": "Only queries may be sent with GET; POST mutations",
-                        "extensions": {"code": "METHOD_NOT_ALLOWED"}}]}, 405, Allow="POST")
-
-        async def run() -> ExecutionResult:
-            context = new_context(dataloaders=dataloaders, posts_loader=posts_loader,
-                                  apply_user_update=user_update, logger=app.logger)
-            return await execute_query(query, variables, operation, context=context,
-                                       served_schema=served_schema, max_depth=max_depth,
-                                       depth_measure=depth_measure)
-
-        result = asyncio.run(run())
-        if is_request_error(result):  # nothing ran: no "data" entry, 400
-            return graphql_response({"errors": result.formatted["errors"]}, 400)
-        return graphql_response(result.formatted)
-
-    @app.errorhandler(Exception)
-    def any_error(error: Exception) -> Response:
-        """Every other failure, in the GraphQL error shape; never a traceback."""
-        if isinstance(error, HTTPException):
-            status, message = error.code or 500, error.description or error.name
-        else:
-            app.logger.exception("unhandled error")
-            db.session.rollback()
-            status, message = 500, "Internal server error"
-        if status == 413:
-            message = f"The request body is too large: the limit is {MAX_BODY_BYTES} bytes"
-        code = HTTP_CODES.get(status, "ERROR")
-        allow = getattr(error, "valid_methods", None)
-        return graphql_response({"errors": [{"message": message, "extensions": {"code": code}}]},
-                                status, **({"Allow": ", ".join(allow)} if allow else {}))
-
+    app.extensions["graphql"] = _GraphQLLab(served_schema, dataloaders, max_depth,
+                                            depth_measure, posts_loader, user_update)
+    app.teardown_appcontext(_remove_session)
+    app.register_blueprint(routes)
     return app
+
+
+def _remove_session(_exc: BaseException | None) -> None:
+    db.session.remove()
+
+
+@routes.route("/graphql", methods=["GET", "POST"])
+def graphql_view() -> Response:
+    lab: _GraphQLLab = current_app.extensions["graphql"]
+    try:
+        query, variables, operation = _params()
+    except RequestError as error:
+        return graphql_response(
+            {"errors": [{"message": error.message, "extensions": {"code": error.code}}]},
+            error.status)
+    if request.method == "GET":
+        document = prepare(query, served_schema=lab.served_schema, max_depth=lab.max_depth,
+                           measure=lab.depth_measure)
+        if not isinstance(document, list):
+            chosen = get_operation_ast(document, operation)
+            if chosen is not None and chosen.operation != OperationType.QUERY:
+                return graphql_response({"errors": [{
+                    "message": "Only queries may be sent with GET; POST mutations",
+                    "extensions": {"code": "METHOD_NOT_ALLOWED"}}]}, 405, Allow="POST")
+    logger = current_app.logger
+
+    async def run() -> ExecutionResult:
+        context = new_context(dataloaders=lab.dataloaders, posts_loader=lab.posts_loader,
+                              apply_user_update=lab.user_update, logger=logger)
+        return await execute_query(query, variables, operation, context=context,
+                                   served_schema=lab.served_schema, max_depth=lab.max_depth,
+                                   depth_measure=lab.depth_measure)
+
+    result = asyncio.run(run())
+    if is_request_error(result):  # nothing ran: no "data" entry, 400
+        return graphql_response({"errors": result.formatted["errors"]}, 400)
+    return graphql_response(result.formatted)
+
+
+@routes.app_errorhandler(Exception)
+def any_error(error: Exception) -> Response:
+    """Every other failure, in the GraphQL error shape; never a traceback."""
+    if isinstance(error, HTTPException):
+        status, message = error.code or 500, error.description or error.name
+    else:
+        current_app.logger.exception("unhandled error")
+        db.session.rollback()
+        status, message = 500, "Internal server error"
+    if status == 413:
+        message = f"The request body is too large: the limit is {MAX_BODY_BYTES} bytes"
+    code = HTTP_CODES.get(status, "ERROR")
+    allow = getattr(error, "valid_methods", None)
+    return graphql_response({"errors": [{"message": message, "extensions": {"code": code}}]},
+                            status, **({"Allow": ", ".join(allow)} if allow else {}))
 
 
 class GraphQLHandle(ServerHandle):
