@@ -13,6 +13,9 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Settings shipped with the labs (no Jupyter news prompt), read from this repo: the user's own
 # JupyterLab settings are neither read over nor written.
 LAB_SETTINGS := --LabApp.app_settings_dir=$(CURDIR)/jupyter/lab-settings
+# e.g. PYTEST_ARGS="-n 2 --dist loadfile": two workers, a notebook's cells kept on one (faster on an
+# idle machine; on a loaded one the timing-sensitive cells and tests flake, so it is not the default).
+PYTEST_ARGS ?=
 
 .PHONY: lab test notebooks bench lint check-env clean
 
@@ -22,7 +25,7 @@ $(STAMP): pyproject.toml  ## what the labs need, and nothing else
 	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
-$(TEST_STAMP): $(STAMP)  ## plus the test tools (pytest, nbval, Playwright, Hypothesis, ruff)
+$(TEST_STAMP): $(STAMP)  ## plus the test tools (pytest, nbval, Playwright, Hypothesis, ruff, mypy)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(TEST_STAMP)
 
@@ -35,15 +38,16 @@ lab: $(STAMP)  ## install (first time only) and open JupyterLab on the first not
 check-env: $(STAMP)  ## the pre-flight check: packages, every lab server, Chromium
 	$(BIN)/python -m labsupport.preflight
 
-test: $(TEST_STAMP)  ## lint, then every test and every notebook
+test: $(TEST_STAMP)  ## lint and type-check, then every test and every notebook
 	$(BIN)/ruff check labsupport tests tools
-	$(BIN)/python -m pytest
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 notebooks: $(TEST_STAMP)  ## re-execute every notebook in place, refreshing its stored outputs
 	$(BIN)/python tools/notebooks.py refresh
 
 bench: $(TEST_STAMP)  ## measure start-up, latency and memory targets (not part of the tests)
-	for script in tools/bench*.py; do $(BIN)/python $$script || exit 1; done
+	for script in tools/bench*.py; do $(BIN)/python -m tools.$$(basename $$script .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -1,4 +1,5 @@
-"""Where the learner's browser finds a lab's page: through Jupyter's own origin when it can.
+"""The pages labs show in a browser: each lab's ``static/`` folder, read one way, and
+where the learner's browser finds them: through Jupyter's own origin when it can.
 
 A lab server listens on the kernel's ``127.0.0.1``. The learner's browser reaches that
 address only when it runs on the same machine; on a JupyterHub or Binder it cannot. With
@@ -28,10 +29,23 @@ import functools
 import importlib.util
 import json
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["url", "base_url", "jupyter_server", "proxy_installed"]
+__all__ = ["static_file", "url", "base_url", "jupyter_server", "proxy_installed"]
+
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
+
+
+def static_file(package: str, name: str) -> tuple[bytes, str]:
+    """The bytes and content type of ``static/<name>`` in the lab package ``package``."""
+    body = resources.files(package).joinpath("static", name).read_bytes()
+    return body, CONTENT_TYPES["." + name.rpartition(".")[2]]
 
 
 def _runtime_dirs() -> list[Path]:

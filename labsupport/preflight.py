@@ -77,7 +77,7 @@ def check_packages() -> Result:
 # --- each lab server: start it, ask it one thing ---------------------------------
 
 def _rest() -> str:
-    from . import rest
+    from .labs.rest import server as rest
 
     with rest.start(name="preflight-rest") as server:
         reply = requests.get(f"{server.url}/api/v1/users/101", timeout=TIMEOUT)
@@ -86,7 +86,7 @@ def _rest() -> str:
 
 
 def _graphql() -> str:
-    from . import graphql_api
+    from .labs.graphql_api import server as graphql_api
 
     with graphql_api.start(name="preflight-graphql", fresh_data=False) as server:
         reply = requests.post(f"{server.url}/graphql", json={"query": "{ __typename }"},
@@ -98,7 +98,7 @@ def _graphql() -> str:
 def _grpc() -> str:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from . import grpc_service
+    from .labs.grpc_service import server as grpc_service
 
     with grpc_service.start(name="preflight-grpc", fresh_data=False) as server, \
             grpc_service.channel(server.url) as channel:
@@ -110,7 +110,7 @@ def _grpc() -> str:
 def _websockets() -> str:
     from websockets.sync.client import connect
 
-    from . import chat
+    from .labs.websocket_chat import server as chat
 
     with chat.start(name="preflight-websockets", fresh_data=False) as server, connect(
             f"{server.ws_url}?token={server.token_for(101)}", open_timeout=TIMEOUT) as ws:
@@ -118,7 +118,7 @@ def _websockets() -> str:
 
 
 def _sse() -> str:
-    from . import sse
+    from .labs.sse import server as sse
 
     with sse.start(name="preflight-sse") as server, requests.get(
             f"{server.url}/events?client_id=preflight", stream=True, timeout=TIMEOUT) as reply:
@@ -127,7 +127,7 @@ def _sse() -> str:
 
 
 def _long_polling() -> str:
-    from . import long_polling
+    from .labs.long_polling import server as long_polling
 
     with long_polling.start(name="preflight-long-polling") as server:
         reply = requests.get(f"{server.url}/api/notifications/ada/poll?timeout=0",
@@ -174,7 +174,7 @@ def check_proxy() -> Result:
     if server is None:
         return Result(what, None, f"on a hub ({pages.base_url()}); the pages go through "
                       "its proxy, which this kernel cannot log in to and test")
-    from . import long_polling
+    from .labs.long_polling import server as long_polling
 
     token = server.get("token") or os.environ.get("JUPYTERHUB_API_TOKEN", "")
     with long_polling.start(name="preflight-proxy") as lab:

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from browser_helpers import browser  # noqa: F401  (the fixture)
 
 from labsupport import sse
 
@@ -114,7 +113,7 @@ def jupyter(tmp_path_factory):
 CURRENT = "window.jupyterapp.shell.currentWidget"
 
 
-def open_notebook(browser, jupyter, name):  # noqa: F811
+def open_notebook(browser, jupyter, name):
     page = browser.new_page()
     page.proxy_errors = []  # what a page's own requests got wrong, through the proxy
     page.on("response", lambda r: page.proxy_errors.append(f"{r.status} {r.url}")
@@ -214,7 +213,7 @@ def test_make_lab_uses_the_repos_settings_that_turn_the_news_off():
     assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
 
 
-def test_00_preflight_reaches_a_lab_server_through_the_proxy(browser, jupyter):  # noqa: F811
+def test_00_preflight_reaches_a_lab_server_through_the_proxy(browser, jupyter):
     page = open_notebook(browser, jupyter, "00-start-here.ipynb")
     assert_opens_unmodified_without_news(page)
     first_code = page.evaluate(
@@ -226,7 +225,7 @@ def test_00_preflight_reaches_a_lab_server_through_the_proxy(browser, jupyter): 
     close(page)
 
 
-def test_04_two_chat_pages_talk_through_the_proxy_after_run_all(browser, jupyter):  # noqa: F811
+def test_04_two_chat_pages_talk_through_the_proxy_after_run_all(browser, jupyter):
     page = open_notebook(browser, jupyter, "04-websockets.ipynb")
     assert_opens_unmodified_without_news(page)
     run_all(page)
@@ -242,7 +241,7 @@ def test_04_two_chat_pages_talk_through_the_proxy_after_run_all(browser, jupyter
     close(page)
 
 
-def test_05_sse_page_has_its_articles_after_run_all_and_resumes(browser, jupyter):  # noqa: F811
+def test_05_sse_page_has_its_articles_after_run_all_and_resumes(browser, jupyter):
     page = open_notebook(browser, jupyter, "05-sse.ipynb")
     assert_opens_unmodified_without_news(page)
     run_all(page)
@@ -268,7 +267,7 @@ def test_05_sse_page_has_its_articles_after_run_all_and_resumes(browser, jupyter
     close(page)
 
 
-def test_06_long_polling_page_gets_every_notification_after_run_all(browser, jupyter):  # noqa: F811
+def test_06_long_polling_page_gets_every_notification_after_run_all(browser, jupyter):
     page = open_notebook(browser, jupyter, "06-long-polling.ipynb")
     assert_opens_unmodified_without_news(page)
     run_all(page)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 
 import pytest
+import requests
 
 from labsupport import long_polling, pages
 
@@ -61,3 +63,21 @@ def test_without_jupyter_server_proxy_the_page_stays_direct(server, monkeypatch,
     write_runtime_file(outside_jupyter, os.getppid(), "/user/learner/")
     monkeypatch.setattr(pages, "proxy_installed", lambda: False)
     assert pages.url(server) == f"http://127.0.0.1:{server.port}/"
+
+
+@pytest.mark.parametrize("lab, path, script", [
+    ("sse", "/", "static/sse-client.js"),
+    ("long_polling", "/", "static/long-polling-client.js"),
+    ("chat", "/?token=x", "chat.js"),
+])
+def test_each_page_is_served_as_html_and_its_script_by_a_relative_url(lab, path, script):
+    """A page and what it loads, with 200 and their types (a proxy relays nothing less)."""
+    module = importlib.import_module(f"labsupport.{lab}")
+    with module.start(name=f"pages-{lab}") as handle:
+        page = requests.get(f"{handle.url}{path}", timeout=5)
+        assert page.status_code == 200
+        assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert f'src="{script}"' in page.text, "relative, so it works under proxy/<port>/"
+        loaded = requests.get(f"{handle.url}/{script}", timeout=5)
+        assert loaded.status_code == 200
+        assert loaded.headers["Content-Type"].startswith("text/javascript")
