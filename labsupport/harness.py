@@ -184,14 +184,22 @@ def _capture_app_logger(app: Any, log: collections.deque[str]) -> None:
         _send_to(logger, log)
 
 
-def serve_wsgi(name: str, app: Any, *, on_stop: Callable[[], None] | None = None) -> ServerHandle:
+def serve_wsgi(
+    name: str,
+    app: Any,
+    *,
+    on_stop: Callable[[], None] | None = None,
+    log: collections.deque[str] | None = None,
+) -> ServerHandle:
     """Serve a WSGI app (Flask) on 127.0.0.1 and a free port, in a daemon thread.
 
     ``on_stop`` runs after the server has stopped accepting requests, e.g. to
-    wake long-lived streaming responses so their threads can end.
+    wake long-lived streaming responses so their threads can end. ``log`` is
+    the deque the server's log lines go to, shown by ``handle.logs()``.
     """
     stop_previous(name)
-    log: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
+    if log is None:
+        log = collections.deque(maxlen=LOG_LINES_KEPT)
     server: BaseWSGIServer = make_server(
         LOOPBACK, 0, app, threaded=True, request_handler=_QuietRequestHandler
     )
