@@ -103,8 +103,9 @@ def test_a_plain_websocket_client_cannot_talk_to_it(server) -> None:
     with connect(url, open_timeout=2, compression=None) as plain:
         assert plain.recv(2).startswith("0{")
         plain.send(json.dumps({"type": "join_chat", "room_id": "general"}))
-        with pytest.raises(ConnectionClosedError):
-            plain.recv(5)
+        # Engine.IO's handler fails on a non-packet: silence, or bytes that are not a frame.
+        with pytest.raises((TimeoutError, ConnectionClosedError)):
+            plain.recv(3)
 
 
 def test_origin_check_is_in_the_engineio_server_and_logs_stay_on_the_handle(capfd) -> None:
