@@ -34,7 +34,8 @@ PACKAGES = {
     "aiodataloader": "aiodataloader", "grpcio": "grpc", "grpcio-tools": "grpc_tools",
     "grpcio-health-checking": "grpc_health", "grpcio-reflection": "grpc_reflection",
     "grpcio-status": "grpc_status", "protobuf": "google.protobuf", "websockets": "websockets",
-    "requests": "requests", "sseclient-py": "sseclient",
+    "requests": "requests", "sseclient-py": "sseclient", "flask-socketio": "flask_socketio",
+    "python-socketio": "socketio", "simple-websocket": "simple_websocket",
 }
 
 

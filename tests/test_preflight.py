@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
 from labsupport import pages, preflight, rest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +31,7 @@ def test_this_environment_passes_and_the_command_says_so():
                           text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "ok   packages: all 16 importable"
+    assert lines[0] == f"ok   packages: all {len(preflight.PACKAGES)} importable"
     for lab in ("REST (01)", "GraphQL (02)", "gRPC (03)", "WebSockets (04)", "SSE (05)",
                 "long polling (06)"):
         assert any(line.startswith(f"ok   {lab} server: ") for line in lines), lab
@@ -34,6 +39,12 @@ def test_this_environment_passes_and_the_command_says_so():
         done.stdout)
     assert lines[-1] == "All set."
     assert not done.stderr, "nothing on stderr (no server logs)"
+
+
+def test_every_dependency_in_pyproject_is_checked():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[\[<>=]", r, maxsplit=1)[0] for r in project["dependencies"]}
+    assert names == set(preflight.PACKAGES)
 
 
 def test_a_missing_package_is_named_with_the_fix(monkeypatch, capsys):
