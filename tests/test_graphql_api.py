@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import warnings
 
 import pytest
 import requests
+from graphql import ExecutionResult
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -176,6 +178,97 @@ def test_resolver_bugs_are_masked_as_internal_errors():
     assert "secret" not in response.text
     assert any("resolver failed at user.posts (ZeroDivisionError: secret detail)" in line
                for line in logged), logged
+
+
+# --- explicit null for a nullable argument: the default, or BAD_USER_INPUT; never a 500 ---
+
+#: Every nullable argument (and input field) of the schema: a query sending it as ``%s``, the
+#: variable type it takes, and the query that asks for the default (None: null is refused).
+NULLABLE = {
+    ("Query", "users", "limit"): ("{ users(limit: %s) { id } }", "Int", "{ users { id } }"),
+    ("Query", "users", "offset"): ("{ users(offset: %s) { id } }", "Int", "{ users { id } }"),
+    ("Query", "posts", "authorId"): ("{ posts(authorId: %s) { id } }", "ID", "{ posts { id } }"),
+    ("Query", "posts", "limit"): ("{ posts(limit: %s) { id } }", "Int", "{ posts { id } }"),
+    ("User", "posts", "limit"): ('{ user(id: "101") { posts(limit: %s) { id } } }', "Int",
+                                 '{ user(id: "101") { posts { id } } }'),
+    ("User", "orders", "limit"): ('{ user(id: "101") { orders(limit: %s) { id } } }', "Int",
+                                  '{ user(id: "101") { orders { id } } }'),
+    ("UpdateUserInput", "name", None): (
+        'mutation { updateUser(id: "101", input: {name: %s}) { name } }', "String", None),
+    ("UpdateUserInput", "email", None): (
+        'mutation { updateUser(id: "101", input: {email: %s}) { email } }', "String", None),
+    ("Subscription", "postAdded", "authorId"): (
+        "subscription { postAdded(authorId: %s) { id } }", "ID", None),
+}
+
+
+def nullable_arguments(schema):
+    """(type, field, argument) for every nullable argument; (input type, field, None) for
+    every nullable input field."""
+    from graphql import GraphQLInputObjectType, GraphQLObjectType, is_non_null_type
+
+    found = set()
+    for named in schema.type_map.values():
+        if named.name.startswith("__"):
+            continue
+        if isinstance(named, GraphQLObjectType):
+            found |= {(named.name, name, arg) for name, field in named.fields.items()
+                      for arg, value in field.args.items() if not is_non_null_type(value.type)}
+        elif isinstance(named, GraphQLInputObjectType):
+            found |= {(named.name, name, None) for name, field in named.fields.items()
+                      if not is_non_null_type(field.type)}
+    return found
+
+
+def test_every_nullable_argument_is_checked_with_null():
+    assert nullable_arguments(graphql_api.schema.graphql_schema) == set(NULLABLE)
+
+
+HTTP_NULLABLE = {key: value for key, value in NULLABLE.items() if key[0] != "Subscription"}
+
+
+@pytest.mark.parametrize("as_variable", [False, True], ids=["literal", "variable"])
+@pytest.mark.parametrize("key", HTTP_NULLABLE, ids=lambda key: ".".join(filter(None, key)))
+def test_null_for_a_nullable_argument_means_the_default_or_bad_user_input(server, key,
+                                                                           as_variable):
+    template, type_name, default_query = NULLABLE[key]
+    if as_variable:
+        operation = "mutation" if template.startswith("mutation") else "query"
+        query = f"{operation}($v: {type_name}) " + template.removeprefix(operation) % "$v"
+        response = post(server, query, {"v": None})
+    else:
+        response = post(server, template % "null")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    if default_query is None:
+        assert codes(response) == ["BAD_USER_INPUT"], body
+    else:
+        assert "errors" not in body, body
+        assert body == post(server, default_query).json()
+
+
+@pytest.mark.parametrize("as_variable", [False, True], ids=["literal", "variable"])
+def test_null_author_id_subscribes_to_every_author(as_variable):
+    template, type_name, _ = NULLABLE[("Subscription", "postAdded", "authorId")]
+    query = (f"subscription($v: {type_name}) " + template.removeprefix("subscription") % "$v"
+             if as_variable else template % "null")
+
+    async def main():
+        stream = await graphql_api.subscribe_query(query, {"v": None} if as_variable else None)
+        assert not isinstance(stream, ExecutionResult), stream
+        next_event = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)
+        result = await graphql_api.execute_query(
+            'mutation { createPost(input: {title: "any author", content: "x", '
+            'authorId: "107"}) { id } }')
+        event = await asyncio.wait_for(next_event, 3)
+        await stream.aclose()
+        return result, event
+
+    created, event = asyncio.run(main())
+    assert event.errors is None
+    assert event.data == {"postAdded": {"id": created.data["createPost"]["id"]}}
+    db.session.remove()
 
 
 # --- mutations --------------------------------------------------------------------
