@@ -242,7 +242,8 @@ class Query(graphene.ObjectType):
     def resolve_user(self, info, id):
         return db.session.get(User, parse_id(id))
 
-    def resolve_users(self, info, limit=None, offset=0):
+    def resolve_users(self, info, limit=None, offset=None):
+        offset = 0 if offset is None else offset  # an explicit null means the default
         if offset < 0:
             raise user_error(f"offset must not be negative, got {offset}", argument="offset")
         query = select(User).order_by(User.id).offset(offset).limit(bounded_limit(limit))
