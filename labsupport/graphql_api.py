@@ -412,8 +412,7 @@ class Subscription(graphene.ObjectType):
 async def _new_posts(post_ids, author_id: int | None) -> AsyncIterator[Post]:
     try:
         async for post_id in post_ids:
-            db.session.remove()  # a fresh session per event: never a stale row
-            post = db.session.get(Post, post_id)
+            post = db.session.get(Post, post_id)  # in the event's own session: never stale
             if post is not None and author_id in (None, post.author_id):
                 yield post
     finally:
@@ -562,10 +561,8 @@ async def subscribe_query(query: str, variables: Mapping[str, Any] | None = None
         return ExecutionResult(None, document)
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation != OperationType.SUBSCRIPTION:
-        try:
+        with database.own_session():  # other operations run on this loop's thread meanwhile
             return await execute_query(query, variables, operation_name, context=context)
-        finally:
-            db.session.remove()
     stream = await subscribe(schema.graphql_schema, document, variable_values=variables,
                              operation_name=operation_name,
                              context_value=context if context is not None else {"bus": posts_bus})
@@ -575,9 +572,15 @@ async def subscribe_query(query: str, variables: Mapping[str, Any] | None = None
 
 
 async def _masked_stream(stream: AsyncIterator[ExecutionResult]) -> AsyncIterator[ExecutionResult]:
+    """Each event read and resolved in a database session of its own, then masked."""
     try:
-        async for result in stream:
-            yield _mask_unexpected(result)
+        while True:
+            with database.own_session():
+                try:
+                    result = _mask_unexpected(await anext(stream))
+                except StopAsyncIteration:
+                    return
+            yield result
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
 
