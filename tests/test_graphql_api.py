@@ -23,8 +23,13 @@ def server():
         yield handle
 
 
-def post(server, query, variables=None, **body):
-    return requests.post(f"{server.url}/graphql", timeout=5,
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+#: What a client of the GraphQL-over-HTTP spec sends: request errors come back as 4xx.
+MODERN = {"Accept": GRAPHQL_RESPONSE}
+
+
+def post(server, query, variables=None, headers=None, **body):
+    return requests.post(f"{server.url}/graphql", timeout=5, headers=headers,
                          json={"query": query, "variables": variables, **body})
 
 
@@ -86,7 +91,7 @@ def test_introspection_works_despite_the_depth_limit(server):
      " } }", "GRAPHQL_VALIDATION_FAILED", "nests 9 levels deep; the limit is 6"),
 ])
 def test_bad_documents_are_400_with_a_code(server, query, code, message):
-    response = post(server, query)
+    response = post(server, query, headers=MODERN)
     assert response.status_code == 400
     body = response.json()
     assert "data" not in body
@@ -98,13 +103,14 @@ def test_depth_hidden_in_fragments_is_counted(server):
     query = """{ ...A } fragment A on Query { users { ...B } }
       fragment B on User { posts { comments { author { posts { comments { author {
         posts { id } } } } } } } }"""
-    response = post(server, query)
+    response = post(server, query, headers=MODERN)
     assert response.status_code == 400
     assert "nests 9 levels" in response.json()["errors"][0]["message"]
 
 
 def test_wrong_variable_type_is_400(server):
-    response = post(server, "query($n: Int!) { users(limit: $n) { id } }", {"n": "ten"})
+    response = post(server, "query($n: Int!) { users(limit: $n) { id } }", {"n": "ten"},
+                    headers=MODERN)
     assert response.status_code == 400
     assert codes(response) == ["BAD_USER_INPUT"]
     assert "Int cannot represent" in response.json()["errors"][0]["message"]
@@ -145,6 +151,113 @@ def test_mutation_over_get_is_refused(server):
     assert response.headers["Allow"] == "POST"
     assert db.session.get(User, 101) is not None
     db.session.remove()
+
+
+# --- GraphQL over HTTP: media types and the status codes that go with them ----------
+
+REQUEST_ERRORS = {  # each stops the request before anything runs: no "data" entry
+    "parse": ("{ user(id: ", None, "GRAPHQL_PARSE_FAILED"),
+    "validation": ('{ user(id: "1") { password } }', None, "GRAPHQL_VALIDATION_FAILED"),
+    "operation": ('query A { user(id: "1") { id } } query B { user(id: "2") { id } }', None,
+                  "BAD_USER_INPUT"),
+    "variables": ("query($n: Int!) { users(limit: $n) { id } }", {"n": None}, "BAD_USER_INPUT"),
+}
+
+
+def media_type(response):
+    return response.headers["Content-Type"].split(";")[0]
+
+
+@pytest.mark.parametrize("kind", REQUEST_ERRORS)
+@pytest.mark.parametrize("accept, answered_as, status", [
+    (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE, 400),
+    ("application/json", "application/json", 200),
+    (None, "application/json", 200),
+])
+def test_request_errors_are_4xx_only_in_graphql_response_json(server, kind, accept,
+                                                              answered_as, status):
+    query, variables, code = REQUEST_ERRORS[kind]
+    response = post(server, query, variables, headers={"Accept": accept})
+    assert (response.status_code, media_type(response)) == (status, answered_as)
+    assert response.headers["Content-Type"].endswith("; charset=utf-8")
+    body = response.json()
+    assert "data" not in body and codes(response) == [code]
+
+
+@pytest.mark.parametrize("accept, answered_as", [
+    (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE),
+    ("application/json", "application/json"),
+    ("*/*", "application/json"),
+    (None, "application/json"),
+    ("application/*", "application/json"),
+    (f"{GRAPHQL_RESPONSE}; charset=utf-8, application/json; charset=utf-8", GRAPHQL_RESPONSE),
+    (f"application/json, {GRAPHQL_RESPONSE}", "application/json"),
+    (f"{GRAPHQL_RESPONSE}, application/json;q=0.9", GRAPHQL_RESPONSE),
+    (f"application/json;q=0.5, {GRAPHQL_RESPONSE};q=0.8", GRAPHQL_RESPONSE),
+    (f"{GRAPHQL_RESPONSE}, */*", GRAPHQL_RESPONSE),
+    ("text/html, */*;q=0.1", "application/json"),
+])
+def test_the_accept_header_picks_the_media_type(server, accept, answered_as):
+    response = post(server, '{ user(id: "101") { name } }', headers={"Accept": accept})
+    assert (response.status_code, media_type(response)) == (200, answered_as)
+    assert response.json() == {"data": {"user": {"name": "Ada Lovelace"}}}
+
+
+@pytest.mark.parametrize("accept", ["text/html", f"application/json;q=0, {GRAPHQL_RESPONSE};q=0"])
+def test_accepting_neither_media_type_is_406(server, accept):
+    response = post(server, '{ user(id: "101") { name } }', headers={"Accept": accept})
+    assert response.status_code == 406
+    assert codes(response) == ["NOT_ACCEPTABLE"]
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE, "application/json"])
+def test_field_errors_and_null_data_are_200_in_both_media_types(server, accept):
+    partial = post(server, '{ user(id: "101") { name } post(id: "abc") { id } }',
+                   headers={"Accept": accept})
+    assert partial.status_code == 200 and partial.json()["data"]["user"]
+    nulled = post(server, 'mutation { createUser(input: {name: " ", email: "x"}) { id } }',
+                  headers={"Accept": accept})
+    assert nulled.status_code == 200 and nulled.json()["data"] is None
+    assert codes(nulled) == ["BAD_USER_INPUT"]
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE, "application/json"])
+@pytest.mark.parametrize("body, status", [
+    ('{ "not a JSON', 400),
+    ('{"qeury": "{ __typename }"}', 400),
+    ('{"query": "{ __typename }", "variables": [7]}', 400),
+    ('{"query": "{ __typename }", "extensions": "yes"}', 400),
+    ('{"query": "{ __typename }", "extensions": {"some": "value"}}', 200),
+    ('{"query": "{ __typename }", "variables": null, "operationName": null, "extensions": null}',
+     200),
+])
+def test_requests_that_are_not_well_formed_are_400_in_both(server, accept, body, status):
+    response = requests.post(f"{server.url}/graphql", data=body, timeout=5, headers={
+        "Content-Type": "application/json", "Accept": accept})
+    assert (response.status_code, media_type(response)) == (status, accept)
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/json; charset=latin-1"])
+def test_a_body_that_is_not_utf8_json_is_415(server, content_type):
+    response = requests.post(f"{server.url}/graphql", data=b'{"query": "{ __typename }"}',
+                             timeout=5, headers={"Content-Type": content_type})
+    assert response.status_code == 415
+    assert codes(response) == ["UNSUPPORTED_MEDIA_TYPE"]
+
+
+def test_get_takes_json_variables_and_extensions_and_an_empty_operation_name(server):
+    response = requests.get(f"{server.url}/graphql", timeout=5, headers=MODERN, params={
+        "query": "query($id: ID!) { user(id: $id) { name } }", "variables": '{"id": "102"}',
+        "extensions": '{"some": "value"}', "operationName": ""})
+    assert (response.status_code, media_type(response)) == (200, GRAPHQL_RESPONSE)
+    assert response.json() == {"data": {"user": {"name": "Alan Turing"}}}
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE, "application/json"])
+def test_a_mutation_over_get_is_405_in_both_media_types(server, accept):
+    response = requests.get(f"{server.url}/graphql", timeout=5, headers={"Accept": accept},
+                            params={"query": 'mutation { deleteUser(id: "101") }'})
+    assert (response.status_code, response.headers["Allow"]) == (405, "POST")
 
 
 # --- execution errors: 200, data and errors side by side ----------------------------
