@@ -184,6 +184,15 @@ def test_request_errors_are_4xx_only_in_graphql_response_json(server, kind, acce
     assert "data" not in body and codes(response) == [code]
 
 
+@pytest.mark.parametrize("accept, status", [(GRAPHQL_RESPONSE, 400), ("application/json", 200)])
+def test_a_subscription_over_http_is_a_request_error_pointing_to_the_websocket(server, accept,
+                                                                              status):
+    response = post(server, "subscription { postAdded { id } }", headers={"Accept": accept})
+    assert response.status_code == status
+    assert "data" not in response.json() and codes(response) == ["BAD_REQUEST"]
+    assert "graphql-transport-ws" in response.json()["errors"][0]["message"]
+
+
 @pytest.mark.parametrize("accept, answered_as", [
     (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE),
     ("application/json", "application/json"),
