@@ -530,6 +530,11 @@ async def execute_query(
                        measure=depth_measure)
     if isinstance(document, list):
         return ExecutionResult(None, document)
+    operation = get_operation_ast(document, operation_name)
+    if operation is not None and operation.operation == OperationType.SUBSCRIPTION:
+        return ExecutionResult(None, [user_error(
+            "Subscriptions stream over the WebSocket (graphql-transport-ws), not over HTTP",
+            "BAD_REQUEST")])
     result = execute(served_schema.graphql_schema, document, variable_values=variables,
                      operation_name=operation_name,
                      context_value=context if context is not None else new_context())
