@@ -610,7 +610,7 @@ async def _masked_stream(stream: AsyncIterator[ExecutionResult]) -> AsyncIterato
 
 #: The spec's media type for responses: its status codes say what happened.
 GRAPHQL_RESPONSE = "application/graphql-response+json"
-#: The legacy media type: every well-formed request is answered 200, whatever failed.
+#: The legacy media type: a well-formed request is answered 200 even when nothing could run.
 JSON = "application/json"
 
 
@@ -638,6 +638,11 @@ def _accept_ranges(header: str) -> Iterator[tuple[str, float]]:
             yield media_range.lower(), quality
 
 
+def _specificity(media_range: str, offered: str) -> int:
+    """How closely ``media_range`` names ``offered``: 2 by name, 1 or 0 by wildcard, -1 not."""
+    return {offered: 2, "application/*": 1, "*/*": 0}.get(media_range, -1)
+
+
 def response_media_type(accept: str | None) -> str | None:
     """The media type to answer in for this ``Accept`` header, or None if it takes neither.
 
@@ -647,16 +652,16 @@ def response_media_type(accept: str | None) -> str | None:
     """
     if not accept:
         return JSON
-    best: dict[str, tuple[float, bool, int]] = {}
-    for position, (media_range, quality) in enumerate(_accept_ranges(accept)):
-        for offered in (GRAPHQL_RESPONSE, JSON):
-            if media_range == offered:
-                best[offered] = (quality, True, -position)
-            elif media_range in ("*/*", "application/*") and not best.get(offered, (0, 0))[1]:
-                best[offered] = max(best.get(offered, (0.0, False, 0)), (quality, False, 0))
-    ranked = sorted(((rank, offered == JSON, offered) for offered, rank in best.items()
-                     if rank[0] > 0), reverse=True)
-    return ranked[0][2] if ranked else None
+    ranges = list(_accept_ranges(accept))
+    ranked = []
+    for offered in (GRAPHQL_RESPONSE, JSON):
+        # The most specific range that matches decides the quality (RFC 9110, 12.5.1).
+        specificity, earliest, quality = max(
+            ((_specificity(media_range, offered), -position, quality)
+             for position, (media_range, quality) in enumerate(ranges)), default=(-1, 0, 0.0))
+        if specificity >= 0 and quality > 0:
+            ranked.append((quality, specificity == 2, earliest, offered == JSON, offered))
+    return max(ranked)[-1] if ranked else None
 
 
 def graphql_response(payload: dict[str, Any], status: int = 200, media_type: str = JSON,

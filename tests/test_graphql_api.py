@@ -205,6 +205,8 @@ def test_a_subscription_over_http_is_a_request_error_pointing_to_the_websocket(s
     (f"application/json;q=0.5, {GRAPHQL_RESPONSE};q=0.8", GRAPHQL_RESPONSE),
     (f"{GRAPHQL_RESPONSE}, */*", GRAPHQL_RESPONSE),
     ("text/html, */*;q=0.1", "application/json"),
+    ("application/json;q=0, */*", GRAPHQL_RESPONSE),
+    (f"application/*;q=0.2, */*, {GRAPHQL_RESPONSE};q=0.5", GRAPHQL_RESPONSE),
 ])
 def test_the_accept_header_picks_the_media_type(server, accept, answered_as):
     response = post(server, '{ user(id: "101") { name } }', headers={"Accept": accept})
