@@ -63,7 +63,7 @@ def _scope() -> object:
 
 session = scoped_session(sessionmaker(expire_on_commit=False), scopefunc=_scope)
 # Weak keys: a thread's session goes with the thread, as with the default thread-local scope.
-session.registry.registry = weakref.WeakKeyDictionary()  # type: ignore[attr-defined]
+session.registry.registry = weakref.WeakKeyDictionary()
 #: ``db.session`` as in the document's code.
 db = SimpleNamespace(session=session)
 
