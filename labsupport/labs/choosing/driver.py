@@ -114,8 +114,8 @@ def measure_floor(rounds: int = 200) -> Floor:
     server = threading.Thread(target=_echo, args=(listener,), name="floor-echo", daemon=True)
     server.start()
     samples = []
-    with WireTap(listener.getsockname()[1], record=False) as tap:
-        with socket.create_connection((LOOPBACK, tap.port), timeout=5) as client:
+    tap = WireTap(listener.getsockname()[1], record=False)
+    with tap, socket.create_connection((LOOPBACK, tap.port), timeout=5) as client:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             payload = b"x" * FLOOR_MESSAGE
             for _ in range(rounds):

@@ -31,9 +31,13 @@ user_service_pb2, user_service_pb2_grpc = load("user_service")
 WS_USERS = range(101, 121)
 
 
-def _timed(latencies: list[float], call: Callable[[], object]) -> object:
+def _timed(latencies: list[float], call: Callable[..., object], *args: object,
+           **kwargs: object) -> object:
+    """``call(*args, **kwargs)``, its duration appended to ``latencies``."""
     started = time.perf_counter()
-    value = call()
+    value = call(*args, **kwargs)
+    if isinstance(value, requests.Response):
+        value.raise_for_status()
     latencies.append(time.perf_counter() - started)
     return value
 
@@ -55,13 +59,12 @@ def crud_rest(run: Run, rounds: int) -> Result:
     with run.tap("rest") as tap, requests.Session() as http:
         users = f"{tap.url}/api/v1/users"
         for _ in range(rounds):
-            created = _timed(latencies, lambda: http.post(
-                users, json={"name": "Crud Rest", "email": _email("rest")}, timeout=5))
+            created = _timed(latencies, http.post, users,
+                             json={"name": "Crud Rest", "email": _email("rest")}, timeout=5)
             user = f"{users}/{created.json()['id']}"
-            _timed(latencies, lambda: http.get(user, timeout=5).raise_for_status())
-            _timed(latencies, lambda: http.patch(user, json={"name": "Crud Rest 2"},
-                                                 timeout=5).raise_for_status())
-            _timed(latencies, lambda: http.delete(user, timeout=5).raise_for_status())
+            _timed(latencies, http.get, user, timeout=5)
+            _timed(latencies, http.patch, user, json={"name": "Crud Rest 2"}, timeout=5)
+            _timed(latencies, http.delete, user, timeout=5)
         return _result("CRUD", "REST", tap, latencies, 4 * rounds)
 
 
@@ -76,16 +79,14 @@ def crud_graphql(run: Run, rounds: int) -> Result:
             return body["data"]
 
         for _ in range(rounds):
-            data = _timed(latencies, lambda: call(
-                "mutation($e: String!) { createUser(input: {name: \"Crud Graphql\", email: $e})"
-                " { id name email } }", e=_email("graphql")))
+            data = _timed(latencies, call,
+                          "mutation($e: String!) { createUser(input: {name: \"Crud Graphql\","
+                          " email: $e}) { id name email } }", e=_email("graphql"))
             uid = data["createUser"]["id"]
-            _timed(latencies, lambda: call("query($id: ID!) { user(id: $id) { id name email } }",
-                                           id=uid))
-            _timed(latencies, lambda: call(
-                "mutation($id: ID!) { updateUser(id: $id, input: {name: \"Crud Graphql 2\"})"
-                " { id name } }", id=uid))
-            _timed(latencies, lambda: call("mutation($id: ID!) { deleteUser(id: $id) }", id=uid))
+            _timed(latencies, call, "query($id: ID!) { user(id: $id) { id name email } }", id=uid)
+            _timed(latencies, call, "mutation($id: ID!) { updateUser(id: $id, input: "
+                                    "{name: \"Crud Graphql 2\"}) { id name } }", id=uid)
+            _timed(latencies, call, "mutation($id: ID!) { deleteUser(id: $id) }", id=uid)
         return _result("CRUD", "GraphQL", tap, latencies, 4 * rounds)
 
 
@@ -96,13 +97,14 @@ def crud_grpc(run: Run, rounds: int) -> Result:
         channel = grpc_service.channel(tap.address)
         stub = user_service_pb2_grpc.UserServiceStub(channel)
         for _ in range(rounds):
-            created = _timed(latencies, lambda: stub.CreateUser(
-                pb.CreateUserRequest(name="Crud Grpc", email=_email("grpc")), timeout=5))
+            created = _timed(latencies, stub.CreateUser,
+                             pb.CreateUserRequest(name="Crud Grpc", email=_email("grpc")),
+                             timeout=5)
             uid = created.user.id
-            _timed(latencies, lambda: stub.GetUser(pb.GetUserRequest(id=uid), timeout=5))
-            _timed(latencies, lambda: stub.UpdateUser(
-                pb.UpdateUserRequest(id=uid, name="Crud Grpc 2"), timeout=5))
-            _timed(latencies, lambda: stub.DeleteUser(pb.DeleteUserRequest(id=uid), timeout=5))
+            _timed(latencies, stub.GetUser, pb.GetUserRequest(id=uid), timeout=5)
+            _timed(latencies, stub.UpdateUser, pb.UpdateUserRequest(id=uid, name="Crud Grpc 2"),
+                   timeout=5)
+            _timed(latencies, stub.DeleteUser, pb.DeleteUserRequest(id=uid), timeout=5)
         channel.close()
         return _result("CRUD", "gRPC", tap, latencies, 4 * rounds)
 
@@ -310,7 +312,7 @@ def live_updates(run: Run, events: int | None = None, gap: float = 0.01) -> list
                     deliveries.sent[tag] = time.perf_counter()
                     publish({"tag": tag, "value": k})
                     time.sleep(gap)
-                wait_until(lambda: deliveries.count() >= events, 10)
+                wait_until(lambda d=deliveries: d.count() >= events, 10)
                 results.append(_result("Live updates", protocol, tap, list(deliveries.latencies),
                                        max(deliveries.count(), 1),
                                        delivered=f"{deliveries.count()}/{events}"))
@@ -445,8 +447,8 @@ def _idle_bytes(run: Run, protocol: str, interval: float, window: float) -> tupl
     if protocol == "SSE":
         from ... import sse
 
-        with sse.start(name="choosing-sse-idle", heartbeat=interval) as server:
-            with WireTap(server.port) as tap:
+        server = sse.start(name="choosing-sse-idle", heartbeat=interval)
+        with server, WireTap(server.port) as tap:
                 receiver = SSEReceiver(tap.url, "idle", lambda *_: None)
                 tap.reset()
                 time.sleep(window + interval / 2)
@@ -495,24 +497,22 @@ def microservices(run: Run, clients: int = 4, calls: int | None = None) -> list[
     results = []
     for protocol in ("REST", "gRPC"):
         latencies: list[float] = []
-        lock = threading.Lock()
         with run.tap("rest" if protocol == "REST" else "grpc") as tap:
-            def client(tap: WireTap = tap, protocol: str = protocol) -> None:
+            def client(tap: WireTap = tap, protocol: str = protocol,
+                       latencies: list[float] = latencies) -> None:
                 mine: list[float] = []
                 if protocol == "REST":
                     with requests.Session() as http:
                         for _ in range(calls):
-                            _timed(mine, lambda: http.get(f"{tap.url}/api/v1/users/101",
-                                                          timeout=5).raise_for_status())
+                            _timed(mine, http.get, f"{tap.url}/api/v1/users/101", timeout=5)
                 else:
                     channel = grpc_service.channel(tap.address)
                     stub = user_service_pb2_grpc.UserServiceStub(channel)
                     request = user_service_pb2.GetUserRequest(id=101)
                     for _ in range(calls):
-                        _timed(mine, lambda: stub.GetUser(request, timeout=5))
+                        _timed(mine, stub.GetUser, request, timeout=5)
                     channel.close()
-                with lock:
-                    latencies.extend(mine)
+                latencies.extend(mine)  # list.extend is atomic
 
             started = time.perf_counter()
             threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
@@ -552,7 +552,7 @@ def public_api(run: Run, reads: int = 3) -> list[Result]:
             first = read(http, tap.url)
             first_bytes = tap.total_bytes
             for _ in range(reads - 1):
-                _timed(latencies, lambda: read(http, tap.url))
+                _timed(latencies, read, http, tap.url)
             reached = [m for m in tap.messages() if m.direction == "client→server"]
             answers = [m.label for m in tap.messages() if m.direction == "server→client"]
             results.append(Result("Public APIs", protocol, latencies,
