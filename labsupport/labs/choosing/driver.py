@@ -31,6 +31,7 @@ from .tap import WireTap
 __all__ = ["Run", "Floor", "Result", "percentile", "measure_floor", "scale_from_env"]
 
 FLOOR_MESSAGE = 64
+SERVERS = ("rest", "graphql", "grpc", "websockets", "sse", "long-polling", "relay")
 
 
 def scale_from_env(default: float = 1.0) -> float:
@@ -137,29 +138,33 @@ class Run:
     ``run.results`` collects every experiment's :class:`Result`.
     """
 
-    def __init__(self, scale: float = 1.0) -> None:
+    def __init__(self, scale: float = 1.0, *, only: tuple[str, ...] | None = None,
+                 prefix: str = "choosing") -> None:
         self.scale = scale
         self.results: list[Result] = []
         self.servers: dict[str, ServerHandle] = {}
         try:
-            self._start_servers()
+            self._start_servers(only or SERVERS, prefix)
             self.floor = measure_floor()
         except BaseException:
             self.stop()
             raise
 
-    def _start_servers(self) -> None:
-        self.servers["rest"] = rest.start(name="choosing-rest", rate_limit=None)
-        self.servers["graphql"] = graphql_api.start(name="choosing-graphql", fresh_data=False)
-        self.servers["grpc"] = grpc_service.start(name="choosing-grpc", fresh_data=False,
-                                                  max_workers=16)
-        self.servers["websockets"] = chat.start(name="choosing-websockets", fresh_data=False,
-                                                handlers={"state": relay_state})
-        self.servers["sse"] = sse.start(name="choosing-sse", heartbeat=15.0, history=5000,
-                                        queue_size=5000)
-        self.servers["long-polling"] = long_polling.start(
-            name="choosing-long-polling", users=PLAYERS, history=5000)
-        self.servers["relay"] = relay.start(name="choosing-relay")
+    def _start_servers(self, names: tuple[str, ...], prefix: str) -> None:
+        starts = {
+            "rest": lambda: rest.start(name=f"{prefix}-rest", rate_limit=None),
+            "graphql": lambda: graphql_api.start(name=f"{prefix}-graphql", fresh_data=False),
+            "grpc": lambda: grpc_service.start(name=f"{prefix}-grpc", fresh_data=False,
+                                               max_workers=16),
+            "websockets": lambda: chat.start(name=f"{prefix}-websockets", fresh_data=False,
+                                             handlers={"state": relay_state}),
+            "sse": lambda: sse.start(name=f"{prefix}-sse", history=5000, queue_size=5000),
+            "long-polling": lambda: long_polling.start(name=f"{prefix}-long-polling",
+                                                       users=PLAYERS, history=5000),
+            "relay": lambda: relay.start(name=f"{prefix}-relay"),
+        }
+        for name in names:
+            self.servers[name] = starts[name]()
 
     def sized(self, count: int | float, minimum: int = 1) -> int:
         """``count`` times this run's scale, at least ``minimum``."""

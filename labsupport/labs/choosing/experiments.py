@@ -260,7 +260,8 @@ def chat(run: Run, clients: int = 20, messages: int | None = None) -> list[Resul
                      for kind in kinds))
 
 
-def gaming(run: Run, players: int = 10, hz: int = 30, seconds: float | None = None
+def gaming(run: Run, players: int = 10, hz: int = 30, seconds: float | None = None,
+           kinds: tuple[str, ...] = ("websockets", "grpc", "long-polling", "sse")
            ) -> list[Result]:
     """``players`` each sending state ``hz`` times a second to everyone else.
 
@@ -290,17 +291,19 @@ def gaming(run: Run, players: int = 10, hz: int = 30, seconds: float | None = No
         return ticks * players * (players - 1)
 
     results = [_fan_out(run, kind, "Gaming", players, "arena", drive, seconds)
-               for kind in ("websockets", "grpc", "long-polling", "sse")]
+               for kind in kinds]
     for result in results:
         result.extra["jitter ms"] = round(result.jitter * 1000, 2)
     return run.add(*results)
 
 
-def live_updates(run: Run, events: int | None = None, gap: float = 0.01) -> list[Result]:
+def live_updates(run: Run, events: int | None = None, gap: float = 0.01,
+                 kinds: tuple[str, ...] = ("sse", "websockets", "grpc", "long-polling"),
+                 graphql: bool = True) -> list[Result]:
     """One client; the server publishes ``events`` in-process; publish-to-arrival latency."""
     events = events or run.sized(30)
     results = []
-    for kind in ("sse", "websockets", "grpc", "long-polling"):
+    for kind in kinds:
         deliveries = _Deliveries()
         server, protocol = FAN_OUT[kind]
         with run.tap(server) as tap:
@@ -318,7 +321,8 @@ def live_updates(run: Run, events: int | None = None, gap: float = 0.01) -> list
                                        delivered=f"{deliveries.count()}/{events}"))
             finally:
                 _close_all(kind, run, [receiver], tap)
-    results.append(_live_graphql(run, events, gap))
+    if graphql:
+        results.append(_live_graphql(run, events, gap))
     return run.add(*results)
 
 
@@ -468,13 +472,13 @@ def _idle_bytes(run: Run, protocol: str, interval: float, window: float) -> tupl
         return idle, polls, polls
 
 
-def idle(run: Run, interval: float = 0.25, window: float | None = None) -> list[Result]:
+def idle(run: Run, interval: float = 0.2, window: float | None = None) -> list[Result]:
     """An idle client per protocol: bytes and radio wake-ups per minute at default settings.
 
     Each client runs ``window`` s waking every ``interval`` s; the bytes of one
     wake-up are measured and multiplied by the default rate in ``IDLE_DEFAULTS``.
     """
-    window = window or run.sized(1.0)
+    window = window or 0.6 * run.scale
     results = []
     for protocol, (default_interval, why) in IDLE_DEFAULTS.items():
         total, wakes, connections = _idle_bytes(run, protocol, interval, window)
