@@ -268,7 +268,7 @@ def gaming(run: Run, players: int = 10, hz: int = 30, seconds: float | None = No
     Latency runs from the tick a state belongs to, so a sender that falls
     behind its ticks shows as latency, as it would in a game.
     """
-    seconds = seconds or 1.0 * run.scale
+    seconds = seconds or 0.8 * run.scale
     ticks = max(1, round(hz * seconds))
 
     def drive(send: Callable[[int, dict], None], deliveries: _Deliveries) -> int:
