@@ -268,7 +268,7 @@ def gaming(run: Run, players: int = 10, hz: int = 30, seconds: float | None = No
     Latency runs from the tick a state belongs to, so a sender that falls
     behind its ticks shows as latency, as it would in a game.
     """
-    seconds = seconds or 0.8 * run.scale
+    seconds = seconds or 0.5 * run.scale
     ticks = max(1, round(hz * seconds))
 
     def drive(send: Callable[[int, dict], None], deliveries: _Deliveries) -> int:
@@ -478,7 +478,7 @@ def idle(run: Run, interval: float = 0.2, window: float | None = None) -> list[R
     Each client runs ``window`` s waking every ``interval`` s; the bytes of one
     wake-up are measured and multiplied by the default rate in ``IDLE_DEFAULTS``.
     """
-    window = window or 0.6 * run.scale
+    window = window or 0.4 * run.scale
     results = []
     for protocol, (default_interval, why) in IDLE_DEFAULTS.items():
         total, wakes, connections = _idle_bytes(run, protocol, interval, window)

@@ -167,6 +167,8 @@ class Table(list):
         return "\n".join(f"{c.use_case:<16} {c.protocol:<12} {c.document:<17} "
                          f"{c.verdict:<12} {c.measured}" for c in self)
 
+    __repr__ = __str__
+
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{name.replace('_', ' ')}</th>" for name in self.columns)
         rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(getattr(c, name)))}</td>"
