@@ -440,7 +440,7 @@ def _idle_bytes(run: Run, protocol: str, interval: float, window: float) -> tupl
         server = run.servers["websockets"]
         with run.tap("websockets") as tap:
             ws = connect(f"ws://{tap.address}/ws?token={server.token_for(101)}",
-                         ping_interval=interval, open_timeout=5)
+                         ping_interval=interval, open_timeout=5, legacy=True)
             ws.recv(timeout=5)
             tap.reset()
             time.sleep(window + interval / 2)

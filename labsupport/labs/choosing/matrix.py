@@ -60,13 +60,15 @@ def _full_answers(r: Result) -> float:
 # Lower is better. What each row's factor is computed from, and how it reads.
 KEY_FIGURES: dict[str, tuple[Callable[[Result], float], str]] = {
     "CRUD": (_crud, "p50 latency × bytes per operation"),
-    "Real-time chat": (lambda r: r.p99, "p99 message latency (20 clients)"),
-    "Live updates": (lambda r: r.p99, "p99 push latency"),
+    "Real-time chat": (lambda r: r.p99 * r.bytes_per_op,
+                       "p99 latency × bytes per delivered message (20 clients)"),
+    "Live updates": (lambda r: r.p99 * r.bytes_per_op, "p99 push latency × bytes per update"),
     "Mobile apps": (lambda r: r.extra["wake-ups/min"] + 1, "radio wake-ups per minute, idle"),
     "Microservices": (lambda r: r.p50, "p50 latency, 4 concurrent clients"),
     "Public APIs": (_full_answers, "full answers the server sent for 3 identical reads"),
     "File upload": (_upload, "time vs raw TCP × (1 + server peak memory / file)"),
-    "Gaming": (lambda r: r.p99, "p99 state latency, 10 players at 30 Hz"),
+    "Gaming": (lambda r: r.p99 * r.bytes_per_op,
+               "p99 state latency × bytes per update, 10 players at 30 Hz"),
 }
 
 NEGATIVE = ("Too slow", "Battery drain", "One-way", "Limited")
