@@ -358,7 +358,7 @@ def _live_graphql(run: Run, events: int, gap: float) -> Result:
     from websockets.sync.client import connect
 
     graphql = run.servers["graphql"]
-    post_id = db.session.scalars(select(Post.id).limit(1)).one()
+    post_ids = list(db.session.scalars(select(Post.id).limit(events)))
     db.session.remove()
     latencies: list[float] = []
     sent: list[float] = []
@@ -384,9 +384,9 @@ def _live_graphql(run: Run, events: int, gap: float) -> Result:
             reader = threading.Thread(target=read, name="graphql-live", daemon=True)
             reader.start()
             tap.reset()
-            for _ in range(events):
+            for k in range(events):
                 sent.append(time.perf_counter())
-                graphql_api.posts_bus.publish(post_id)
+                graphql_api.posts_bus.publish(post_ids[k % len(post_ids)])
                 time.sleep(gap)
             reader.join(10)
             latencies = [a - s for a, s in zip(arrivals, sent, strict=False)]
