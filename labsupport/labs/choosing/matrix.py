@@ -216,4 +216,5 @@ def heatmap(cells: list[Cell]) -> Figure:
                 frameon=False)
     axes.set_title("The document's verdicts, judged by this run's measurements", pad=28)
     figure.tight_layout()
+    plt.close(figure)  # shown once, by the cell that returns it
     return figure
