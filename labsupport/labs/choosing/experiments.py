@@ -22,7 +22,7 @@ from ...codegen import load
 from ...database import Post, db
 from .clients import PollReceiver, RelayStream, SSEReceiver, WebSocketReceiver, wait_until
 from .driver import Result, Run
-from .tap import WireTap
+from .tap import DOWN, UP, WireTap
 
 __all__ = ["crud", "chat", "live_updates", "idle", "microservices", "public_api", "gaming",
            "ALL"]
@@ -435,7 +435,7 @@ def _idle_bytes(run: Run, protocol: str, interval: float, window: float) -> tupl
             time.sleep(window)
             idle = tap.total_bytes
             channel.close()
-            return idle, len([m for m in tap.messages()]), 1
+            return idle, len(tap.messages()), 1
     if protocol == "WebSockets":
         server = run.servers["websockets"]
         with run.tap("websockets") as tap:
@@ -557,8 +557,9 @@ def public_api(run: Run, reads: int = 3) -> list[Result]:
             first_bytes = tap.total_bytes
             for _ in range(reads - 1):
                 _timed(latencies, read, http, tap.url)
-            reached = [m for m in tap.messages() if m.direction == "client→server"]
-            answers = [m.label for m in tap.messages() if m.direction == "server→client"]
+            messages = tap.messages()
+            reached = [m for m in messages if m.direction == UP]
+            answers = [m.label for m in messages if m.direction == DOWN]
             results.append(Result("Public APIs", protocol, latencies,
                                   tap.total_bytes - first_bytes, reads - 1, len(tap.connections),
                                   {"reads": reads, "reached server": len(reached),
