@@ -2,8 +2,9 @@
 
 A cell's verdict compares the protocol with the best protocol measured in the
 same row, on that row's key figures (:data:`KEY_FIGURES`), as a factor (1 = the
-best; with two figures, the geometric mean of the two factors). A claim of fitness ("Perfect", "Good", "Efficient", ...) is confirmed when
-the factor is small; a claim of unfitness ("Too slow", "Battery drain", "One-way",
+best; with two figures, the geometric mean of the two factors). A claim of
+fitness ("Perfect", "Good", "Efficient", ...) is confirmed when the factor is
+small; a claim of unfitness ("Too slow", "Battery drain", "One-way",
 "Limited") when it is large; in between it is nuanced. A claim that it can be done
 ("Possible", "Subscriptions", "Streaming") is confirmed when it was done at a
 reasonable cost, and nuanced when at a high one. Cells no experiment here
@@ -152,9 +153,8 @@ def judge(run: Run) -> list[Cell]:
     for use_case, claims in DOCUMENT.items():
         row = ROWS[use_case]
         key, meaning = KEY_FIGURES[row]
-        measured = {p: run.result(row, p) for p in PROTOCOLS}
-        measured = {p: r for p, r in measured.items() if r is not None and (
-            r.latencies or r.extra)}
+        measured = {p: r for p in PROTOCOLS
+                    if (r := run.result(row, p)) is not None and (r.latencies or r.extra)}
         figures = {p: key(r) for p, r in measured.items()}
         bests = [min(column) for column in zip(*figures.values(), strict=True)]
         factors = {p: _factor(f, bests) for p, f in figures.items()}
@@ -164,7 +164,7 @@ def judge(run: Run) -> list[Cell]:
                 cells.append(Cell(use_case, protocol, claim, "—", "not measured", reason))
                 continue
             factor = factors[protocol]
-            best_protocol = min(factors, key=factors.get)
+            best_protocol = min(factors, key=lambda p: factors[p])
             why = (f"{meaning}: the best here" if protocol == best_protocol else
                    f"{meaning}: {_fmt(factor)}× the best here ({best_protocol})")
             cells.append(Cell(use_case, protocol, claim, _measured(row, measured[protocol], run),
