@@ -20,9 +20,24 @@ from .database import db, isoformat, utcnow
 CODES = {
     400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 409: "CONFLICT", 410: "GONE",
-    413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR",
-    429: "RATE_LIMITED", 500: "INTERNAL_ERROR",
+    413: "PAYLOAD_TOO_LARGE", 414: "URI_TOO_LONG", 415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR", 429: "RATE_LIMITED", 431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
+    500: "INTERNAL_ERROR", 501: "NOT_IMPLEMENTED", 505: "HTTP_VERSION_NOT_SUPPORTED",
 }
+
+
+def envelope(
+    status: int, message: str, code: str | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The document's error body for ``status``."""
+    return {
+        "error": {
+            "message": message,
+            "code": code or CODES.get(status, "ERROR"),
+            "details": details or {},
+            "timestamp": isoformat(utcnow()),
+        }
+    }
 
 
 class APIError(HTTPException):
@@ -53,14 +68,7 @@ class APIError(HTTPException):
         return self.code
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "code": self.error_code,
-                "details": self.details,
-                "timestamp": isoformat(utcnow()),
-            }
-        }
+        return envelope(self.code, self.message, self.error_code, self.details)
 
     def get_response(self, environ: Any = None, scope: Any = None) -> Response:
         body = json.dumps(self.to_dict(), ensure_ascii=False)
