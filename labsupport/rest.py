@@ -42,7 +42,8 @@ from .ratelimit import RateLimiter, TokenBucket
 from .rest_schemas import MAX_LIMIT, SUPPORTED_VERSIONS, OrderBody, UserBody
 
 __all__ = ["create_app", "start", "validate_user", "newest_posts", "openapi_document",
-           "MAX_LIMIT"]
+           "UserBody", "MAX_LIMIT"]
+
 
 USER_FIELDS = ("name", "email")
 VENDOR_MEDIA_TYPE = re.compile(r"application/vnd\.myapi\.v(\d+)\+json")
