@@ -196,11 +196,12 @@ def _path_schema(converter: str | None, arguments: str | None) -> dict[str, Any]
     return {"type": "string", "pattern": "^[^/]+$"} if converter != "path" else {"type": "string"}
 
 
-def _path_of(rule: str) -> tuple[str, list[dict[str, Any]]]:
+def _path_of(rule: str, examples: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     """``/users/<int:user_id>`` as ``/users/{user_id}`` and its path parameters."""
     parameters = [
         {"in": "path", "name": match["name"], "required": True,
-         "schema": _path_schema(match["converter"], match["arguments"])}
+         "schema": _path_schema(match["converter"], match["arguments"]),
+         **({"example": examples[match["name"]]} if match["name"] in examples else {})}
         for match in _CONVERTER.finditer(rule)
     ]
     return _CONVERTER.sub(r"{\g<name>}", rule), parameters
@@ -223,11 +224,13 @@ def build_spec(
     version: str,
     description: str = "",
     every_operation: dict[int, Any] | None = None,
+    path_examples: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every described route of ``app``.
 
     ``every_operation`` adds responses any route can give (e.g. ``{429: None}``
-    when a rate limiter runs in front of every view).
+    when a rate limiter runs in front of every view); ``path_examples`` gives an
+    example value per path parameter name (``{"user_id": 101}``).
     """
     spec = APISpec(title, version, OPENAPI_VERSION, info={"description": description},
                    plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)])
@@ -237,7 +240,7 @@ def build_spec(
         described = getattr(app.view_functions[rule.endpoint], "openapi", None)
         if described is None:
             continue
-        path, path_parameters = _path_of(rule.rule)
+        path, path_parameters = _path_of(rule.rule, path_examples or {})
         parameters = list(path_parameters)
         if described["query"] is not None:
             parameters.append({"in": "query", "schema": described["query"]})

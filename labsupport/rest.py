@@ -148,6 +148,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         every_operation[429] = None
     return build_spec(
         app, title="Protocol Lab REST API", version="1.0.0", every_operation=every_operation,
+        path_examples={"user_id": 101, "order_id": 1, "post_id": 1},  # in the sample data
         description="The document's user API, corrected. Every error answers the document's "
                     "envelope (ErrorEnvelope). Clients are rate-limited by X-API-Key, else by "
                     "address: 429 with Retry-After.")
