@@ -144,14 +144,17 @@ def create_app(
 def openapi_document(app: Flask) -> dict[str, Any]:
     """The app's OpenAPI 3.1 contract, built from its routes and their schemas."""
     every_operation: dict[int, Any] = {500: None}
+    description = ("The document's user API, corrected. Every error answers the document's "
+                   "envelope (ErrorEnvelope).")
     if app.config.get("RATE_LIMITED"):
         every_operation[429] = None
+        description += (" Clients are rate-limited by X-API-Key, else by address: 429 with "
+                        "Retry-After.")
     return build_spec(
-        app, title="Protocol Lab REST API", version="1.0.0", every_operation=every_operation,
+        app, title="Protocol Lab REST API", version="1.0.0", description=description,
+        every_operation=every_operation,
         path_examples={"user_id": 101, "order_id": 1, "post_id": 1},  # in the sample data
-        description="The document's user API, corrected. Every error answers the document's "
-                    "envelope (ErrorEnvelope). Clients are rate-limited by X-API-Key, else by "
-                    "address: 429 with Retry-After.")
+    )
 
 
 def conditional(payload: Any, status: int = 200) -> Response:
