@@ -107,4 +107,9 @@ def json_object() -> dict[str, Any]:
         raise APIError(400, "The body is not valid JSON") from None
     if not isinstance(body, dict):
         raise APIError(400, f"The body must be a JSON object, not {type(body).__name__}")
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise APIError(400, "The body holds a lone surrogate escape (\\ud800-\\udfff), "
+                            "which is not a character (RFC 7493, section 2.1)") from None
     return body

@@ -131,6 +131,8 @@ def test_delete_is_204_then_404_and_takes_the_orders(api):
     ('{"name": ', {"Content-Type": "application/json"}, 400, "BAD_REQUEST"),
     ('["a", "list"]', {"Content-Type": "application/json"}, 400, "BAD_REQUEST"),
     ("", {"Content-Type": "application/json"}, 400, "BAD_REQUEST"),
+    ('{"name": "\\ud800", "email": "s@example.com"}', {"Content-Type": "application/json"}, 400,
+     "BAD_REQUEST"),
 ])
 def test_unreadable_bodies(api, body, headers, status, code):
     response = requests.post(f"{api}/users", data=body, headers=headers, timeout=5)
