@@ -68,7 +68,7 @@ class APIError(HTTPException):
         return self.code
 
     def to_dict(self) -> dict[str, Any]:
-        return envelope(self.code, self.message, self.error_code, self.details)
+        return envelope(self.status, self.message, self.error_code, self.details)
 
     def get_response(self, environ: Any = None, scope: Any = None) -> Response:
         body = json.dumps(self.to_dict(), ensure_ascii=False)

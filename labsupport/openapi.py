@@ -51,7 +51,7 @@ class Pattern(validate.Regexp):
         super().__init__(regex, error=error)
         self._python = re.compile(regex[:-1] + r"\Z" if regex.endswith("$") else regex)
 
-    def __call__(self, value: str) -> str:
+    def __call__(self, value: Any) -> Any:
         if self._python.search(value) is None:
             raise ValidationError(self._format_error(value))
         return value
@@ -150,7 +150,7 @@ def load_query(schema: type[Schema]) -> dict[str, Any]:
 
 def _schema_name(schema: Any) -> str:
     cls = resolve_schema_cls(schema)
-    name = cls.__name__
+    name = cls.__name__ if isinstance(cls, type) else "Schema"
     return name + "Changes" if getattr(schema, "partial", False) is True else name
 
 
@@ -192,7 +192,8 @@ def _path_schema(converter: str | None, arguments: str | None) -> dict[str, Any]
     if converter == "int":
         return {"type": "integer", "minimum": 0}
     if converter == "any":
-        return {"type": "string", "enum": [word.strip(" '\"") for word in arguments.split(",")]}
+        words = (arguments or "").split(",")
+        return {"type": "string", "enum": [word.strip(" '\"") for word in words]}
     return {"type": "string", "pattern": "^[^/]+$"} if converter != "path" else {"type": "string"}
 
 
