@@ -36,6 +36,10 @@ PACKAGES = {
     "grpcio-status": "grpc_status", "protobuf": "google.protobuf", "websockets": "websockets",
     "requests": "requests", "sseclient-py": "sseclient", "flask-socketio": "flask_socketio",
     "python-socketio": "socketio", "simple-websocket": "simple_websocket",
+    "matplotlib": "matplotlib", "h11": "h11", "h2": "h2", "wsproto": "wsproto",
+    "CacheControl": "cachecontrol", "psutil": "psutil", "marshmallow": "marshmallow",
+    "apispec": "apispec", "swagger-ui-bundle-v2": "swagger_ui_bundle",
+    "openapi-core": "openapi_core",
 }
 
 
