@@ -32,7 +32,7 @@ from . import store
 from .bus import end_tasks
 
 __all__ = ["ORDERS", "DLQ", "Message", "Malformed", "Worker", "ensure_streams",
-           "notify_effect", "dead_letters"]
+           "notify_effect", "dead_letters", "stored"]
 
 ORDERS = "ORDERS"
 DLQ = "DLQ"
@@ -326,16 +326,21 @@ async def _ignore(error: Exception) -> None:
     """The client reconnects by itself; its errors never print into a cell."""
 
 
-async def dead_letters(js: Any, *, limit: int = 100) -> list[tuple[str, str]]:
-    """(reason, body) of the messages in the DLQ stream, oldest first (at most ``limit``)."""
-    info = await js.stream_info(DLQ)
-    found = []
+async def stored(js: Any, stream: str, *, limit: int = 1000) -> list[Any]:
+    """The messages a stream holds, oldest first (at most ``limit``)."""
+    info = await js.stream_info(stream)
+    found: list[Any] = []
+    if not info.state.messages:
+        return found
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         if len(found) == limit:
             break
-        try:
-            msg = await js.get_msg(DLQ, seq)
-        except nats.js.errors.NotFoundError:
-            continue
-        found.append(((msg.headers or {}).get(REASON, ""), msg.data.decode(errors="replace")))
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            found.append(await js.get_msg(stream, seq))
     return found
+
+
+async def dead_letters(js: Any, *, limit: int = 100) -> list[tuple[str, str]]:
+    """(reason, body) of the messages in the DLQ stream, oldest first (at most ``limit``)."""
+    return [((msg.headers or {}).get(REASON, ""), msg.data.decode(errors="replace"))
+            for msg in await stored(js, DLQ, limit=limit)]
