@@ -233,15 +233,12 @@ async def _drive_retry(on_failure: Callable[..., Any]) -> dict[str, Any]:
                 continue
             for msg in msgs:
                 attempts += 1
-                before = len(calls)
                 result = on_failure(js, _Recorded(msg, calls), ValueError("payment declined"),
                                     max_attempts=3)
                 if inspect.isawaitable(result):
                     await asyncio.wait_for(result, 2)
-                if len(calls) == before and attempts == 1 and result is None:
-                    info = await js.stream_info(dlq)
-                    if info.state.messages == 0:
-                        return {"attempts": 0, "calls": [], "dead": []}
+                if attempts == 1 and not calls and not await stored(js, dlq):
+                    return {"attempts": 0, "calls": [], "dead": []}
         dead = [(msg.data, dict(msg.headers or {})) for msg in await stored(js, dlq)]
         return {"attempts": attempts, "calls": calls, "dead": dead}
     finally:

@@ -138,12 +138,18 @@ class Worker:
         self._loop: BackgroundLoop | None = None
         self._task: asyncio.Task | None = None
         self._stopping: asyncio.Event | None = None
+        self._start_deadline = 0.0
 
     # --- running -----------------------------------------------------------
 
     def start(self, timeout: float = 5.0) -> Worker:
-        """Connect, create the durable consumer if needed, and start fetching."""
+        """Connect, create the durable consumer if needed, and start fetching.
+
+        Waits at most ``timeout`` seconds (a cluster that just lost a node may
+        need a few seconds to elect new leaders).
+        """
         self._loop = BackgroundLoop(f"{self.name}-loop")
+        self._start_deadline = self._loop.loop.time() + timeout
         ready: asyncio.Future = self._loop.loop.create_future()
 
         async def begin() -> None:
@@ -205,8 +211,7 @@ class Worker:
                                     ack_wait=self.ack_wait, max_deliver=self.max_deliver,
                                     filter_subject=self.filter_subject,
                                     max_ack_pending=self.max_ack_pending)
-            sub = await js.pull_subscribe(self.filter_subject, durable=self.durable,
-                                          stream=self.stream, config=config)
+            sub = await self._subscribe(js, config)
             await nc.subscribe(f"{MAX_DELIVERIES}.{self.stream}.{self.durable}",
                                cb=functools.partial(self._exhausted, js))
             if not ready.done():
@@ -232,6 +237,19 @@ class Worker:
             if nc is not None:
                 with contextlib.suppress(BaseException):  # a killed worker's connection just goes
                     await asyncio.shield(nc.close())
+
+    async def _subscribe(self, js: Any, config: ConsumerConfig) -> Any:
+        """Bind to the durable consumer, retrying while a cluster elects its leaders."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return await js.pull_subscribe(self.filter_subject, durable=self.durable,
+                                               stream=self.stream, config=config)
+            except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as exc:
+                if loop.time() > self._start_deadline:
+                    raise
+                self.log.append(f"consumer not ready yet ({type(exc).__name__}), retrying")
+                await asyncio.sleep(0.2)
 
     async def _handle(self, js: Any, msgs: list[Any]) -> None:
         messages = [_message(msg) for msg in msgs]
