@@ -20,7 +20,7 @@ import sqlite3
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
@@ -29,6 +29,9 @@ from ...engine import NotAttempted, Unmet, exercise, expect
 from ...harness import running
 from .broker import BrokerHandle, start
 from .worker import Message, stored
+
+if TYPE_CHECKING:
+    from labsupport.labs import queues
 
 NOTEBOOK = "07-queues-vs-direct"
 CHECK_BROKER = "queues-checks"
@@ -78,7 +81,7 @@ def _tables() -> sqlite3.Connection:
 
 # --- 1. the idempotent consumer ----------------------------------------------
 
-def process(conn: sqlite3.Connection, message: Message) -> None:
+def process(conn: sqlite3.Connection, message: queues.Message) -> None:
     """Send the notification for ``message`` once, however often it is delivered."""
     already = conn.execute("SELECT 1 FROM processed WHERE message_id = ?",
                            (message.id,)).fetchone()
@@ -173,7 +176,8 @@ def check_idempotent(process: Callable[[sqlite3.Connection, Message], None]) -> 
 
 # --- 2. retry with backoff, then dead-letter -----------------------------------
 
-async def on_failure(js: Any, msg: Any, error: Exception, max_attempts: int = 3) -> None:
+async def on_failure(js: nats.js.JetStreamContext, msg: nats.aio.msg.Msg, error: Exception,
+                     max_attempts: int = 3) -> None:
     """Retry later with a growing delay; after max_attempts, move it to the dead letters."""
     attempt = msg.metadata.num_delivered
     if attempt < max_attempts:
@@ -379,7 +383,7 @@ def place_order(conn: sqlite3.Connection, user_id: str, item: str) -> int:
     return order_id
 
 
-def relay(conn: sqlite3.Connection, publish: Callable[..., Any]) -> int:
+def relay(conn: sqlite3.Connection, publish: Callable[..., object]) -> int:
     """Publish every unpublished outbox row, then mark it; how many were published."""
     rows = conn.execute("SELECT id, message_id, subject, body FROM outbox "
                         "WHERE published = 0 ORDER BY id").fetchall()
