@@ -91,7 +91,8 @@ def notify_effect(conn: Connection, message: Message) -> dict[str, Any]:
     user, order = data.get("user_id"), data.get("order_id")
     if not isinstance(user, (str, int)) or isinstance(user, bool) or order is None:
         raise Malformed("body needs user_id (string or number) and order_id")
-    text = str(data.get("text") or f"Your order {order} is confirmed")[:500]
+    item = f" ({data['item']})" if isinstance(data.get("item"), str) else ""
+    text = str(data.get("text") or f"Your order {order}{item} is confirmed")[:500]
     conn.execute(store.notifications.insert().values(
         message_id=message.id, user_id=str(user), text=text))
     return {"user_id": str(user), "order_id": order, "text": text}
