@@ -41,6 +41,7 @@ from ...harness import LOG_LINES_KEPT, LOOPBACK, ServerHandle, register, stop_pr
 __all__ = ["BrokerHandle", "BrokerNotFound", "Node", "find_server_binary", "start"]
 
 WATCHDOG = Path(__file__).with_name("_watchdog.py")
+HARD_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 CLIENT_PORT = re.compile(r"Listening for client connections on [\d.]+:(\d+)")
@@ -105,7 +106,7 @@ class BrokerHandle(ServerHandle):
         """Kill node ``index`` with SIGKILL, as a crash would; returns it."""
         node = self.nodes[index]
         if node.running:
-            os.kill(node.pid, signal.SIGKILL)
+            os.kill(node.pid, HARD_KILL)
             node.watchdog.wait(STOP_TIMEOUT)
         return node
 
@@ -130,7 +131,7 @@ def _end(nodes: list[Node], store: str) -> None:
             node.watchdog.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             if node.pid:
-                os.kill(node.pid, signal.SIGKILL)
+                os.kill(node.pid, HARD_KILL)
             node.watchdog.kill()
             node.watchdog.wait(STOP_TIMEOUT)
         if node.watchdog.stdout is not None:

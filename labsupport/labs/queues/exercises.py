@@ -115,7 +115,7 @@ async def _drive_idempotent(process: Callable[..., Any]) -> dict[str, Any]:
         while len(acked) < len(orders) and loop.time() < deadline:
             try:
                 msgs = await sub.fetch(10, timeout=0.5)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own or asyncio's
                 continue
             for msg in msgs:
                 message = _message(msg)
@@ -231,7 +231,7 @@ async def _drive_retry(on_failure: Callable[..., Any]) -> dict[str, Any]:
         while loop.time() < deadline:
             try:
                 msgs = await sub.fetch(1, timeout=0.3)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own or asyncio's
                 if attempts >= 5 or calls and calls[-1][0] in ("term", "ack") and attempts >= 3:
                     break
                 continue
@@ -324,7 +324,7 @@ async def _drive_partitions(partition: Callable[[str, int], int]) -> dict[str, A
             while True:
                 try:
                     msgs = await sub.fetch(1, timeout=0.3)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats-py raises its own or asyncio's
                     return
                 for msg in msgs:
                     data = json.loads(msg.data)

@@ -77,10 +77,10 @@ async def ensure_streams(js: Any, *, replicas: int = 1, storage: str = "file") -
                                 storage=kind, duplicate_window=DUPLICATE_WINDOW)
             await js.add_stream(name=DLQ, subjects=["dlq.>"], num_replicas=replicas, storage=kind)
             return
-        except (nats.js.errors.APIError, nats.errors.TimeoutError) as exc:
+        except (nats.js.errors.APIError, TimeoutError) as exc:
             # a cluster just started may not yet know all its peers ("peer offline")
             if time.monotonic() > deadline or "peer" not in str(exc) and not isinstance(
-                    exc, nats.errors.TimeoutError):
+                    exc, TimeoutError):
                 raise
             await asyncio.sleep(0.1)
 
@@ -220,7 +220,7 @@ class Worker:
             while not self._stopping.is_set():
                 try:
                     msgs = await sub.fetch(self.batch, timeout=0.2)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats-py raises its own or asyncio's
                     continue
                 except (nats.errors.ConnectionClosedError, nats.js.errors.APIError,
                         nats.errors.NoRespondersError) as exc:
@@ -246,7 +246,7 @@ class Worker:
             try:
                 return await js.pull_subscribe(self.filter_subject, durable=self.durable,
                                                stream=self.stream, config=config)
-            except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError) as exc:
+            except (TimeoutError, nats.js.errors.ServiceUnavailableError) as exc:
                 if loop.time() > self._start_deadline:
                     raise
                 self.log.append(f"consumer not ready yet ({type(exc).__name__}), retrying")
