@@ -134,8 +134,6 @@ def _end(nodes: list[Node], store: str) -> None:
                 os.kill(node.pid, HARD_KILL)
             node.watchdog.kill()
             node.watchdog.wait(STOP_TIMEOUT)
-        if node.watchdog.stdout is not None:
-            node.watchdog.stdout.close()
     shutil.rmtree(store, ignore_errors=True)
 
 
@@ -161,14 +159,15 @@ def _launch(binary: str, node: Node, args: list[str], log: collections.deque[str
     ready = threading.Event()
 
     def read_log() -> None:
-        for raw in node.watchdog.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            log.append(f"{node.name}: {line}")
-            if not node.pid and (match := PID.match(line)):
-                node.pid = int(match.group(1))
-            if match := CLIENT_PORT.search(line):
-                node.port = int(match.group(1))
-                ready.set()
+        with node.watchdog.stdout as output:  # closed here, at end of file, by its only reader
+            for raw in output:
+                line = raw.decode(errors="replace").rstrip()
+                log.append(f"{node.name}: {line}")
+                if not node.pid and (match := PID.match(line)):
+                    node.pid = int(match.group(1))
+                if match := CLIENT_PORT.search(line):
+                    node.port = int(match.group(1))
+                    ready.set()
         ready.set()  # the server ended: stop waiting
 
     threading.Thread(target=read_log, name=f"{node.name}-log", daemon=True).start()
