@@ -18,6 +18,7 @@ LABS = [
     "sse",
     "long_polling",
     "queues",
+    "choosing",
 ]
 
 
