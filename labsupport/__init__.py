@@ -7,7 +7,7 @@ In a notebook::
 """
 
 from .display import show
-from .engine import check, hint, progress, solution
+from .engine import check, hint, progress, reveal, solution
 from .harness import running, stop_all
 
-__all__ = ["check", "hint", "solution", "progress", "running", "stop_all", "show"]
+__all__ = ["check", "hint", "solution", "progress", "reveal", "running", "stop_all", "show"]

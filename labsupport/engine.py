@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = [
     "Unmet", "Exercise", "Verdict", "exercise", "check", "hint", "solution", "progress",
-    "progress_path", "expect",
+    "progress_path", "expect", "reveal",
 ]
 
 PROGRESS_ENV = "PROTOCOL_LAB_PROGRESS"
@@ -195,6 +195,15 @@ def hint(id: str) -> Verdict:
 def solution(id: str) -> _Code:
     """Reveal the reference solution of exercise ``id``."""
     return _Code(get(id).solution_source)
+
+
+def reveal(guess: Any, actual: Any) -> _Text:
+    """Compare a learner's prediction with what really happened, in words."""
+    if guess is Ellipsis:
+        return _Text(f"No prediction yet (replace the ... with your guess).\nIt is {actual!r}.")
+    if guess == actual:
+        return _Text(f"You predicted {guess!r}: right.\nIt is {actual!r}.")
+    return _Text(f"You predicted {guess!r}; not quite.\nIt is {actual!r}.")
 
 
 class _Text(str):

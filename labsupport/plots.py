@@ -36,7 +36,7 @@ def ratio_bars(measured: dict[str, float], *, floor: str, unit: str, title: str)
     bars = axes.barh(names, ratios,
                      color=[FLOOR_COLOUR if name == floor else BAR_COLOUR for name in names])
     axes.bar_label(bars, padding=4, labels=[
-        f"{ratio:.2f}× · {_amount(measured[name])} {unit}" for name, ratio in zip(names, ratios)])
+        f"{measured[name] / base:.2f}× · {_amount(measured[name])} {unit}" for name in names])
     axes.invert_yaxis()
     axes.axvline(1, color="#57606a", linestyle=":", linewidth=1)
     axes.set_xlim(0, max(ratios) * 1.45)

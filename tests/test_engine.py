@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from labsupport import check, hint, progress, solution
+from labsupport import check, hint, progress, reveal, solution
 from labsupport.engine import Unmet, _exercises, exercise, expect, progress_path
 
 
@@ -109,3 +109,10 @@ def test_progress_of_one_notebook():
     report = str(progress("zz-test"))
     assert report.splitlines() == [
         "0 of 1 exercises solved", "⬜ not yet zz-test          test.double            Double it"]
+
+
+def test_reveal_compares_a_prediction_with_what_happened():
+    assert reveal(500, 500) == "You predicted 500: right.\nIt is 500."
+    assert reveal(200, 500) == "You predicted 200; not quite.\nIt is 500."
+    assert reveal(..., 500).startswith("No prediction yet")
+    assert "&lt;b&gt;" in reveal("<b>", "x")._repr_html_()
