@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,14 @@ def test_the_command_says_when_there_is_nothing_to_merge(tmp_path):
     missing = run_command("merge", str(tmp_path / "nowhere"))
     assert missing.returncode == 2
     assert "is not a folder" in missing.stderr
+
+
+def test_the_instructors_guide_is_linked_and_walks_through_every_notebook():
+    root = Path(__file__).resolve().parent.parent
+    guide = (root / "INSTRUCTORS.md").read_text()
+    assert "(INSTRUCTORS.md)" in (root / "README.md").read_text()
+    for notebook in sorted((root / "notebooks").glob("*.ipynb")):
+        assert f"`{notebook.name}`" in guide, f"the guide never names {notebook.name}"
+    for upcoming in ("07-queues-vs-direct", "08-choosing-a-protocol", "09-interview-questions"):
+        assert f"`{upcoming}.ipynb`" in guide
+    assert "python -m labsupport.classroom merge" in guide
