@@ -73,7 +73,7 @@ def test_every_hands_on_cell_is_a_code_cell(name):
 @pytest.mark.parametrize("name", LABS)
 def test_the_closing_has_a_recap_specifications_progress_and_the_way_on(name):
     notebook = cells(name)
-    recap = [cell.source for cell in notebook if cell.source.startswith("## Recap")]
+    recap = [cell.source for cell in notebook if re.search(r"^## Recap$", cell.source, re.M)]
     assert len(recap) == 1, f"{name} has no single recap"
     specifications = recap[0].partition("### Specifications")[2]
     assert re.search(r"\]\(https://", specifications), f"{name} links to no specification"
