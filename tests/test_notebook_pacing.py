@@ -5,16 +5,14 @@ the learner's progress and the way on."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
+from tools.pacing import in_deep_dives, is_hands_on, pacing
 
-from pacing import in_deep_dives, is_hands_on, pacing  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 NOTEBOOKS = ROOT / "notebooks"
 LABS = ["00-start-here", "01-rest", "02-graphql", "03-grpc", "04-websockets", "05-sse",

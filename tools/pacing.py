@@ -1,6 +1,6 @@
 """How each notebook is paced: where the learner first acts, and how long it takes to read.
 
-    python tools/pacing.py
+    python -m tools.pacing
 
 - first hands-on: the first cell the learner writes in (an exercise starter, metadata
   ``"exercise"``, or a prediction, metadata ``"predict"``), as a fraction of the cells before it;

@@ -1,3 +1,0 @@
-"""One module of exercises per notebook; importing this package registers them all."""
-
-from . import chat, graphql_api, grpc_service, long_polling, rest, sse, start  # noqa: F401
