@@ -17,6 +17,7 @@ LABS = [
     "websocket_chat",
     "sse",
     "long_polling",
+    "choosing",
 ]
 
 
