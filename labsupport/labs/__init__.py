@@ -1,0 +1,1 @@
+"""One package per lab: its server, its handle, its exercises, its pages."""
