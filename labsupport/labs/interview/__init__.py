@@ -4,10 +4,10 @@ Its pieces, one job each: ``game`` (Q6's game-state server) and ``prediction``;
 ``versioning``, ``evolution``, ``graphql_deprecation`` and ``protodiff`` (Q7);
 ``idempotency`` and ``backpressure`` (the extra questions); ``evidence`` and
 ``tap`` (measurements on the other labs' servers); ``design`` (Q4's budgets);
-``questions`` (``ask()``); ``summary`` (the one-page export); ``exercises``.
+``questions`` (``ask()``); ``onepage`` (the summary page and its export); ``exercises``.
 """
 
 from .questions import ask, practised
-from .summary import summary
+from .onepage import summary
 
 __all__ = ["ask", "practised", "summary"]

@@ -72,6 +72,8 @@ class World:
         self.players = [
             Player(f"p{n}", *self._point(), target=self._point()) for n in range(1, players + 1)
         ]
+        for player in self.players[::2]:    # some players start standing still
+            player.resting = self.rng.randint(20, 60)
 
     def _point(self) -> tuple[float, float]:
         return (self.rng.uniform(0, MAP_SIZE), self.rng.uniform(0, MAP_SIZE))
