@@ -1,0 +1,199 @@
+"""A wire tap: a recording TCP proxy between a client and a lab server.
+
+Point the client at the tap instead of the server and every byte that crosses
+is kept with its connection, direction and time::
+
+    with WireTap(server.port) as tap:
+        requests.get(f"{tap.url}/api/v1/users/101")
+    tap.bytes_up, tap.bytes_down, tap.connections   # client->server, server->client
+    tap.messages()     # the bytes parsed into HTTP/1.1, HTTP/2 and WebSocket messages
+    tap.show()         # a sequence diagram of the exchange
+
+The tap counts what TCP carries for the application (headers, framing, bodies);
+the IP and TCP headers of each segment are not part of the stream and are not counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["Chunk", "Connection", "WireTap", "UP", "DOWN"]
+
+LOOPBACK = "127.0.0.1"
+UP = "client→server"
+DOWN = "server→client"
+READ_SIZE = 65536
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What one read returned: ``data`` going ``direction`` at ``time`` (perf_counter s)."""
+
+    direction: str
+    time: float
+    data: bytes
+
+
+@dataclass
+class Connection:
+    """One TCP connection through the tap and the chunks seen on it, in order."""
+
+    number: int
+    opened: float
+    chunks: list[Chunk] = field(default_factory=list)
+    closed: float | None = None
+
+    def stream(self, direction: str) -> bytes:
+        """Every byte that went ``direction`` on this connection."""
+        return b"".join(c.data for c in self.chunks if c.direction == direction)
+
+
+class WireTap:
+    """A TCP proxy on 127.0.0.1 (a free port) to ``target_port``, recording every byte.
+
+    ``record=False`` keeps only the counts (for large uploads). Use it as a
+    context manager or call ``close()``; ``reset()`` forgets what was recorded.
+    """
+
+    def __init__(self, target_port: int, *, target_host: str = LOOPBACK,
+                 record: bool = True) -> None:
+        self.target = (target_host, target_port)
+        self.record = record
+        self._lock = threading.Lock()
+        self._connections: list[Connection] = []
+        self._counts = {UP: 0, DOWN: 0}
+        self._sockets: set[socket.socket] = set()
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self.port: int = self._listener.getsockname()[1]
+        self._closed = False
+        self._accepting = threading.Thread(target=self._accept, name="wiretap", daemon=True)
+        self._accepting.start()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>`` of the tap."""
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:<port>`` (a gRPC target)."""
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def bytes_up(self) -> int:
+        """Bytes the clients sent to the server."""
+        return self._counts[UP]
+
+    @property
+    def bytes_down(self) -> int:
+        """Bytes the server sent to the clients."""
+        return self._counts[DOWN]
+
+    @property
+    def total_bytes(self) -> int:
+        return self._counts[UP] + self._counts[DOWN]
+
+    @property
+    def connections(self) -> list[Connection]:
+        """The connections opened through the tap so far (recorded chunks only if ``record``)."""
+        with self._lock:
+            return list(self._connections)
+
+    def reset(self) -> None:
+        """Forget what was recorded and counted (open connections go on)."""
+        with self._lock:
+            self._connections = []
+            self._counts = {UP: 0, DOWN: 0}
+
+    def messages(self):
+        """The recorded bytes parsed into messages (see :func:`wire.parse_connection`)."""
+        from .wire import parse_connections
+
+        return parse_connections(self.connections)
+
+    def show(self, limit: int = 16, title: str | None = None):
+        """Draw the exchange as a sequence diagram (matplotlib figure)."""
+        from .diagram import sequence_diagram
+
+        return sequence_diagram(self.messages(), limit=limit, title=title)
+
+    # --- proxying -------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            for sock in (client, server):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                connection = Connection(len(self._connections) + 1, time.perf_counter())
+                self._connections.append(connection)
+                self._sockets.update((client, server))
+            halves = threading.Barrier(2, action=lambda c=client, s=server: self._done(c, s))
+            for source, sink, direction in ((client, server, UP), (server, client, DOWN)):
+                threading.Thread(target=self._pump, args=(source, sink, direction, connection,
+                                                          halves),
+                                 name=f"wiretap-{connection.number}", daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, direction: str,
+              connection: Connection, halves: threading.Barrier) -> None:
+        try:
+            while True:
+                data = source.recv(READ_SIZE)
+                if not data:
+                    break
+                now = time.perf_counter()
+                with self._lock:
+                    self._counts[direction] += len(data)
+                    if self.record:
+                        connection.chunks.append(Chunk(direction, now, data))
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)  # pass the half-close on
+            connection.closed = time.perf_counter()
+            try:
+                halves.wait(timeout=30)
+            except threading.BrokenBarrierError:
+                self._done(source, sink)
+
+    def _done(self, *sockets: socket.socket) -> None:
+        with self._lock:
+            for sock in sockets:
+                self._sockets.discard(sock)
+                sock.close()
+
+    def close(self) -> None:
+        """Stop listening and cut every connection through the tap."""
+        self._closed = True
+        self._listener.close()
+        with self._lock:
+            open_sockets = list(self._sockets)
+        for sock in open_sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._accepting.join(timeout=2)
+
+    def __enter__(self) -> WireTap:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<WireTap :{self.port} -> {self.target[0]}:{self.target[1]}, "
+                f"{len(self._connections)} connections, {self.total_bytes} bytes>")
