@@ -1,4 +1,4 @@
-"""The interview lab's exercises: references pass, plausible wrong answers fail with their message."""
+"""The interview lab's exercises: references pass, wrong answers fail with their message."""
 
 from __future__ import annotations
 

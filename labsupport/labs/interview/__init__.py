@@ -7,7 +7,7 @@ Its pieces, one job each: ``game`` (Q6's game-state server) and ``prediction``;
 ``questions`` (``ask()``); ``onepage`` (the summary page and its export); ``exercises``.
 """
 
-from .questions import ask, practised
 from .onepage import summary
+from .questions import ask, practised
 
 __all__ = ["ask", "practised", "summary"]

@@ -1,7 +1,8 @@
 """Measurements on the lab servers that back (or correct) the document's answers.
 
-Each function drives running lab servers through a :class:`~.tap.Tap`, so the
-bytes and connections it reports are the ones on the wire.
+Each function drives running lab servers through the choosing lab's
+:class:`~labsupport.labs.choosing.tap.WireTap`, so the bytes and connections it
+reports are the ones on the wire.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from websockets.sync.client import connect
 from ... import codegen
 from ...grpc_service import channel
 from ...harness import ServerHandle
-from .tap import Tap
+from ..choosing.tap import WireTap
 
 __all__ = ["rest_vs_graphql_caching", "fetching", "browser_connection_limit",
            "http2_multiplexing", "bytes_per_message", "resume_after_gap"]
@@ -28,15 +29,15 @@ USERS_QUERY = "{ users(limit: 25) { id name email createdAt } }"
 PING_FRAME = 2 + 4 + 4   # header, mask, the 4-byte payload: control frames are never compressed
 
 
-def _via(tap: Tap, path: str) -> str:
-    return f"http://127.0.0.1:{tap.port}{path}"
+def _via(tap: WireTap, path: str) -> str:
+    return f"{tap.url}{path}"
 
 
 def rest_vs_graphql_caching(rest: ServerHandle, graphql: ServerHandle,
                             reads: int = 10) -> list[dict[str, Any]]:
     """25 users read ``reads`` times: REST revalidating with its ETag, GraphQL by POST."""
     rows = []
-    with Tap(rest.port) as tap, requests.Session() as session:
+    with WireTap(rest.port) as tap, requests.Session() as session:
         url, etag, statuses = _via(tap, USERS_PATH), None, []
         for _ in range(reads):
             response = session.get(url, headers={"If-None-Match": etag} if etag else {},
@@ -45,7 +46,7 @@ def rest_vs_graphql_caching(rest: ServerHandle, graphql: ServerHandle,
             statuses.append(response.status_code)
         rows.append({"api": "REST GET + If-None-Match", "bytes_down": tap.bytes_down,
                      "statuses": statuses, "validator": response.headers.get("ETag")})
-    with Tap(graphql.port) as tap, requests.Session() as session:
+    with WireTap(graphql.port) as tap, requests.Session() as session:
         statuses = []
         for _ in range(reads):
             response = session.post(_via(tap, "/graphql"), json={"query": USERS_QUERY}, timeout=5)
@@ -58,16 +59,16 @@ def rest_vs_graphql_caching(rest: ServerHandle, graphql: ServerHandle,
 def fetching(rest: ServerHandle, graphql: ServerHandle) -> list[dict[str, Any]]:
     """The document's under-fetching example, a user and their recent orders, both ways."""
     rows = []
-    with Tap(rest.port) as tap:
+    with WireTap(rest.port) as tap:
         for path in ("/api/v1/users/101", "/api/v1/users/101/orders?limit=3"):
             requests.get(_via(tap, path), timeout=5).raise_for_status()
         rows.append({"api": "REST", "requests": 2, "bytes_down": tap.bytes_down,
-                     "connections": tap.connections})
+                     "connections": len(tap.connections)})
     query = '{ user(id: "101") { name email orders(limit: 3) { item totalCents } } }'
-    with Tap(graphql.port) as tap:
+    with WireTap(graphql.port) as tap:
         requests.post(_via(tap, "/graphql"), json={"query": query}, timeout=5).raise_for_status()
         rows.append({"api": "GraphQL", "requests": 1, "bytes_down": tap.bytes_down,
-                     "connections": tap.connections})
+                     "connections": len(tap.connections)})
     return rows
 
 
@@ -79,7 +80,7 @@ def browser_connection_limit(sse: ServerHandle, per_host: int = 6,
     all are busy. A seventh request waits (``wait`` seconds here, for ever in
     a browser, until a stream ends).
     """
-    with Tap(sse.port) as tap:
+    with WireTap(sse.port) as tap:
         pool = urllib3.HTTPConnectionPool("127.0.0.1", tap.port, maxsize=per_host, block=True)
         streams = [pool.urlopen("GET", f"/events?client_id=tab-{n}", preload_content=False,
                                 retries=False, timeout=5) for n in range(per_host)]
@@ -93,7 +94,7 @@ def browser_connection_limit(sse: ServerHandle, per_host: int = 6,
         for stream in streams:
             stream.release_conn()
         pool.close()
-        return {"streams_open": per_host, "connections": tap.connections,
+        return {"streams_open": per_host, "connections": len(tap.connections),
                 "next_request_answered": answered, "waited_s": waited}
 
 
@@ -106,7 +107,7 @@ def http2_multiplexing(grpc_server: ServerHandle, streams: int = 7) -> dict[str,
         release.wait(5)
         yield from ()
 
-    with Tap(grpc_server.port) as tap, channel(f"127.0.0.1:{tap.port}") as ch:
+    with WireTap(grpc_server.port) as tap, channel(tap.address) as ch:
         stub = pb2_grpc.UserServiceStub(ch)
         held = [stub.BulkCreateUsers.future(nothing_until_released(), timeout=10)
                 for _ in range(streams)]
@@ -118,30 +119,31 @@ def http2_multiplexing(grpc_server: ServerHandle, streams: int = 7) -> dict[str,
         for call in held:
             call.result(timeout=5)
         return {"streams_open": still_open, "unary_answered": reply.user.name,
-                "unary_s": took, "connections": tap.connections}
+                "unary_s": took, "connections": len(tap.connections)}
 
 
 def bytes_per_message(long_polling: ServerHandle, chat: ServerHandle, count: int = 10,
                       compression: str | None = None) -> list[dict[str, Any]]:
     """Bytes on the wire to send one small message: an HTTP POST vs a WebSocket frame."""
     body = {"recipient_id": "user-123", "sender_id": "ada", "message": "typing..."}
-    with Tap(long_polling.port) as tap, requests.Session() as session:
+    with WireTap(long_polling.port) as tap, requests.Session() as session:
         for _ in range(count):
             session.post(_via(tap, "/api/send_message"), json=body, timeout=5).raise_for_status()
         http = {"transport": "HTTP/1.1 POST", "up": tap.bytes_up / count,
-                "down": tap.bytes_down / count, "connections": tap.connections}
+                "down": tap.bytes_down / count, "connections": len(tap.connections)}
     frame = json.dumps({"type": "typing", "room_id": "general", "is_typing": True})
-    with Tap(chat.port) as tap:
-        url = f"ws://127.0.0.1:{tap.port}/ws?token={chat.token_for(101)}"
+    with WireTap(chat.port) as tap:
+        url = f"ws://{tap.address}/ws?token={chat.token_for(101)}"
         with connect(url, compression=compression, open_timeout=5) as ws:
             ws.recv(timeout=5)                                  # "connected"
+            opened = len(tap.connections)
             tap.reset()
             for _ in range(count):
                 ws.send(frame)
             ws.ping(b"mark").wait(5)              # the pong: the server has read them all
             up = (tap.bytes_up - PING_FRAME) / count
         websocket = {"transport": f"WebSocket ({compression or 'no compression'})", "up": up,
-                     "down": 0.0, "connections": tap.connections}
+                     "down": 0.0, "connections": opened}
     return [http, websocket]
 
 
