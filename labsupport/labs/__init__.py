@@ -1,1 +1,1 @@
-"""One package per lab: its server, its handle, its exercises, its pages."""
+"""One package per lab: its server, its handle, its exercises and its pages."""

@@ -1,0 +1,287 @@
+"""The notification worker: a JetStream pull consumer, idempotent, with a dead-letter stream.
+
+A :class:`Worker` runs in a background thread on its own event loop. It
+fetches batches from a durable consumer, applies each message's effect inside
+one database transaction together with the message's id (so a redelivered
+message changes nothing: the idempotent consumer), commits, and only then
+acks. A message it cannot read goes to the dead-letter stream at once with
+the reason; a message whose effect keeps failing is nak'ed with a delay and
+dead-lettered when it reaches ``max_deliver``. The worker itself never dies on
+a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig, StorageType
+from sqlalchemy.engine import Connection, Engine
+
+from ...harness import BackgroundLoop
+from . import store
+
+__all__ = ["ORDERS", "DLQ", "Message", "Malformed", "Worker", "ensure_streams",
+           "notify_effect", "dead_letters"]
+
+ORDERS = "ORDERS"
+DLQ = "DLQ"
+REASON = "Lab-Dead-Letter-Reason"
+DUPLICATE_WINDOW = 120.0  # seconds during which the stream drops a repeated Nats-Msg-Id
+
+
+class Malformed(ValueError):
+    """A message body the worker cannot read: dead-lettered at once, never retried."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """A delivered message: its id (``Nats-Msg-Id`` or stream:sequence), body and attempt."""
+
+    id: str
+    subject: str
+    body: bytes
+    deliveries: int
+    seq: int
+
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object, or :class:`Malformed` saying why not."""
+        try:
+            data = json.loads(self.body)
+        except ValueError as exc:
+            raise Malformed(f"body is not JSON ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise Malformed(f"body is JSON {type(data).__name__}, not an object")
+        return data
+
+
+async def ensure_streams(js: Any, *, replicas: int = 1, storage: str = "file") -> None:
+    """Create (or keep) the ``ORDERS`` stream (``orders.>``) and the ``DLQ`` stream (``dlq.>``)."""
+    kind = StorageType.MEMORY if storage == "memory" else StorageType.FILE
+    await js.add_stream(name=ORDERS, subjects=["orders.>"], num_replicas=replicas,
+                        storage=kind, duplicate_window=DUPLICATE_WINDOW)
+    await js.add_stream(name=DLQ, subjects=["dlq.>"], num_replicas=replicas, storage=kind)
+
+
+def notify_effect(conn: Connection, message: Message) -> dict[str, Any]:
+    """The notification service's effect: one ``queue_notifications`` row per order message."""
+    data = message.json()
+    user, order = data.get("user_id"), data.get("order_id")
+    if not isinstance(user, (str, int)) or isinstance(user, bool) or order is None:
+        raise Malformed("body needs user_id (string or number) and order_id")
+    text = str(data.get("text") or f"Your order {order} is confirmed")[:500]
+    conn.execute(store.notifications.insert().values(
+        message_id=message.id, user_id=str(user), text=text))
+    return {"user_id": str(user), "order_id": order, "text": text}
+
+
+def _message(msg: Any) -> Message:
+    meta = msg.metadata
+    seq = meta.sequence.stream
+    msg_id = (msg.headers or {}).get("Nats-Msg-Id") or f"{meta.stream}:{seq}"
+    return Message(msg_id, msg.subject, msg.data, meta.num_delivered, seq)
+
+
+class Worker:
+    """A competing consumer on a durable pull consumer, running until ``stop()`` or ``kill()``.
+
+    ``effect(conn, message)`` runs inside the database transaction and returns
+    what ``on_commit`` receives once the transaction has committed (e.g. to
+    push it to a browser). ``idempotent=False`` applies the effect on every
+    delivery: the at-least-once consumer, duplicates and all.
+    """
+
+    def __init__(self, servers: str | list[str], *,
+                 effect: Callable[[Connection, Message], Any] = notify_effect,
+                 on_commit: Callable[[list[Any]], None] | None = None,
+                 engine: Engine | None = None, durable: str = "notifier",
+                 stream: str = ORDERS, filter_subject: str = "orders.>",
+                 batch: int = 20, ack_wait: float = 1.0, max_deliver: int = 3,
+                 nak_delay: float = 0.1, max_ack_pending: int | None = None,
+                 idempotent: bool = True, name: str = "worker") -> None:
+        self.servers = servers
+        self.effect = effect
+        self.on_commit = on_commit
+        self.engine = store.ensure_tables(engine)
+        self.durable, self.stream, self.filter_subject = durable, stream, filter_subject
+        self.batch, self.ack_wait, self.max_deliver = batch, ack_wait, max_deliver
+        self.nak_delay, self.max_ack_pending = nak_delay, max_ack_pending
+        self.idempotent = idempotent
+        self.name = name
+        self.handled = 0            # messages acked (effect applied, or already applied)
+        self.applied = 0            # effects this worker applied
+        self.dead_lettered = 0
+        self.log: collections.deque[str] = collections.deque(maxlen=200)
+        self._loop: BackgroundLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._stopping: asyncio.Event | None = None
+
+    # --- running -----------------------------------------------------------
+
+    def start(self, timeout: float = 5.0) -> Worker:
+        """Connect, create the durable consumer if needed, and start fetching."""
+        self._loop = BackgroundLoop(f"{self.name}-loop")
+        ready: asyncio.Future = self._loop.loop.create_future()
+
+        async def begin() -> None:
+            self._stopping = asyncio.Event()
+            self._task = asyncio.ensure_future(self._run(ready))
+
+        self._loop.run(begin())
+        try:
+            asyncio.run_coroutine_threadsafe(asyncio.wait_for(_shield(ready), timeout),
+                                             self._loop.loop).result(timeout + 1)
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the batch in hand, ack it, close the connection."""
+        if self._loop is None:
+            return
+        if self._stopping is not None:
+            self._loop.loop.call_soon_threadsafe(self._stopping.set)
+        self._finish(timeout)
+
+    def kill(self) -> None:
+        """Die at once, as a crashed process would: nothing more is acked."""
+        if self._loop is None:
+            return
+        if self._task is not None:
+            self._loop.loop.call_soon_threadsafe(self._task.cancel)
+        self._finish(5.0)
+
+    def _finish(self, timeout: float) -> None:
+        loop, self._loop = self._loop, None
+        if self._task is not None:
+            # already finished, or could not end in time: either way the loop goes
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(
+                    asyncio.wait([self._task], timeout=timeout), loop.loop).result(timeout + 1)
+        loop.close()
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # --- the loop ----------------------------------------------------------
+
+    async def _run(self, ready: asyncio.Future) -> None:
+        nc = None
+        try:
+            nc = await nats.connect(servers=self.servers, name=self.name, connect_timeout=2,
+                                    reconnect_time_wait=0.2, max_reconnect_attempts=-1,
+                                    error_cb=_ignore)
+            js = nc.jetstream(timeout=2)
+            config = ConsumerConfig(durable_name=self.durable, ack_policy=AckPolicy.EXPLICIT,
+                                    ack_wait=self.ack_wait, max_deliver=self.max_deliver,
+                                    filter_subject=self.filter_subject,
+                                    max_ack_pending=self.max_ack_pending)
+            sub = await js.pull_subscribe(self.filter_subject, durable=self.durable,
+                                          stream=self.stream, config=config)
+            if not ready.done():
+                ready.set_result(True)
+            while not self._stopping.is_set():
+                try:
+                    msgs = await sub.fetch(self.batch, timeout=0.2)
+                except nats.errors.TimeoutError:
+                    continue
+                except (nats.errors.ConnectionClosedError, nats.js.errors.APIError,
+                        nats.errors.NoRespondersError) as exc:
+                    self.log.append(f"fetch failed: {type(exc).__name__}: {exc}")
+                    await asyncio.sleep(0.1)
+                    continue
+                await self._handle(js, msgs)
+        except asyncio.CancelledError:
+            self.log.append("killed")
+        except Exception as exc:
+            self.log.append(f"stopped by {type(exc).__name__}: {exc}")
+            if not ready.done():
+                ready.set_exception(exc)
+        finally:
+            if nc is not None:
+                with contextlib.suppress(BaseException):  # a killed worker's connection just goes
+                    await asyncio.shield(nc.close())
+
+    async def _handle(self, js: Any, msgs: list[Any]) -> None:
+        messages = [_message(msg) for msg in msgs]
+        outcomes = self._apply(messages)
+        if self.on_commit is not None:
+            results = [r for r, _ in outcomes.values() if r is not None]
+            if results:
+                try:
+                    self.on_commit(results)
+                except Exception as exc:  # the effect is committed; the push is best effort
+                    self.log.append(f"on_commit failed: {exc}")
+        for msg, message in zip(msgs, messages, strict=True):
+            _, problem = outcomes[message.id]
+            if problem is None:
+                await msg.ack()
+                self.handled += 1
+            elif isinstance(problem, Malformed) or message.deliveries >= self.max_deliver:
+                await self._dead_letter(js, message, str(problem))
+                await msg.term()
+            else:
+                await msg.nak(delay=self.nak_delay)
+
+    def _apply(self, messages: list[Message]) -> dict[str, tuple[Any, Exception | None]]:
+        """Each message's effect in one transaction, a savepoint each; what went wrong."""
+        outcomes: dict[str, tuple[Any, Exception | None]] = {}
+        with self.engine.begin() as conn:
+            for message in messages:
+                if message.id in outcomes:
+                    continue
+                try:
+                    with conn.begin_nested():
+                        if self.idempotent and not store.mark_processed(
+                                conn, message.id, self.durable):
+                            outcomes[message.id] = (None, None)  # done before: only ack
+                            continue
+                        outcomes[message.id] = (self.effect(conn, message), None)
+                        self.applied += 1
+                except Exception as exc:
+                    outcomes[message.id] = (None, exc)
+        return outcomes
+
+    async def _dead_letter(self, js: Any, message: Message, reason: str) -> None:
+        headers = {REASON: reason[:200], "Nats-Msg-Id": f"dlq:{message.id}",
+                   "Lab-Original-Subject": message.subject}
+        await js.publish(f"dlq.{self.stream.lower()}", message.body, headers=headers)
+        self.dead_lettered += 1
+        self.log.append(f"dead-lettered {message.id}: {reason}")
+
+
+async def _shield(future: asyncio.Future) -> Any:
+    return await asyncio.shield(future)
+
+
+async def _ignore(error: Exception) -> None:
+    """The client reconnects by itself; its errors never print into a cell."""
+
+
+async def dead_letters(js: Any, *, limit: int = 100) -> list[tuple[str, str]]:
+    """(reason, body) of the messages in the DLQ stream, oldest first (at most ``limit``)."""
+    info = await js.stream_info(DLQ)
+    found = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        if len(found) == limit:
+            break
+        try:
+            msg = await js.get_msg(DLQ, seq)
+        except nats.js.errors.NotFoundError:
+            continue
+        found.append(((msg.headers or {}).get(REASON, ""), msg.data.decode(errors="replace")))
+    return found
