@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.descriptor_pb2 import FileDescriptorProto
 from grpc_tools import protoc
 
 from ...codegen import PROTOS, ProtocError
 
 __all__ = ["PAIRS_DIR", "EVOLUTION_DIR", "descriptor", "pairs", "expected", "breaking_changes",
-           "message_classes", "Finding"]
+           "message_classes", "Finding", "FileDescriptorProto"]
 
 PAIRS_DIR = PROTOS / "interview" / "pairs"
 EVOLUTION_DIR = PROTOS / "interview" / "evolution"
@@ -31,7 +31,7 @@ EVOLUTION_DIR = PROTOS / "interview" / "evolution"
 Finding = tuple[str, str, int]   # ("removed" | "type" | "reused", "Message.Nested", number)
 
 
-def descriptor(path: Path) -> descriptor_pb2.FileDescriptorProto:
+def descriptor(path: Path) -> FileDescriptorProto:
     """The ``FileDescriptorProto`` protoc makes of the ``.proto`` at ``path``."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "set.pb"
@@ -61,25 +61,8 @@ def expected(pair: str) -> set[Finding]:
     return findings
 
 
-def _messages(messages, prefix: str = "") -> Iterator[tuple[str, descriptor_pb2.DescriptorProto]]:
-    for message in messages:
-        name = f"{prefix}{message.name}"
-        yield name, message
-        yield from _messages(message.nested_type, f"{name}.")
-
-
-def _reserved(message: descriptor_pb2.DescriptorProto) -> set[int]:
-    return {n for r in message.reserved_range for n in range(r.start, r.end)}
-
-
-def _shape(field: descriptor_pb2.FieldDescriptorProto) -> tuple[int, str, bool]:
-    """What a field's bytes mean: its type, its message or enum type, repeated or not."""
-    type_name = field.type_name.rsplit(".", 1)[-1]   # packages differ between versions
-    return field.type, type_name, field.label == field.LABEL_REPEATED
-
-
-def breaking_changes(old: descriptor_pb2.FileDescriptorProto,
-                     new: descriptor_pb2.FileDescriptorProto) -> set[Finding]:
+def breaking_changes(old: FileDescriptorProto,
+                     new: FileDescriptorProto) -> set[tuple[str, str, int]]:
     """Changes in ``new`` that break readers or writers of ``old``, per message and number.
 
     - ``removed``: a number ``old`` used is gone from ``new`` and not reserved;
@@ -89,27 +72,39 @@ def breaking_changes(old: descriptor_pb2.FileDescriptorProto,
 
     A rename with the same type is not reported: the bytes are the same.
     """
-    findings: set[Finding] = set()
-    new_messages = dict(_messages(new.message_type))
-    for name, before in _messages(old.message_type):
+    def messages(found, prefix=""):
+        for message in found:
+            yield f"{prefix}{message.name}", message
+            yield from messages(message.nested_type, f"{prefix}{message.name}.")
+
+    def reserved(message):
+        return {n for r in message.reserved_range for n in range(r.start, r.end)}
+
+    def shape(field):   # what the bytes mean; packages differ between versions
+        repeated = field.label == field.LABEL_REPEATED
+        return field.type, field.type_name.rsplit(".", 1)[-1], repeated
+
+    findings = set()
+    new_messages = dict(messages(new.message_type))
+    for name, before in messages(old.message_type):
         after = new_messages.get(name)
         if after is None:
             continue
-        old_fields = {f.number: f for f in before.field}
         new_fields = {f.number: f for f in after.field}
-        for number, field in old_fields.items():
-            now = new_fields.get(number)
+        for field in before.field:
+            now = new_fields.get(field.number)
             if now is None:
-                if number not in _reserved(after):
-                    findings.add(("removed", name, number))
-            elif _shape(now) != _shape(field):
-                findings.add(("type" if now.name == field.name else "reused", name, number))
-        for number in new_fields.keys() & _reserved(before):
+                if field.number not in reserved(after):
+                    findings.add(("removed", name, field.number))
+            elif shape(now) != shape(field):
+                kind = "type" if now.name == field.name else "reused"
+                findings.add((kind, name, field.number))
+        for number in new_fields.keys() & reserved(before):
             findings.add(("reused", name, number))
     return findings
 
 
-def message_classes(proto: descriptor_pb2.FileDescriptorProto) -> dict[str, type]:
+def message_classes(proto: FileDescriptorProto) -> dict[str, type]:
     """Message classes built from a descriptor in a pool of their own (no generated code)."""
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
