@@ -10,9 +10,10 @@ import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from labsupport import database, graphql_api
+from labsupport import chat, database, graphql_api, grpc_service, long_polling, sse
 from labsupport.labs.interview import (
     backpressure,
+    evidence,
     evolution,
     game,
     graphql_deprecation,
@@ -248,3 +249,29 @@ def test_summary_exports_markdown_and_escaped_html(tmp_path):
     assert "<b>7x" not in html and "7x fewer bytes" in html
     with pytest.raises(ValueError):
         page.export(tmp_path / "facts.pdf")
+
+
+# --- evidence on the lab servers ------------------------------------------------------
+
+
+def test_sse_resumes_without_loss_only_with_ids():
+    with sse.start(name="test-evidence-sse", heartbeat=0.5) as server:
+        assert evidence.resume_after_gap(server, with_ids=True)["lost"] == []
+        assert evidence.resume_after_gap(server, with_ids=False)["lost"] == [1, 2, 3]
+
+
+def test_a_seventh_request_waits_behind_six_streams_but_not_on_http2():
+    with sse.start(name="test-evidence-sse", heartbeat=0.5) as server:
+        limit = evidence.browser_connection_limit(server, wait=0.3)
+    assert limit["connections"] == 6 and not limit["next_request_answered"]
+    with grpc_service.start(name="test-evidence-grpc") as server:
+        h2 = evidence.http2_multiplexing(server, streams=7)
+    assert h2["streams_open"] == 7 and h2["connections"] == 1
+
+
+def test_a_websocket_frame_costs_a_fraction_of_a_post():
+    with long_polling.start(name="test-evidence-lp") as lp, \
+            chat.start(name="test-evidence-chat") as c:
+        http, websocket = evidence.bytes_per_message(lp, c)
+    assert websocket["up"] == 6 + len('{"type": "typing", "room_id": "general", "is_typing": true}')
+    assert http["up"] > 3 * websocket["up"] and http["connections"] == 10
