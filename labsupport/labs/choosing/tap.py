@@ -70,6 +70,7 @@ class WireTap:
         self._listener = socket.create_server((LOOPBACK, 0))
         self.port: int = self._listener.getsockname()[1]
         self._closed = False
+        self._since = 0.0
         self._accepting = threading.Thread(target=self._accept, name="wiretap", daemon=True)
         self._accepting.start()
 
@@ -99,21 +100,28 @@ class WireTap:
 
     @property
     def connections(self) -> list[Connection]:
-        """The connections opened through the tap so far (recorded chunks only if ``record``)."""
+        """The connections used since the last ``reset()`` (chunks kept only if ``record``)."""
         with self._lock:
-            return list(self._connections)
+            return [c for c in self._connections if c.opened >= self._since or
+                    (c.chunks and c.chunks[-1].time >= self._since) or c.closed is None]
 
     def reset(self) -> None:
-        """Forget what was recorded and counted (open connections go on)."""
+        """Start counting afresh: bytes, connections and messages from now on.
+
+        Connections already open are still parsed from their first byte (a
+        WebSocket is only a WebSocket after its HTTP upgrade) but only their
+        messages from now on are returned.
+        """
         with self._lock:
-            self._connections = []
+            self._since = time.perf_counter()
             self._counts = {UP: 0, DOWN: 0}
+            self._connections = [c for c in self._connections if c.closed is None]
 
     def messages(self):
         """The recorded bytes parsed into messages (see :func:`wire.parse_connection`)."""
         from .wire import parse_connections
 
-        return parse_connections(self.connections)
+        return [m for m in parse_connections(self.connections) if m.time >= self._since]
 
     def show(self, limit: int = 16, title: str | None = None):
         """Draw the exchange as a sequence diagram (matplotlib figure)."""
@@ -124,11 +132,15 @@ class WireTap:
     # --- proxying -------------------------------------------------------------
 
     def _accept(self) -> None:
+        self._listener.settimeout(0.05)  # closing a socket does not wake a blocked accept()
         while not self._closed:
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             try:
                 server = socket.create_connection(self.target, timeout=5)
             except OSError:

@@ -1,0 +1,217 @@
+"""The workload driver: the lab servers, a raw TCP floor, and the figures of a run.
+
+One :class:`Run` starts every lab server once (REST, GraphQL, gRPC, the
+WebSocket chat, SSE, long polling, and this lab's gRPC relay) and measures the
+floor: a raw TCP round trip of 64 bytes through the same wire tap every other
+figure goes through. Every time is then reported as a ratio to that floor::
+
+    run = driver.Run()
+    with run.tap("rest") as tap:
+        ...                                  # a client talks to tap.url
+    run.floor.rtt                            # seconds, median
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ... import chat, graphql_api, grpc_service, long_polling, rest, sse
+from ...harness import LOOPBACK, ServerHandle
+from . import relay
+from .tap import WireTap
+
+__all__ = ["Run", "Floor", "Result", "percentile", "measure_floor", "scale_from_env"]
+
+FLOOR_MESSAGE = 64
+SERVERS = ("rest", "graphql", "grpc", "websockets", "sse", "long-polling", "relay")
+
+
+def scale_from_env(default: float = 1.0) -> float:
+    """``$PROTOCOL_LAB_SCALE`` as a number (1 = the notebook's sizes), else ``default``."""
+    try:
+        return max(float(os.environ.get("PROTOCOL_LAB_SCALE", default)), 0.1)
+    except ValueError:
+        return default
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The raw TCP round trip through the tap: 64 bytes there and back."""
+
+    rtt: float
+    rounds: int
+    bytes_per_round: int
+
+
+@dataclass
+class Result:
+    """What one protocol did in one experiment: latencies (s), bytes, operations, notes."""
+
+    row: str
+    protocol: str
+    latencies: list[float] = field(default_factory=list)
+    bytes: int = 0
+    operations: int = 0
+    connections: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.latencies, 50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies, 99)
+
+    @property
+    def jitter(self) -> float:
+        """Standard deviation of the latencies (s)."""
+        return statistics.pstdev(self.latencies) if len(self.latencies) > 1 else 0.0
+
+    @property
+    def bytes_per_op(self) -> float:
+        return self.bytes / self.operations if self.operations else 0.0
+
+    def summary(self, floor: Floor) -> dict[str, Any]:
+        """The figures as a row: times as ratios to the floor, bytes as bytes."""
+        row: dict[str, Any] = {"row": self.row, "protocol": self.protocol}
+        if self.latencies:
+            row["p50 × floor"] = round(self.p50 / floor.rtt, 1)
+            row["p99 × floor"] = round(self.p99 / floor.rtt, 1)
+        if self.operations:
+            row["bytes/op"] = round(self.bytes_per_op)
+        row.update(self.extra)
+        return row
+
+
+def _echo(listener: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        connection, _ = listener.accept()
+        with connection:
+            while data := connection.recv(65536):
+                connection.sendall(data)
+
+
+def measure_floor(rounds: int = 200) -> Floor:
+    """Median round trip of 64 bytes over raw TCP on loopback, through a wire tap."""
+    listener = socket.create_server((LOOPBACK, 0))
+    server = threading.Thread(target=_echo, args=(listener,), name="floor-echo", daemon=True)
+    server.start()
+    samples = []
+    tap = WireTap(listener.getsockname()[1], record=False)
+    with tap, socket.create_connection((LOOPBACK, tap.port), timeout=5) as client:
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            payload = b"x" * FLOOR_MESSAGE
+            for _ in range(rounds):
+                started = time.perf_counter()
+                client.sendall(payload)
+                received = 0
+                while received < FLOOR_MESSAGE:
+                    received += len(client.recv(65536))
+                samples.append(time.perf_counter() - started)
+    listener.close()
+    server.join(timeout=2)
+    return Floor(statistics.median(samples), rounds, 2 * FLOOR_MESSAGE)
+
+
+class Run:
+    """Every lab server, started once, and the floor measured in this run.
+
+    ``scale`` multiplies the experiments' sizes (1 = the notebook's short run).
+    ``run.results`` collects every experiment's :class:`Result`.
+    """
+
+    def __init__(self, scale: float = 1.0, *, only: tuple[str, ...] | None = None,
+                 prefix: str = "choosing") -> None:
+        self.scale = scale
+        self.results: list[Result] = []
+        self.servers: dict[str, ServerHandle] = {}
+        try:
+            self._start_servers(only or SERVERS, prefix)
+            self.floor = measure_floor()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_servers(self, names: tuple[str, ...], prefix: str) -> None:
+        starts = {
+            "rest": lambda: rest.start(name=f"{prefix}-rest", rate_limit=None),
+            "graphql": lambda: graphql_api.start(name=f"{prefix}-graphql", fresh_data=False),
+            "grpc": lambda: grpc_service.start(name=f"{prefix}-grpc", fresh_data=False,
+                                               max_workers=16),
+            "websockets": lambda: chat.start(name=f"{prefix}-websockets", fresh_data=False,
+                                             handlers={"state": relay_state}),
+            "sse": lambda: sse.start(name=f"{prefix}-sse", history=5000, queue_size=5000),
+            "long-polling": lambda: long_polling.start(name=f"{prefix}-long-polling",
+                                                       users=PLAYERS, history=5000),
+            "relay": lambda: relay.start(name=f"{prefix}-relay"),
+        }
+        for name in names:
+            self.servers[name] = starts[name]()
+
+    def sized(self, count: int | float, minimum: int = 1) -> int:
+        """``count`` times this run's scale, at least ``minimum``."""
+        return max(minimum, round(count * self.scale))
+
+    @contextlib.contextmanager
+    def tap(self, server: str, *, record: bool = True) -> Iterator[WireTap]:
+        """A wire tap in front of one of the run's servers, closed afterwards."""
+        tap = WireTap(self.servers[server].port, record=record)
+        try:
+            yield tap
+        finally:
+            tap.close()
+
+    def add(self, *results: Result) -> list[Result]:
+        """Keep ``results`` (replacing earlier ones of the same row and protocol)."""
+        for result in results:
+            self.results = [r for r in self.results
+                            if (r.row, r.protocol) != (result.row, result.protocol)]
+            self.results.append(result)
+        return list(results)
+
+    def result(self, row: str, protocol: str) -> Result | None:
+        return next((r for r in self.results if (r.row, r.protocol) == (row, protocol)), None)
+
+    def stop(self) -> None:
+        """Stop every server this run started."""
+        for handle in self.servers.values():
+            handle.stop()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+# The long-polling inboxes: twenty chat users and the shared feed of the game and live rows.
+PLAYERS = tuple(f"user{n}" for n in range(1, 21)) + ("feed",)
+
+
+def relay_state(chat_server, client, data):
+    """A chat-server handler for game state: relayed to the room, never stored."""
+    room_id = data.get("room_id")
+    if room_id not in client.rooms:
+        from ...chat import ChatError
+
+        raise ChatError("join the room before sending state")
+    chat_server.broadcast(room_id, {"type": "state", "state": data.get("state")},
+                          exclude=client)

@@ -1,0 +1,574 @@
+"""One measured experiment per row of the document's decision matrix.
+
+Each function takes a :class:`~.driver.Run`, measures every protocol the row
+names (through a wire tap, so bytes are counted on the wire), keeps the
+:class:`~.driver.Result` objects on ``run.results`` and returns them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import requests
+from cachecontrol import CacheControl
+from sqlalchemy import select
+
+from ... import graphql_api, grpc_service
+from ...codegen import load
+from ...database import Post, db
+from .clients import PollReceiver, RelayStream, SSEReceiver, WebSocketReceiver, wait_until
+from .driver import Result, Run
+from .tap import WireTap
+
+__all__ = ["crud", "chat", "live_updates", "idle", "microservices", "public_api", "gaming",
+           "ALL"]
+
+user_service_pb2, user_service_pb2_grpc = load("user_service")
+WS_USERS = range(101, 121)
+
+
+def _timed(latencies: list[float], call: Callable[..., object], *args: object,
+           **kwargs: object) -> object:
+    """``call(*args, **kwargs)``, its duration appended to ``latencies``."""
+    started = time.perf_counter()
+    value = call(*args, **kwargs)
+    if isinstance(value, requests.Response):
+        value.raise_for_status()
+    latencies.append(time.perf_counter() - started)
+    return value
+
+
+def _result(row: str, protocol: str, tap: WireTap, latencies: list[float], operations: int,
+            **extra: object) -> Result:
+    return Result(row, protocol, latencies, tap.total_bytes, operations, len(tap.connections),
+                  dict(extra))
+
+
+# --- CRUD -----------------------------------------------------------------------------
+
+def _email(protocol: str) -> str:
+    return f"crud-{protocol}-{uuid.uuid4().hex[:8]}@example.com"
+
+
+def crud_rest(run: Run, rounds: int) -> Result:
+    latencies: list[float] = []
+    with run.tap("rest") as tap, requests.Session() as http:
+        users = f"{tap.url}/api/v1/users"
+        for _ in range(rounds):
+            created = _timed(latencies, http.post, users,
+                             json={"name": "Crud Rest", "email": _email("rest")}, timeout=5)
+            user = f"{users}/{created.json()['id']}"
+            _timed(latencies, http.get, user, timeout=5)
+            _timed(latencies, http.patch, user, json={"name": "Crud Rest 2"}, timeout=5)
+            _timed(latencies, http.delete, user, timeout=5)
+        return _result("CRUD", "REST", tap, latencies, 4 * rounds)
+
+
+def crud_graphql(run: Run, rounds: int) -> Result:
+    latencies: list[float] = []
+    with run.tap("graphql") as tap, requests.Session() as http:
+        def call(query: str, **variables: object) -> dict:
+            body = http.post(f"{tap.url}/graphql", json={"query": query, "variables": variables},
+                             timeout=5).json()
+            if "errors" in body:
+                raise RuntimeError(body["errors"])
+            return body["data"]
+
+        for _ in range(rounds):
+            data = _timed(latencies, call,
+                          "mutation($e: String!) { createUser(input: {name: \"Crud Graphql\","
+                          " email: $e}) { id name email } }", e=_email("graphql"))
+            uid = data["createUser"]["id"]
+            _timed(latencies, call, "query($id: ID!) { user(id: $id) { id name email } }", id=uid)
+            _timed(latencies, call, "mutation($id: ID!) { updateUser(id: $id, input: "
+                                    "{name: \"Crud Graphql 2\"}) { id name } }", id=uid)
+            _timed(latencies, call, "mutation($id: ID!) { deleteUser(id: $id) }", id=uid)
+        return _result("CRUD", "GraphQL", tap, latencies, 4 * rounds)
+
+
+def crud_grpc(run: Run, rounds: int) -> Result:
+    latencies: list[float] = []
+    pb = user_service_pb2
+    with run.tap("grpc") as tap:
+        channel = grpc_service.channel(tap.address)
+        stub = user_service_pb2_grpc.UserServiceStub(channel)
+        for _ in range(rounds):
+            created = _timed(latencies, stub.CreateUser,
+                             pb.CreateUserRequest(name="Crud Grpc", email=_email("grpc")),
+                             timeout=5)
+            uid = created.user.id
+            _timed(latencies, stub.GetUser, pb.GetUserRequest(id=uid), timeout=5)
+            _timed(latencies, stub.UpdateUser, pb.UpdateUserRequest(id=uid, name="Crud Grpc 2"),
+                   timeout=5)
+            _timed(latencies, stub.DeleteUser, pb.DeleteUserRequest(id=uid), timeout=5)
+        channel.close()
+        return _result("CRUD", "gRPC", tap, latencies, 4 * rounds)
+
+
+def crud(run: Run, rounds: int | None = None) -> list[Result]:
+    """Create, read, update, delete one user, ``rounds`` times: REST, GraphQL, gRPC."""
+    rounds = rounds or run.sized(10)
+    return run.add(crud_rest(run, rounds), crud_graphql(run, rounds), crud_grpc(run, rounds))
+
+
+# --- fan-out: chat, live updates, gaming ------------------------------------------------
+
+class _Deliveries:
+    """Arrivals of tagged messages, matched to when each was sent (or scheduled)."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self._lock = threading.Lock()
+
+    def receiver(self, me: str) -> Callable[[dict, float], None]:
+        def arrived(payload: dict, when: float) -> None:
+            tag = payload.get("tag") if isinstance(payload, dict) else None
+            if tag is None or payload.get("from") == me:
+                return
+            with self._lock:
+                sent = self.sent.get(tag)
+                if sent is not None:
+                    self.latencies.append(when - sent)
+
+        return arrived
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.latencies)
+
+
+def _connect_all(kind: str, run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
+                 room: str):
+    """One receiver per name; ``send(i, payload)`` has receiver ``i`` publish ``payload``."""
+    if kind == "websockets":
+        server = run.servers["websockets"]
+        ws_base = f"ws://{tap.address}"
+        receivers = [WebSocketReceiver(ws_base, server.token_for(WS_USERS[i]), room,
+                                       {"new_message", "state", "update"},
+                                       _unwrap_ws(deliveries.receiver(name)))
+                     for i, name in enumerate(names)]
+        wait_until(lambda: all(r.joined.is_set() for r in receivers), 5)
+
+        def send(i: int, payload: dict) -> None:
+            if room == "arena":
+                receivers[i].send({"type": "state", "room_id": room, "state": payload})
+            else:
+                receivers[i].send({"type": "send_message", "room_id": room,
+                                   "message": json.dumps(payload)})
+        return receivers, send
+    if kind == "grpc":
+        relay_handle = run.servers["relay"]
+        before = relay_handle.relay.listening
+        receivers = [RelayStream(tap.address, deliveries.receiver(name), bidirectional=True)
+                     for name in names]
+        wait_until(lambda: relay_handle.relay.listening >= before + len(names), 5)
+        return receivers, lambda i, payload: receivers[i].send(payload)
+    if kind == "sse":
+        receivers = [SSEReceiver(tap.url, f"{room}-{name}", deliveries.receiver(name))
+                     for name in names]
+        sessions = [requests.Session() for _ in names]
+
+        def send(i: int, payload: dict) -> None:
+            sessions[i].post(f"{tap.url}/api/broadcast", json={"type": room, "data": payload},
+                             timeout=5)
+        return receivers, send
+    receivers = [PollReceiver(tap.url, "feed", deliveries.receiver(name)) for name in names]
+    hub = run.servers["long-polling"].hub
+    wait_until(lambda: hub.waiting() >= len(names), 5)
+    sessions = [requests.Session() for _ in names]
+
+    def send(i: int, payload: dict) -> None:
+        sessions[i].post(f"{tap.url}/api/notifications/send",
+                         json={"user_id": "feed", "type": room, "data": payload}, timeout=5)
+    return receivers, send
+
+
+def _unwrap_ws(arrived: Callable[[dict, float], None]) -> Callable[[dict, float], None]:
+    def unwrap(event: dict, when: float) -> None:
+        if event["type"] == "new_message":
+            arrived(json.loads(event["message"]), when)
+        elif event["type"] == "state":
+            arrived(event["state"], when)
+        else:
+            arrived(event, when)
+    return unwrap
+
+
+def _close_all(kind: str, run: Run, receivers: list, tap: WireTap) -> None:
+    """Close receivers together: wake every waiting read once, rather than one by one."""
+    if kind == "long-polling":
+        for receiver in receivers:
+            receiver.stop()
+        run.servers["long-polling"].hub.send("feed", "stop", {})
+    if kind == "sse":
+        # Cut the streams first: closing a response that another thread is reading blocks
+        # until that read returns (the next event or heartbeat).
+        run.servers["sse"].broker.drop_all()
+        tap.close()
+    for receiver in receivers:
+        receiver.close()
+
+
+FAN_OUT = {"websockets": ("websockets", "WebSockets"), "grpc": ("relay", "gRPC"),
+           "sse": ("sse", "SSE"), "long-polling": ("long-polling", "Long Polling")}
+
+
+def _fan_out(run: Run, kind: str, row: str, clients: int, room: str,
+             drive: Callable[[Callable[[int, dict], None], _Deliveries], int],
+             seconds: float | None = None) -> Result:
+    server, protocol = FAN_OUT[kind]
+    deliveries = _Deliveries()
+    names = [f"c{i}" for i in range(clients)]
+    with run.tap(server) as tap:
+        receivers, send = _connect_all(kind, run, tap, names, deliveries, room)
+        try:
+            time.sleep(0.05)
+            tap.reset()
+            started = time.perf_counter()
+            expected = drive(send, deliveries)
+            wait_until(lambda: deliveries.count() >= expected, 10)
+            elapsed = seconds or (time.perf_counter() - started)
+            result = _result(row, protocol, tap, list(deliveries.latencies),
+                             max(deliveries.count(), 1), delivered=f"{deliveries.count()}/"
+                             f"{expected}")
+            result.extra["bytes/s"] = round(tap.total_bytes / elapsed)
+        finally:
+            _close_all(kind, run, receivers, tap)
+    return result
+
+
+def chat(run: Run, clients: int = 20, messages: int | None = None) -> list[Result]:
+    """``clients`` in one room; ``messages`` from alternating senders, each to everyone else."""
+    messages = messages or run.sized(10)
+
+    def drive(send: Callable[[int, dict], None], deliveries: _Deliveries) -> int:
+        for k in range(messages):
+            sender = k % clients
+            tag = f"chat-{uuid.uuid4().hex[:8]}"
+            deliveries.sent[tag] = time.perf_counter()
+            send(sender, {"tag": tag, "from": f"c{sender}", "text": f"message {k}"})
+            time.sleep(0.02)
+        return messages * (clients - 1)
+
+    kinds = ("websockets", "grpc", "long-polling", "sse")
+    return run.add(*(_fan_out(run, kind, "Real-time chat", clients, "chat", drive)
+                     for kind in kinds))
+
+
+def gaming(run: Run, players: int = 10, hz: int = 30, seconds: float | None = None,
+           kinds: tuple[str, ...] = ("websockets", "grpc", "long-polling", "sse")
+           ) -> list[Result]:
+    """``players`` each sending state ``hz`` times a second to everyone else.
+
+    Latency runs from the tick a state belongs to, so a sender that falls
+    behind its ticks shows as latency, as it would in a game.
+    """
+    seconds = seconds or 0.8 * run.scale
+    ticks = max(1, round(hz * seconds))
+
+    def drive(send: Callable[[int, dict], None], deliveries: _Deliveries) -> int:
+        start = time.perf_counter() + 0.02
+
+        def player(p: int) -> None:
+            for k in range(ticks):
+                tick = start + k / hz
+                time.sleep(max(0.0, tick - time.perf_counter()))
+                tag = f"{p}-{k}"
+                deliveries.sent[tag] = tick
+                send(p, {"tag": tag, "from": f"c{p}", "x": k, "y": p})
+
+        threads = [threading.Thread(target=player, args=(p,), daemon=True)
+                   for p in range(players)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(seconds + 15)
+        return ticks * players * (players - 1)
+
+    results = [_fan_out(run, kind, "Gaming", players, "arena", drive, seconds)
+               for kind in kinds]
+    for result in results:
+        result.extra["jitter ms"] = round(result.jitter * 1000, 2)
+    return run.add(*results)
+
+
+def live_updates(run: Run, events: int | None = None, gap: float = 0.01,
+                 kinds: tuple[str, ...] = ("sse", "websockets", "grpc", "long-polling"),
+                 graphql: bool = True) -> list[Result]:
+    """One client; the server publishes ``events`` in-process; publish-to-arrival latency."""
+    events = events or run.sized(30)
+    results = []
+    for kind in kinds:
+        deliveries = _Deliveries()
+        server, protocol = FAN_OUT[kind]
+        with run.tap(server) as tap:
+            receiver, publish = _live_client(run, kind, tap, deliveries)
+            try:
+                tap.reset()
+                for k in range(events):
+                    tag = f"live-{k}-{uuid.uuid4().hex[:6]}"
+                    deliveries.sent[tag] = time.perf_counter()
+                    publish({"tag": tag, "value": k})
+                    time.sleep(gap)
+                wait_until(lambda d=deliveries: d.count() >= events, 10)
+                results.append(_result("Live updates", protocol, tap, list(deliveries.latencies),
+                                       max(deliveries.count(), 1),
+                                       delivered=f"{deliveries.count()}/{events}"))
+            finally:
+                _close_all(kind, run, [receiver], tap)
+    if graphql:
+        results.append(_live_graphql(run, events, gap))
+    return run.add(*results)
+
+
+def _live_client(run: Run, kind: str, tap: WireTap, deliveries: _Deliveries):
+    arrived = deliveries.receiver("client")
+    if kind == "sse":
+        broker = run.servers["sse"].broker
+        return SSEReceiver(tap.url, "live", arrived), lambda d: broker.publish("update", d)
+    if kind == "long-polling":
+        hub = run.servers["long-polling"].hub
+        receiver = PollReceiver(tap.url, "feed", arrived)
+        wait_until(lambda: hub.waiting() >= 1, 5)
+        return receiver, lambda d: hub.send("feed", "update", d)
+    if kind == "grpc":
+        relay_handle = run.servers["relay"]
+        before = relay_handle.relay.listening
+        receiver = RelayStream(tap.address, arrived, bidirectional=False)
+        wait_until(lambda: relay_handle.relay.listening > before, 5)
+        return receiver, lambda d: relay_handle.relay.publish(json.dumps(d).encode())
+    server = run.servers["websockets"]
+    receiver = WebSocketReceiver(f"ws://{tap.address}", server.token_for(101), "live",
+                                 {"update"}, _unwrap_ws(arrived))
+    receiver.joined.wait(5)
+    loop = server.loop.loop
+
+    def publish(data: dict) -> None:
+        loop.call_soon_threadsafe(server.app.broadcast, "live", {"type": "update", **data})
+    return receiver, publish
+
+
+def _live_graphql(run: Run, events: int, gap: float) -> Result:
+    """GraphQL subscriptions: ``postAdded`` over graphql-transport-ws, matched in order."""
+    from websockets.sync.client import connect
+
+    graphql = run.servers["graphql"]
+    post_id = db.session.scalars(select(Post.id).limit(1)).one()
+    db.session.remove()
+    latencies: list[float] = []
+    sent: list[float] = []
+    with WireTap(graphql.ws.port) as tap:
+        with connect(f"ws://{tap.address}/graphql", subprotocols=["graphql-transport-ws"],
+                     open_timeout=5) as ws:
+            ws.send(json.dumps({"type": "connection_init"}))
+            ws.recv(timeout=5)
+            ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
+                "query": "subscription { postAdded { id title } }"}}))
+            wait_until(lambda: graphql_api.posts_bus.listening() > 0, 5)
+            arrivals: list[float] = []
+
+            def read() -> None:
+                while len(arrivals) < events:
+                    try:
+                        message = json.loads(ws.recv(timeout=5))
+                    except Exception:
+                        return
+                    if message.get("type") == "next":
+                        arrivals.append(time.perf_counter())
+
+            reader = threading.Thread(target=read, name="graphql-live", daemon=True)
+            reader.start()
+            tap.reset()
+            for _ in range(events):
+                sent.append(time.perf_counter())
+                graphql_api.posts_bus.publish(post_id)
+                time.sleep(gap)
+            reader.join(10)
+            latencies = [a - s for a, s in zip(arrivals, sent, strict=False)]
+        return _result("Live updates", "GraphQL", tap, latencies, max(len(latencies), 1),
+                       delivered=f"{len(latencies)}/{events}")
+
+
+# --- mobile: an idle client ---------------------------------------------------------
+
+# What each protocol's client or server does while nothing happens, by default:
+# seconds between wake-ups and what wakes the radio. The lab measures one wake-up's bytes.
+IDLE_DEFAULTS = {
+    "REST": (30.0, "the app polls GET every 30 s (an app's choice: HTTP has no push)"),
+    "GraphQL": (30.0, "the app polls a query every 30 s"),
+    "gRPC": (None, "an idle channel sends nothing (keepalive pings are off by default)"),
+    "WebSockets": (10.0, "websockets pings every 20 s, from the client and from the server"),
+    "SSE": (15.0, "the SSE lab's comment heartbeat every 15 s"),
+    "Long Polling": (25.0, "the Poller's 25 s poll ends empty and is sent again"),
+}
+
+
+def _idle_bytes(run: Run, protocol: str, interval: float, window: float) -> tuple[int, int, int]:
+    """(bytes, wake-ups, connections) of one idle client over ``window`` s, waking every
+    ``interval`` s (the protocol's default interval, shortened to fit a notebook)."""
+    from websockets.sync.client import connect
+
+    if protocol in ("REST", "GraphQL"):
+        server = "rest" if protocol == "REST" else "graphql"
+        with run.tap(server) as tap, requests.Session() as http:
+            cycles = round(window / interval)
+            for _ in range(cycles):
+                if protocol == "REST":
+                    http.get(f"{tap.url}/api/v1/users/101", timeout=5)
+                else:
+                    http.post(f"{tap.url}/graphql", json={
+                        "query": '{ user(id: "101") { name email } }'}, timeout=5)
+                time.sleep(interval)
+            return tap.total_bytes, cycles, len(tap.connections)
+    if protocol == "gRPC":
+        with run.tap("grpc") as tap:
+            channel = grpc_service.channel(tap.address)
+            stub = user_service_pb2_grpc.UserServiceStub(channel)
+            stub.GetUser(user_service_pb2.GetUserRequest(id=101), timeout=5)
+            time.sleep(0.2)
+            tap.reset()
+            time.sleep(window)
+            idle = tap.total_bytes
+            channel.close()
+            return idle, len([m for m in tap.messages()]), 1
+    if protocol == "WebSockets":
+        server = run.servers["websockets"]
+        with run.tap("websockets") as tap:
+            ws = connect(f"ws://{tap.address}/ws?token={server.token_for(101)}",
+                         ping_interval=interval, open_timeout=5)
+            ws.recv(timeout=5)
+            tap.reset()
+            time.sleep(window + interval / 2)
+            pings = sum(m.label == "ping" for m in tap.messages())
+            idle = tap.total_bytes
+            ws.close()
+            return idle, pings, 1
+    if protocol == "SSE":
+        from ... import sse
+
+        server = sse.start(name="choosing-sse-idle", heartbeat=interval)
+        with server, WireTap(server.port) as tap:
+                receiver = SSEReceiver(tap.url, "idle", lambda *_: None)
+                tap.reset()
+                time.sleep(window + interval / 2)
+                beats = sum(m.label.startswith("comment") for m in tap.messages())
+                idle = tap.total_bytes
+                server.broker.drop_all()
+                tap.close()
+                receiver.close()
+                return idle, beats, 1
+    with run.tap("long-polling") as tap:
+        receiver = PollReceiver(tap.url, "user20", lambda *_: None, timeout=interval)
+        time.sleep(0.05)
+        tap.reset()
+        time.sleep(window)
+        idle, polls = tap.total_bytes, len(tap.connections)
+        receiver.close()
+        return idle, polls, polls
+
+
+def idle(run: Run, interval: float = 0.2, window: float | None = None) -> list[Result]:
+    """An idle client per protocol: bytes and radio wake-ups per minute at default settings.
+
+    Each client runs ``window`` s waking every ``interval`` s; the bytes of one
+    wake-up are measured and multiplied by the default rate in ``IDLE_DEFAULTS``.
+    """
+    window = window or 0.6 * run.scale
+    results = []
+    for protocol, (default_interval, why) in IDLE_DEFAULTS.items():
+        total, wakes, connections = _idle_bytes(run, protocol, interval, window)
+        per_wake = total / wakes if wakes else 0.0
+        per_minute = 60 / default_interval if default_interval else 0.0
+        results.append(Result("Mobile apps", protocol, [], round(per_wake * per_minute),
+                              1, connections, {
+                                  "bytes per wake-up": round(per_wake),
+                                  "wake-ups/min": round(per_minute, 1),
+                                  "bytes/min": round(per_wake * per_minute),
+                                  "idle bytes measured": total, "default": why}))
+    return run.add(*results)
+
+
+# --- microservices -------------------------------------------------------------------
+
+def microservices(run: Run, clients: int = 4, calls: int | None = None) -> list[Result]:
+    """``clients`` threads each making ``calls`` unary reads: REST/JSON vs gRPC/protobuf."""
+    calls = calls or run.sized(50)
+    results = []
+    for protocol in ("REST", "gRPC"):
+        latencies: list[float] = []
+        with run.tap("rest" if protocol == "REST" else "grpc") as tap:
+            def client(tap: WireTap = tap, protocol: str = protocol,
+                       latencies: list[float] = latencies) -> None:
+                mine: list[float] = []
+                if protocol == "REST":
+                    with requests.Session() as http:
+                        for _ in range(calls):
+                            _timed(mine, http.get, f"{tap.url}/api/v1/users/101", timeout=5)
+                else:
+                    channel = grpc_service.channel(tap.address)
+                    stub = user_service_pb2_grpc.UserServiceStub(channel)
+                    request = user_service_pb2.GetUserRequest(id=101)
+                    for _ in range(calls):
+                        _timed(mine, stub.GetUser, request, timeout=5)
+                    channel.close()
+                latencies.extend(mine)  # list.extend is atomic
+
+            started = time.perf_counter()
+            threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            elapsed = time.perf_counter() - started
+            results.append(_result("Microservices", protocol, tap, latencies, len(latencies),
+                                   **{"calls/s": round(len(latencies) / elapsed)}))
+    rest_rate = results[0].extra["calls/s"] or 1
+    for result in results:
+        result.extra["throughput vs REST"] = round(result.extra["calls/s"] / rest_rate, 2)
+    return run.add(*results)
+
+
+# --- public APIs: caching -----------------------------------------------------------
+
+def public_api(run: Run, reads: int = 3) -> list[Result]:
+    """The same read ``reads`` times through a real HTTP cache (CacheControl for requests).
+
+    Counts what reached the server and the bytes of the repeats: REST GET, GraphQL
+    POST, and GraphQL GET (the query in the URL, as persisted queries do).
+    """
+    cases = {
+        "REST": ("rest", lambda http, url: http.get(f"{url}/api/v1/users/101", timeout=5)),
+        "GraphQL": ("graphql", lambda http, url: http.post(
+            f"{url}/graphql", json={"query": '{ user(id: "101") { name email } }'}, timeout=5)),
+        "GraphQL GET": ("graphql", lambda http, url: http.get(
+            f"{url}/graphql", params={"query": '{ user(id: "101") { name email } }'},
+            timeout=5)),
+    }
+    results = []
+    for protocol, (server, read) in cases.items():
+        with run.tap(server) as tap, CacheControl(requests.Session()) as http:
+            latencies: list[float] = []
+            first = read(http, tap.url)
+            first_bytes = tap.total_bytes
+            for _ in range(reads - 1):
+                _timed(latencies, read, http, tap.url)
+            reached = [m for m in tap.messages() if m.direction == "client→server"]
+            answers = [m.label for m in tap.messages() if m.direction == "server→client"]
+            results.append(Result("Public APIs", protocol, latencies,
+                                  tap.total_bytes - first_bytes, reads - 1, len(tap.connections),
+                                  {"reads": reads, "reached server": len(reached),
+                                   "answers": ", ".join(answers),
+                                   "repeat bytes vs first": round(
+                                       (tap.total_bytes - first_bytes) / (reads - 1)
+                                       / first_bytes, 2),
+                                   "cache headers": first.headers.get("Cache-Control", "none")
+                                   + (" + ETag" if "ETag" in first.headers else "")}))
+    return run.add(*results)
+
+
+ALL = [crud, chat, live_updates, idle, microservices, public_api, gaming]

@@ -1,0 +1,103 @@
+"""A gRPC relay for the streaming rows: every message to every open stream.
+
+The gRPC lab's ``UserService`` has no chat or feed, so the chat, live-update and
+gaming rows use this small service, on the same grpcio server machinery and the
+same HTTP/2 framing. It carries opaque bytes (the same JSON the other protocols
+carry), so the comparison is about transport, not encoding::
+
+    /choosing.Relay/Chat       bidirectional: what one stream sends, all streams get
+    /choosing.Relay/Subscribe  server streaming: what ``relay.publish`` sends
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent import futures
+
+import grpc
+
+from ...harness import LOOPBACK, ServerHandle, register, stop_previous
+
+__all__ = ["start", "CHAT", "SUBSCRIBE"]
+
+SERVICE = "choosing.Relay"
+CHAT = f"/{SERVICE}/Chat"
+SUBSCRIBE = f"/{SERVICE}/Subscribe"
+_END = object()
+
+
+class Relay:
+    """The open streams, each with its own outgoing queue."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues: set[queue.SimpleQueue] = set()
+
+    @property
+    def listening(self) -> int:
+        with self._lock:
+            return len(self._queues)
+
+    def publish(self, message: bytes) -> int:
+        """Send ``message`` to every open stream; how many there were."""
+        with self._lock:
+            targets = list(self._queues)
+        for target in targets:
+            target.put(message)
+        return len(targets)
+
+    def close_all(self) -> None:
+        with self._lock:
+            targets = list(self._queues)
+        for target in targets:
+            target.put(_END)
+
+    def _stream(self, context: grpc.ServicerContext):
+        outgoing: queue.SimpleQueue = queue.SimpleQueue()
+        with self._lock:
+            self._queues.add(outgoing)
+        context.add_callback(lambda: outgoing.put(_END))
+        try:
+            while (message := outgoing.get()) is not _END:
+                yield message
+        finally:
+            with self._lock:
+                self._queues.discard(outgoing)
+
+    def chat(self, requests, context: grpc.ServicerContext):
+        def read() -> None:
+            try:
+                for message in requests:
+                    self.publish(message)
+            except grpc.RpcError:
+                pass  # the client cancelled: its stream ends below
+
+        threading.Thread(target=read, name="relay-read", daemon=True).start()
+        yield from self._stream(context)
+
+    def subscribe(self, request: bytes, context: grpc.ServicerContext):
+        yield from self._stream(context)
+
+
+def start(*, name: str = "choosing-relay", max_workers: int = 48) -> ServerHandle:
+    """Serve the relay on 127.0.0.1 (a free port); ``handle.relay.publish(b"...")`` pushes."""
+    stop_previous(name)
+    relay = Relay()
+    handlers = grpc.method_handlers_generic_handler(SERVICE, {
+        "Chat": grpc.stream_stream_rpc_method_handler(relay.chat),
+        "Subscribe": grpc.unary_stream_rpc_method_handler(relay.subscribe),
+    })
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
+                                                    thread_name_prefix=f"{name}-rpc"),
+                         handlers=[handlers], options=[("grpc.so_reuseport", 0)])
+    port = server.add_insecure_port(f"{LOOPBACK}:0")
+    server.start()
+
+    def stop() -> None:
+        relay.close_all()
+        server.stop(0.5).wait(5)
+
+    handle = ServerHandle(name, port, stop, scheme="grpc", app=relay)
+    handle.relay = relay  # type: ignore[attr-defined]
+    return register(handle)
