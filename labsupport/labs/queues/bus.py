@@ -11,6 +11,7 @@ timeout on every wait::
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -20,10 +21,25 @@ from nats.js.api import PubAck
 
 from ...harness import BackgroundLoop
 
-__all__ = ["Bus", "encode"]
+__all__ = ["Bus", "encode", "end_tasks"]
 
 T = TypeVar("T")
 TIMEOUT = 5.0
+
+
+async def end_tasks(main: asyncio.Task | None = None, timeout: float = 1.0) -> None:
+    """Wait for ``main``, then cancel and await what else runs on this loop.
+
+    A loop closed with the client's tasks still pending makes asyncio print
+    "Task was destroyed" from a background thread, into whatever cell runs.
+    """
+    if main is not None:
+        await asyncio.wait([main], timeout=timeout)
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    if others:
+        await asyncio.wait(others, timeout=1)
 
 
 def encode(data: Any) -> bytes:
@@ -85,6 +101,7 @@ class Bus:
         try:
             if not self.nc.is_closed:
                 self.run(self.nc.close())
+            self.run(end_tasks())
         finally:
             self._background.close()
 

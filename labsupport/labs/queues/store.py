@@ -9,6 +9,9 @@ wrote with its order, for a relay to publish.
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Column,
@@ -16,9 +19,12 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    create_engine,
+    event,
     func,
     select,
 )
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from ... import database
@@ -27,6 +33,8 @@ __all__ = ["metadata", "notifications", "processed_messages", "outbox", "ensure_
            "effects_count", "duplicate_effects"]
 
 metadata = MetaData()
+_writers: dict[str, Engine] = {}
+_writers_lock = threading.Lock()
 
 notifications = Table(
     "queue_notifications", metadata,
@@ -52,22 +60,54 @@ outbox = Table(
 )
 
 
+def _begin_immediate(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we say BEGIN ourselves (pysqlite's is late)
+    # A commit survives this process crashing; only a power cut could lose the last ones.
+    # The lab's file is temporary, and a disk sync per batch would dominate every timing.
+    dbapi_connection.execute("PRAGMA synchronous = OFF")
+
+
+def _on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def writer_engine(engine: Engine | None = None) -> Engine:
+    """An engine on the same SQLite file whose transactions take the write lock at BEGIN.
+
+    Workers write in every transaction: ``BEGIN IMMEDIATE`` makes them queue
+    for the lock instead of failing with "database is locked", and real
+    transactions make savepoints cheap (pysqlite would otherwise commit, with
+    a disk sync, at every savepoint's release).
+    """
+    engine = engine or database.current_engine()
+    with _writers_lock:
+        writer = _writers.get(str(engine.url))
+        if writer is None:
+            writer = create_engine(engine.url, connect_args={"check_same_thread": False,
+                                                             "timeout": 10})
+            event.listen(writer, "connect", _begin_immediate)
+            event.listen(writer, "begin", _on_begin)
+            _writers[str(engine.url)] = writer
+    return writer
+
+
 def ensure_tables(engine: Engine | None = None) -> Engine:
-    """Create the lab's tables in ``engine`` (default: the current lab database)."""
+    """Create the lab's tables (default: in the current lab database); its writer engine."""
     engine = engine or database.current_engine()
     metadata.create_all(engine)
-    return engine
+    return writer_engine(engine)
 
 
 def mark_processed(conn: Connection, message_id: str, consumer: str) -> bool:
-    """Record ``message_id`` as handled by ``consumer``; False if it already was."""
-    exists = conn.execute(select(processed_messages.c.message_id).where(
-        processed_messages.c.message_id == message_id,
-        processed_messages.c.consumer == consumer)).first()
-    if exists:
-        return False
-    conn.execute(processed_messages.insert().values(message_id=message_id, consumer=consumer))
-    return True
+    """Record ``message_id`` as handled by ``consumer``; False if it already was.
+
+    A write, not a read then a write: the transaction takes SQLite's write lock
+    on its first statement, so concurrent workers wait for each other instead
+    of failing with "database is locked".
+    """
+    inserted = conn.execute(sqlite_insert(processed_messages).values(
+        message_id=message_id, consumer=consumer).on_conflict_do_nothing())
+    return inserted.rowcount == 1
 
 
 def effects_count(engine: Engine | None = None) -> int:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,16 +25,20 @@ from typing import Any
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from ...harness import BackgroundLoop
 from . import store
+from .bus import end_tasks
 
 __all__ = ["ORDERS", "DLQ", "Message", "Malformed", "Worker", "ensure_streams",
-           "notify_effect", "dead_letters"]
+           "notify_effect", "dead_letters", "stored"]
 
 ORDERS = "ORDERS"
 DLQ = "DLQ"
 REASON = "Lab-Dead-Letter-Reason"
+MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
+DB_ATTEMPTS = 5
 DUPLICATE_WINDOW = 120.0  # seconds during which the stream drops a repeated Nats-Msg-Id
 
 
@@ -64,9 +70,19 @@ class Message:
 async def ensure_streams(js: Any, *, replicas: int = 1, storage: str = "file") -> None:
     """Create (or keep) the ``ORDERS`` stream (``orders.>``) and the ``DLQ`` stream (``dlq.>``)."""
     kind = StorageType.MEMORY if storage == "memory" else StorageType.FILE
-    await js.add_stream(name=ORDERS, subjects=["orders.>"], num_replicas=replicas,
-                        storage=kind, duplicate_window=DUPLICATE_WINDOW)
-    await js.add_stream(name=DLQ, subjects=["dlq.>"], num_replicas=replicas, storage=kind)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            await js.add_stream(name=ORDERS, subjects=["orders.>"], num_replicas=replicas,
+                                storage=kind, duplicate_window=DUPLICATE_WINDOW)
+            await js.add_stream(name=DLQ, subjects=["dlq.>"], num_replicas=replicas, storage=kind)
+            return
+        except (nats.js.errors.APIError, nats.errors.TimeoutError) as exc:
+            # a cluster just started may not yet know all its peers ("peer offline")
+            if time.monotonic() > deadline or "peer" not in str(exc) and not isinstance(
+                    exc, nats.errors.TimeoutError):
+                raise
+            await asyncio.sleep(0.1)
 
 
 def notify_effect(conn: Connection, message: Message) -> dict[str, Any]:
@@ -116,6 +132,7 @@ class Worker:
         self.name = name
         self.handled = 0            # messages acked (effect applied, or already applied)
         self.applied = 0            # effects this worker applied
+        self.skipped = 0            # redelivered messages whose effect was already applied
         self.dead_lettered = 0
         self.log: collections.deque[str] = collections.deque(maxlen=200)
         self._loop: BackgroundLoop | None = None
@@ -164,11 +181,9 @@ class Worker:
 
     def _finish(self, timeout: float) -> None:
         loop, self._loop = self._loop, None
-        if self._task is not None:
-            # already finished, or could not end in time: either way the loop goes
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(
-                    asyncio.wait([self._task], timeout=timeout), loop.loop).result(timeout + 1)
+        # already finished, or could not end in time: either way the loop goes
+        with contextlib.suppress(Exception):
+            loop.run(end_tasks(self._task, timeout), timeout + 1)
         loop.close()
 
     def __enter__(self) -> Worker:
@@ -192,6 +207,8 @@ class Worker:
                                     max_ack_pending=self.max_ack_pending)
             sub = await js.pull_subscribe(self.filter_subject, durable=self.durable,
                                           stream=self.stream, config=config)
+            await nc.subscribe(f"{MAX_DELIVERIES}.{self.stream}.{self.durable}",
+                               cb=functools.partial(self._exhausted, js))
             if not ready.done():
                 ready.set_result(True)
             while not self._stopping.is_set():
@@ -218,7 +235,13 @@ class Worker:
 
     async def _handle(self, js: Any, msgs: list[Any]) -> None:
         messages = [_message(msg) for msg in msgs]
-        outcomes = self._apply(messages)
+        try:
+            outcomes = self._apply(messages)
+        except OperationalError as exc:  # the database stays busy: all come back later
+            self.log.append(f"database busy, batch retried later: {exc}")
+            for msg in msgs:
+                await msg.nak(delay=self.nak_delay)
+            return
         if self.on_commit is not None:
             results = [r for r, _ in outcomes.values() if r is not None]
             if results:
@@ -238,8 +261,23 @@ class Worker:
                 await msg.nak(delay=self.nak_delay)
 
     def _apply(self, messages: list[Message]) -> dict[str, tuple[Any, Exception | None]]:
-        """Each message's effect in one transaction, a savepoint each; what went wrong."""
+        """Each message's effect in one transaction, a savepoint each; what went wrong.
+
+        The database being busy is not the message's fault: the whole batch is
+        tried again (a few times) before any message is blamed.
+        """
+        for attempt in range(DB_ATTEMPTS):
+            try:
+                return self._apply_once(messages)
+            except OperationalError:
+                if attempt == DB_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _apply_once(self, messages: list[Message]) -> dict[str, tuple[Any, Exception | None]]:
         outcomes: dict[str, tuple[Any, Exception | None]] = {}
+        applied = skipped = 0
         with self.engine.begin() as conn:
             for message in messages:
                 if message.id in outcomes:
@@ -249,12 +287,28 @@ class Worker:
                         if self.idempotent and not store.mark_processed(
                                 conn, message.id, self.durable):
                             outcomes[message.id] = (None, None)  # done before: only ack
+                            skipped += 1
                             continue
                         outcomes[message.id] = (self.effect(conn, message), None)
-                        self.applied += 1
+                        applied += 1
+                except OperationalError:
+                    raise
                 except Exception as exc:
                     outcomes[message.id] = (None, exc)
+        self.applied += applied
+        self.skipped += skipped
         return outcomes
+
+    async def _exhausted(self, js: Any, advisory: Any) -> None:
+        """JetStream gave up on a message (``max_deliver``) we never saw fail: dead-letter it."""
+        try:
+            seq = json.loads(advisory.data)["stream_seq"]
+            stored = await js.get_msg(self.stream, seq)
+            msg_id = (stored.headers or {}).get("Nats-Msg-Id") or f"{self.stream}:{seq}"
+            message = Message(msg_id, stored.subject, stored.data, self.max_deliver, seq)
+            await self._dead_letter(js, message, f"delivered {self.max_deliver} times, never acked")
+        except Exception as exc:  # kept for the reader, never printed
+            self.log.append(f"max-deliveries advisory not handled: {exc}")
 
     async def _dead_letter(self, js: Any, message: Message, reason: str) -> None:
         headers = {REASON: reason[:200], "Nats-Msg-Id": f"dlq:{message.id}",
@@ -272,16 +326,21 @@ async def _ignore(error: Exception) -> None:
     """The client reconnects by itself; its errors never print into a cell."""
 
 
-async def dead_letters(js: Any, *, limit: int = 100) -> list[tuple[str, str]]:
-    """(reason, body) of the messages in the DLQ stream, oldest first (at most ``limit``)."""
-    info = await js.stream_info(DLQ)
-    found = []
+async def stored(js: Any, stream: str, *, limit: int = 1000) -> list[Any]:
+    """The messages a stream holds, oldest first (at most ``limit``)."""
+    info = await js.stream_info(stream)
+    found: list[Any] = []
+    if not info.state.messages:
+        return found
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         if len(found) == limit:
             break
-        try:
-            msg = await js.get_msg(DLQ, seq)
-        except nats.js.errors.NotFoundError:
-            continue
-        found.append(((msg.headers or {}).get(REASON, ""), msg.data.decode(errors="replace")))
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            found.append(await js.get_msg(stream, seq))
     return found
+
+
+async def dead_letters(js: Any, *, limit: int = 100) -> list[tuple[str, str]]:
+    """(reason, body) of the messages in the DLQ stream, oldest first (at most ``limit``)."""
+    return [((msg.headers or {}).get(REASON, ""), msg.data.decode(errors="replace"))
+            for msg in await stored(js, DLQ, limit=limit)]
