@@ -138,10 +138,11 @@ def test_a_cluster_survives_its_stream_leader_dying():
 
         stored, killed = asyncio.run(publish_all())
         assert stored == count, f"the stream holds {stored} messages for {count} published"
-        with queues.Worker(cluster.servers, batch=100):
-            deadline = time.monotonic() + 15
-            while store.effects_count() < count and time.monotonic() < deadline:
-                time.sleep(0.1)
+        worker = queues.Worker(cluster.servers, batch=100).start(timeout=15)  # leaders elect
+        deadline = time.monotonic() + 15
+        while store.effects_count() < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker.stop()
         assert store.effects_count() == count
         assert store.duplicate_effects() == 0
         assert len(errors) < 100, f"the publisher saw {len(errors)} errors: {errors[:5]}"

@@ -41,6 +41,7 @@ from ...harness import LOG_LINES_KEPT, LOOPBACK, ServerHandle, register, stop_pr
 __all__ = ["BrokerHandle", "BrokerNotFound", "Node", "find_server_binary", "start"]
 
 WATCHDOG = Path(__file__).with_name("_watchdog.py")
+HARD_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 CLIENT_PORT = re.compile(r"Listening for client connections on [\d.]+:(\d+)")
@@ -105,7 +106,7 @@ class BrokerHandle(ServerHandle):
         """Kill node ``index`` with SIGKILL, as a crash would; returns it."""
         node = self.nodes[index]
         if node.running:
-            os.kill(node.pid, signal.SIGKILL)
+            os.kill(node.pid, HARD_KILL)
             node.watchdog.wait(STOP_TIMEOUT)
         return node
 
@@ -130,11 +131,9 @@ def _end(nodes: list[Node], store: str) -> None:
             node.watchdog.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             if node.pid:
-                os.kill(node.pid, signal.SIGKILL)
+                os.kill(node.pid, HARD_KILL)
             node.watchdog.kill()
             node.watchdog.wait(STOP_TIMEOUT)
-        if node.watchdog.stdout is not None:
-            node.watchdog.stdout.close()
     shutil.rmtree(store, ignore_errors=True)
 
 
@@ -160,14 +159,15 @@ def _launch(binary: str, node: Node, args: list[str], log: collections.deque[str
     ready = threading.Event()
 
     def read_log() -> None:
-        for raw in node.watchdog.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            log.append(f"{node.name}: {line}")
-            if not node.pid and (match := PID.match(line)):
-                node.pid = int(match.group(1))
-            if match := CLIENT_PORT.search(line):
-                node.port = int(match.group(1))
-                ready.set()
+        with node.watchdog.stdout as output:  # closed here, at end of file, by its only reader
+            for raw in output:
+                line = raw.decode(errors="replace").rstrip()
+                log.append(f"{node.name}: {line}")
+                if not node.pid and (match := PID.match(line)):
+                    node.pid = int(match.group(1))
+                if match := CLIENT_PORT.search(line):
+                    node.port = int(match.group(1))
+                    ready.set()
         ready.set()  # the server ended: stop waiting
 
     threading.Thread(target=read_log, name=f"{node.name}-log", daemon=True).start()

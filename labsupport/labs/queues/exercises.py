@@ -20,7 +20,7 @@ import sqlite3
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
@@ -29,6 +29,9 @@ from ...engine import NotAttempted, Unmet, exercise, expect
 from ...harness import running
 from .broker import BrokerHandle, start
 from .worker import Message, stored
+
+if TYPE_CHECKING:
+    from labsupport.labs import queues
 
 NOTEBOOK = "07-queues-vs-direct"
 CHECK_BROKER = "queues-checks"
@@ -78,7 +81,7 @@ def _tables() -> sqlite3.Connection:
 
 # --- 1. the idempotent consumer ----------------------------------------------
 
-def process(conn: sqlite3.Connection, message: Message) -> None:
+def process(conn: sqlite3.Connection, message: queues.Message) -> None:
     """Send the notification for ``message`` once, however often it is delivered."""
     already = conn.execute("SELECT 1 FROM processed WHERE message_id = ?",
                            (message.id,)).fetchone()
@@ -112,7 +115,7 @@ async def _drive_idempotent(process: Callable[..., Any]) -> dict[str, Any]:
         while len(acked) < len(orders) and loop.time() < deadline:
             try:
                 msgs = await sub.fetch(10, timeout=0.5)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own or asyncio's
                 continue
             for msg in msgs:
                 message = _message(msg)
@@ -173,7 +176,8 @@ def check_idempotent(process: Callable[[sqlite3.Connection, Message], None]) -> 
 
 # --- 2. retry with backoff, then dead-letter -----------------------------------
 
-async def on_failure(js: Any, msg: Any, error: Exception, max_attempts: int = 3) -> None:
+async def on_failure(js: nats.js.JetStreamContext, msg: nats.aio.msg.Msg, error: Exception,
+                     max_attempts: int = 3) -> None:
     """Retry later with a growing delay; after max_attempts, move it to the dead letters."""
     attempt = msg.metadata.num_delivered
     if attempt < max_attempts:
@@ -227,21 +231,18 @@ async def _drive_retry(on_failure: Callable[..., Any]) -> dict[str, Any]:
         while loop.time() < deadline:
             try:
                 msgs = await sub.fetch(1, timeout=0.3)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own or asyncio's
                 if attempts >= 5 or calls and calls[-1][0] in ("term", "ack") and attempts >= 3:
                     break
                 continue
             for msg in msgs:
                 attempts += 1
-                before = len(calls)
                 result = on_failure(js, _Recorded(msg, calls), ValueError("payment declined"),
                                     max_attempts=3)
                 if inspect.isawaitable(result):
                     await asyncio.wait_for(result, 2)
-                if len(calls) == before and attempts == 1 and result is None:
-                    info = await js.stream_info(dlq)
-                    if info.state.messages == 0:
-                        return {"attempts": 0, "calls": [], "dead": []}
+                if attempts == 1 and not calls and not await stored(js, dlq):
+                    return {"attempts": 0, "calls": [], "dead": []}
         dead = [(msg.data, dict(msg.headers or {})) for msg in await stored(js, dlq)]
         return {"attempts": attempts, "calls": calls, "dead": dead}
     finally:
@@ -323,7 +324,7 @@ async def _drive_partitions(partition: Callable[[str, int], int]) -> dict[str, A
             while True:
                 try:
                     msgs = await sub.fetch(1, timeout=0.3)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats-py raises its own or asyncio's
                     return
                 for msg in msgs:
                     data = json.loads(msg.data)
@@ -382,7 +383,7 @@ def place_order(conn: sqlite3.Connection, user_id: str, item: str) -> int:
     return order_id
 
 
-def relay(conn: sqlite3.Connection, publish: Callable[..., Any]) -> int:
+def relay(conn: sqlite3.Connection, publish: Callable[..., object]) -> int:
     """Publish every unpublished outbox row, then mark it; how many were published."""
     rows = conn.execute("SELECT id, message_id, subject, body FROM outbox "
                         "WHERE published = 0 ORDER BY id").fetchall()

@@ -53,7 +53,7 @@ async def _drain(js: Any, stream: str, subject: str, workers: int, messages: int
         while True:
             try:
                 msgs = await sub.fetch(1, timeout=0.5)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own or asyncio's
                 continue
             for msg in msgs:
                 await asyncio.sleep(work)  # the work: waiting on a database, an email API...

@@ -132,7 +132,7 @@ def start(broker: BrokerHandle, *, name: str = "queues-pipeline", heartbeat: flo
         bus.close()
 
     served = serve_wsgi(name, app, on_stop=on_stop)
-    served.__class__ = PipelineHandle
+    served.__class__ = PipelineHandle  # serve_wsgi builds a plain handle: give it our methods
     handle: PipelineHandle = served  # type: ignore[assignment]
     holder["handle"] = handle
     handle.sse, handle.relay, handle.bus, handle.engine = sse_broker, relay, bus, engine

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from ... import database
 
 __all__ = ["metadata", "notifications", "processed_messages", "outbox", "ensure_tables",
-           "effects_count", "duplicate_effects"]
+           "effects_count", "duplicate_effects", "texts", "writer_engine", "mark_processed"]
 
 metadata = MetaData()
 _writers: dict[str, Engine] = {}
@@ -114,6 +114,13 @@ def effects_count(engine: Engine | None = None) -> int:
     """How many notifications have been recorded."""
     with (engine or database.current_engine()).connect() as conn:
         return conn.execute(select(func.count()).select_from(notifications)).scalar_one()
+
+
+def texts(engine: Engine | None = None) -> list[str]:
+    """The text of every notification recorded, oldest first."""
+    with (engine or database.current_engine()).connect() as conn:
+        return list(conn.execute(select(notifications.c.text).order_by(notifications.c.id))
+                    .scalars())
 
 
 def duplicate_effects(engine: Engine | None = None) -> int:

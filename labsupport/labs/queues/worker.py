@@ -77,10 +77,10 @@ async def ensure_streams(js: Any, *, replicas: int = 1, storage: str = "file") -
                                 storage=kind, duplicate_window=DUPLICATE_WINDOW)
             await js.add_stream(name=DLQ, subjects=["dlq.>"], num_replicas=replicas, storage=kind)
             return
-        except (nats.js.errors.APIError, nats.errors.TimeoutError) as exc:
+        except (nats.js.errors.APIError, TimeoutError) as exc:
             # a cluster just started may not yet know all its peers ("peer offline")
             if time.monotonic() > deadline or "peer" not in str(exc) and not isinstance(
-                    exc, nats.errors.TimeoutError):
+                    exc, TimeoutError):
                 raise
             await asyncio.sleep(0.1)
 
@@ -91,7 +91,8 @@ def notify_effect(conn: Connection, message: Message) -> dict[str, Any]:
     user, order = data.get("user_id"), data.get("order_id")
     if not isinstance(user, (str, int)) or isinstance(user, bool) or order is None:
         raise Malformed("body needs user_id (string or number) and order_id")
-    text = str(data.get("text") or f"Your order {order} is confirmed")[:500]
+    item = f" ({data['item']})" if isinstance(data.get("item"), str) else ""
+    text = str(data.get("text") or f"Your order {order}{item} is confirmed")[:500]
     conn.execute(store.notifications.insert().values(
         message_id=message.id, user_id=str(user), text=text))
     return {"user_id": str(user), "order_id": order, "text": text}
@@ -138,12 +139,18 @@ class Worker:
         self._loop: BackgroundLoop | None = None
         self._task: asyncio.Task | None = None
         self._stopping: asyncio.Event | None = None
+        self._start_deadline = 0.0
 
     # --- running -----------------------------------------------------------
 
     def start(self, timeout: float = 5.0) -> Worker:
-        """Connect, create the durable consumer if needed, and start fetching."""
+        """Connect, create the durable consumer if needed, and start fetching.
+
+        Waits at most ``timeout`` seconds (a cluster that just lost a node may
+        need a few seconds to elect new leaders).
+        """
         self._loop = BackgroundLoop(f"{self.name}-loop")
+        self._start_deadline = self._loop.loop.time() + timeout
         ready: asyncio.Future = self._loop.loop.create_future()
 
         async def begin() -> None:
@@ -205,8 +212,7 @@ class Worker:
                                     ack_wait=self.ack_wait, max_deliver=self.max_deliver,
                                     filter_subject=self.filter_subject,
                                     max_ack_pending=self.max_ack_pending)
-            sub = await js.pull_subscribe(self.filter_subject, durable=self.durable,
-                                          stream=self.stream, config=config)
+            sub = await self._subscribe(js, config)
             await nc.subscribe(f"{MAX_DELIVERIES}.{self.stream}.{self.durable}",
                                cb=functools.partial(self._exhausted, js))
             if not ready.done():
@@ -214,7 +220,7 @@ class Worker:
             while not self._stopping.is_set():
                 try:
                     msgs = await sub.fetch(self.batch, timeout=0.2)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats-py raises its own or asyncio's
                     continue
                 except (nats.errors.ConnectionClosedError, nats.js.errors.APIError,
                         nats.errors.NoRespondersError) as exc:
@@ -232,6 +238,19 @@ class Worker:
             if nc is not None:
                 with contextlib.suppress(BaseException):  # a killed worker's connection just goes
                     await asyncio.shield(nc.close())
+
+    async def _subscribe(self, js: Any, config: ConsumerConfig) -> Any:
+        """Bind to the durable consumer, retrying while a cluster elects its leaders."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return await js.pull_subscribe(self.filter_subject, durable=self.durable,
+                                               stream=self.stream, config=config)
+            except (TimeoutError, nats.js.errors.ServiceUnavailableError) as exc:
+                if loop.time() > self._start_deadline:
+                    raise
+                self.log.append(f"consumer not ready yet ({type(exc).__name__}), retrying")
+                await asyncio.sleep(0.2)
 
     async def _handle(self, js: Any, msgs: list[Any]) -> None:
         messages = [_message(msg) for msg in msgs]
