@@ -9,9 +9,9 @@
   :mod:`.matrix` judges the document's verdicts, :func:`pick` recommends a protocol.
 """
 
-from .picker import Recommendation, Requirements, pick
+from .picker import Pick, Recommendation, Requirements, pick
 from .tap import DOWN, UP, WireTap
 from .wire import Message, parse_connections, totals
 
 __all__ = ["WireTap", "Message", "parse_connections", "totals", "UP", "DOWN",
-           "Requirements", "Recommendation", "pick"]
+           "Pick", "Requirements", "Recommendation", "pick"]

@@ -48,7 +48,7 @@ class WebSocketReceiver:
     def __init__(self, ws_base: str, token: str, room: str, kinds: set[str],
                  on_message: OnMessage, **options: Any) -> None:
         self.ws: ClientConnection = connect(f"{ws_base}/ws?token={token}", open_timeout=5,
-                                            **options)
+                                            legacy=True, **options)
         self.ws.recv(timeout=5)  # connected
         self.ws.send(json.dumps({"type": "join_chat", "room_id": room}))
         self.joined = threading.Event()

@@ -46,4 +46,5 @@ def sequence_diagram(messages: Sequence[Message], *, limit: int = 16,
         heading += f" (first {len(shown)} of {len(messages)} messages)"
     axes.set_title(heading, fontsize=10)
     figure.tight_layout()
+    plt.close(figure)  # shown once, by the cell that returns it
     return figure

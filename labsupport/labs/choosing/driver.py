@@ -14,6 +14,7 @@ figure goes through. Every time is then reported as a ratio to that floor::
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 import statistics
@@ -47,8 +48,8 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
         raise ValueError("no values")
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
 
 
 @dataclass(frozen=True)

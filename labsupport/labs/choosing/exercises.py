@@ -6,7 +6,7 @@ rivals, and showing what the wrong pick costs; never by matching words.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 
 import requests
 
@@ -14,7 +14,7 @@ from ... import rest
 from ...engine import NotAttempted, Unmet, exercise, expect
 from . import experiments
 from .driver import Run
-from .picker import Requirements
+from .picker import Pick, Requirements
 from .tap import WireTap
 
 __all__ = ["Pick", "GAME", "PUBLIC_CATALOGUE"]
@@ -22,14 +22,6 @@ __all__ = ["Pick", "GAME", "PUBLIC_CATALOGUE"]
 NOTEBOOK = "08-choosing-a-protocol"
 PROTOCOL_NAMES = ("REST", "GraphQL", "gRPC", "WebSockets", "SSE", "Long Polling")
 REQUIREMENT_NAMES = tuple(f.name for f in fields(Requirements))
-
-
-@dataclass(frozen=True)
-class Pick:
-    """An answer: the protocol, and the requirement (a field of ``Requirements``) that decides."""
-
-    protocol: str
-    decided_by: str
 
 
 def _valid_pick(answer: object) -> Pick:

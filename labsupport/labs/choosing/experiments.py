@@ -268,7 +268,7 @@ def gaming(run: Run, players: int = 10, hz: int = 30, seconds: float | None = No
     Latency runs from the tick a state belongs to, so a sender that falls
     behind its ticks shows as latency, as it would in a game.
     """
-    seconds = seconds or 0.8 * run.scale
+    seconds = seconds or 0.5 * run.scale
     ticks = max(1, round(hz * seconds))
 
     def drive(send: Callable[[int, dict], None], deliveries: _Deliveries) -> int:
@@ -358,7 +358,7 @@ def _live_graphql(run: Run, events: int, gap: float) -> Result:
     from websockets.sync.client import connect
 
     graphql = run.servers["graphql"]
-    post_id = db.session.scalars(select(Post.id).limit(1)).one()
+    post_ids = list(db.session.scalars(select(Post.id).limit(events)))
     db.session.remove()
     latencies: list[float] = []
     sent: list[float] = []
@@ -384,9 +384,9 @@ def _live_graphql(run: Run, events: int, gap: float) -> Result:
             reader = threading.Thread(target=read, name="graphql-live", daemon=True)
             reader.start()
             tap.reset()
-            for _ in range(events):
+            for k in range(events):
                 sent.append(time.perf_counter())
-                graphql_api.posts_bus.publish(post_id)
+                graphql_api.posts_bus.publish(post_ids[k % len(post_ids)])
                 time.sleep(gap)
             reader.join(10)
             latencies = [a - s for a, s in zip(arrivals, sent, strict=False)]
@@ -440,7 +440,7 @@ def _idle_bytes(run: Run, protocol: str, interval: float, window: float) -> tupl
         server = run.servers["websockets"]
         with run.tap("websockets") as tap:
             ws = connect(f"ws://{tap.address}/ws?token={server.token_for(101)}",
-                         ping_interval=interval, open_timeout=5)
+                         ping_interval=interval, open_timeout=5, legacy=True)
             ws.recv(timeout=5)
             tap.reset()
             time.sleep(window + interval / 2)
@@ -478,7 +478,7 @@ def idle(run: Run, interval: float = 0.2, window: float | None = None) -> list[R
     Each client runs ``window`` s waking every ``interval`` s; the bytes of one
     wake-up are measured and multiplied by the default rate in ``IDLE_DEFAULTS``.
     """
-    window = window or 0.6 * run.scale
+    window = window or 0.4 * run.scale
     results = []
     for protocol, (default_interval, why) in IDLE_DEFAULTS.items():
         total, wakes, connections = _idle_bytes(run, protocol, interval, window)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .driver import Run
 
-__all__ = ["Requirements", "Recommendation", "pick"]
+__all__ = ["Requirements", "Recommendation", "Pick", "pick"]
 
 DIRECTIONS = ("request-response", "server-push", "bidirectional")
 
@@ -29,6 +29,15 @@ class Requirements:
     payload_mb: float = 0.0          # the largest single payload
     mobile_idle: bool = False        # clients sit idle on a battery most of the time
     latency_budget_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Pick:
+    """An answer to a scenario: the protocol, and the requirement (a field of
+    :class:`Requirements`) that decides between the candidates."""
+
+    protocol: str
+    decided_by: str
 
 
 @dataclass

@@ -26,6 +26,7 @@ def latency_bars(results: Sequence[Result], floor: Floor, title: str) -> Figure:
     axes.set_title(title)
     axes.legend()
     figure.tight_layout()
+    plt.close(figure)  # shown once, by the cell that returns it
     return figure
 
 
@@ -41,4 +42,5 @@ def figure_bars(results: Sequence[Result], figures: dict[str, Callable[[Result],
             axes.set_yscale("log")
     figure.suptitle(title)
     figure.tight_layout()
+    plt.close(figure)  # shown once, by the cell that returns it
     return figure

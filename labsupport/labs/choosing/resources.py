@@ -130,7 +130,7 @@ def _opening(kind: str, port: int, token: str | None, n: int) -> bytes:
         Request(host=f"{LOOPBACK}:{port}", target=f"/ws?token={token}"))
 
 
-def _ready(kind: str, port: int, token: str | None, expected: int) -> Callable[[], bool]:
+def _ready(kind: str, port: int, expected: int) -> Callable[[], bool]:
     def check() -> bool:
         if kind == "sse":
             body = requests.get(f"http://{LOOPBACK}:{port}/api/clients", timeout=5).json()
@@ -153,10 +153,11 @@ def idle_connections(run: Run, count: int | None = None) -> list[Result]:
     """
     count = count or run.sized(200)
     results = []
-    with spawn("push") as child:
-        token = child.info["token"]
+    children = {kind: spawn(kind) for kind in IDLE_KINDS}  # one server each, started together
+    try:
         for kind, protocol in IDLE_KINDS.items():
-            port = child.info[kind]
+            child = children[kind]
+            port, token = child.info["port"], child.info.get("token")
             time.sleep(0.1)
             before = child.rss()
             sockets = []
@@ -168,15 +169,19 @@ def idle_connections(run: Run, count: int | None = None) -> list[Result]:
                 if kind == "websockets":
                     for sock in sockets:
                         sock.recv(4096)  # the 101 response
-                settled = wait_until(_ready(kind, port, token, count), 10)
+                settled = wait_until(_ready(kind, port, count), 5 + count / 50)
                 time.sleep(0.1)
                 after = child.rss()
             finally:
                 for sock in sockets:
                     sock.close()
+                child.stop()
             per = (after - before) / count
             results.append(Result("Idle connections", protocol, [], 0, 0, count, {
                 "connections": count, "all open": settled,
                 "server KB per connection": round(per / 1024, 1),
                 "server MB for 1,000": round(per * 1000 / MB, 1)}))
+    finally:
+        for child in children.values():
+            child.stop()
     return run.add(*results)

@@ -6,8 +6,8 @@ input closes, so it never outlives the kernel that started it, even a killed one
 :func:`spawn` does that and returns a :class:`Child` whose ``rss()`` is read from
 the operating system (psutil).
 
-Kinds: ``push`` (the SSE, long-polling and WebSocket labs, by their own
-``start()``, on three ports), and ``uploads``: a streamed HTTP PUT, a gRPC
+Kinds: ``sse``, ``long-polling`` and ``websockets`` (the labs, by their own
+``start()``), and ``uploads``: a streamed HTTP PUT, a gRPC
 client stream of chunks and a GraphQL mutation taking the file in a variable,
 each counting what it received.
 """
@@ -138,16 +138,19 @@ def _uploads() -> dict[str, Any]:
     return {"http_port": http.port, "grpc_port": grpc_port}
 
 
-def _push_labs() -> dict[str, Any]:
+def _push_lab(kind: str) -> dict[str, Any]:
     from ... import chat, long_polling, sse
 
+    if kind == "sse":
+        return {"port": sse.start(heartbeat=15.0).port}
+    if kind == "long-polling":
+        return {"port": long_polling.start().port}
     websockets = chat.start()
-    return {"sse": sse.start(heartbeat=15.0).port, "long-polling": long_polling.start().port,
-            "websockets": websockets.port, "token": websockets.token_for(101)}
+    return {"port": websockets.port, "token": websockets.token_for(101)}
 
 
 def main(kind: str) -> None:
-    info = _uploads() if kind == "uploads" else _push_labs()
+    info = _uploads() if kind == "uploads" else _push_lab(kind)
     print(json.dumps(info), flush=True)
     sys.stdin.read()  # until the parent closes it, or dies
 
