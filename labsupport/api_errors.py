@@ -10,9 +10,11 @@ Every error a lab's HTTP API returns has the same shape::
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Flask, Response, current_app, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from .database import db, isoformat, utcnow
@@ -23,6 +25,12 @@ CODES = {
     413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR",
     429: "RATE_LIMITED", 500: "INTERNAL_ERROR",
 }
+
+
+class OrderedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, keeping keys in the order the lab wrote them, as the document shows."""
+
+    sort_keys = False
 
 
 class APIError(HTTPException):
@@ -50,7 +58,7 @@ class APIError(HTTPException):
     @property
     def status(self) -> int:
         """The HTTP status (Werkzeug calls it ``code``)."""
-        return self.code
+        return self.code if self.code is not None else 500
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,3 +108,30 @@ def json_object() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise APIError(400, f"The body must be a JSON object, not {type(body).__name__}")
     return body
+
+
+# --- parameters several labs share ------------------------------------------
+
+EVENT_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
+EVENT_TYPE_RULE = "must be 1-64 letters, digits or _.:- starting with a letter"
+
+
+def is_event_type(value: object) -> bool:
+    """Whether ``value`` may name an event (SSE's ``event:`` line, a notification's type)."""
+    return isinstance(value, str) and EVENT_TYPE.fullmatch(value) is not None
+
+
+def query_int(raw: str | None, name: str, default: int, low: int, high: int | None = None) -> int:
+    """The whole-number query parameter ``name`` (``raw`` as sent), within ``low``..``high``.
+
+    ``default`` when it is absent; a 400 in the envelope, saying what is allowed,
+    when it is not plain ASCII digits or is out of range.
+    """
+    if raw is None:
+        return default
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+    if value is None or value < low or (high is not None and value > high):
+        allowed = f" between {low} and {high}" if high is not None else f", {low} or more"
+        raise APIError(400, f"Invalid query parameter {name!r}", "INVALID_PARAMETER",
+                       {name: [f"must be a whole number{allowed}, got {raw[:40]!r}"]})
+    return value

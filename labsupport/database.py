@@ -345,6 +345,15 @@ def current_engine() -> Engine:
     return _current if _current is not None else reset()
 
 
+def ready(fresh_data: bool) -> Engine:
+    """The database a lab starts on: the sample data afresh, or as it is (made if none yet).
+
+    Every lab's ``start(fresh_data=...)`` calls this, so ``fresh_data=False``
+    works in a fresh kernel too.
+    """
+    return reset() if fresh_data else current_engine()
+
+
 @contextlib.contextmanager
 def count_statements() -> Iterator[list[str]]:
     """Collect the SQL statements run against the current database.

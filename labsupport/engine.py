@@ -87,7 +87,9 @@ def exercise(
 
 
 def _load_all() -> dict[str, Exercise]:
-    from . import exercises  # noqa: F401  (importing registers every notebook's exercises)
+    from .labs import load_exercises
+
+    load_exercises()
 
     return _exercises
 
@@ -177,7 +179,7 @@ def check(id: str, *args: Any, **kwargs: Any) -> Verdict:
     return Verdict(id, True, "checks passed" + (f": {summary}" if summary else ""))
 
 
-def hint(id: str) -> Verdict:
+def hint(id: str) -> _Text:
     """Show the next hint for exercise ``id``, one more each call."""
     ex = get(id)
     shown = min(_hints_shown.get(id, 0) + 1, len(ex.hints))

@@ -20,12 +20,15 @@ import collections
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Self, TypeVar, cast, overload
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-__all__ = ["ServerHandle", "serve_wsgi", "serve_asyncio", "register", "running", "stop_all"]
+__all__ = [
+    "ServerHandle", "AsyncioHandle", "serve_wsgi", "serve_asyncio", "register", "running",
+    "stop_all",
+]
 
 LOOPBACK = "127.0.0.1"
 LOG_LINES_KEPT = 500
@@ -48,7 +51,13 @@ _bypass_proxies_for_loopback()
 
 
 class ServerHandle:
-    """A running lab server: where it listens, its log, and how to stop it."""
+    """A running lab server: where it listens, its log, and how to stop it.
+
+    A lab whose handle offers more (a broker, a WebSocket address) subclasses
+    it, declaring those attributes; the harness sets them from ``attributes``.
+    """
+
+    app: Any
 
     def __init__(
         self,
@@ -59,6 +68,7 @@ class ServerHandle:
         scheme: str = "http",
         log: collections.deque[str] | None = None,
         app: Any = None,
+        **attributes: Any,
     ) -> None:
         self.name = name
         self.host = LOOPBACK
@@ -68,6 +78,11 @@ class ServerHandle:
         self._stop = stop
         self._log = log if log is not None else collections.deque(maxlen=LOG_LINES_KEPT)
         self._stopped = threading.Event()
+        declared = {n for cls in type(self).__mro__ for n in vars(cls).get("__annotations__", {})}
+        for attribute, value in attributes.items():
+            if attribute not in declared:
+                raise TypeError(f"{type(self).__name__} declares no attribute {attribute!r}")
+            setattr(self, attribute, value)
 
     @property
     def url(self) -> str:
@@ -96,7 +111,7 @@ class ServerHandle:
                 if _registry.get(self.name) is self:
                     del _registry[self.name]
 
-    def __enter__(self) -> ServerHandle:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -107,7 +122,11 @@ class ServerHandle:
         return f"<{self.name} server {state} at {self.url}>"
 
 
-def register(handle: ServerHandle) -> ServerHandle:
+H = TypeVar("H", bound=ServerHandle)
+A = TypeVar("A", bound="AsyncioHandle")
+
+
+def register(handle: H) -> H:
     """Make ``handle`` the one server of its name, stopping any earlier one."""
     with _registry_lock:
         previous = _registry.get(handle.name)
@@ -140,14 +159,22 @@ def stop_previous(name: str) -> None:
         previous.stop()
 
 
+class _LoggingWSGIServer(BaseWSGIServer):
+    """Werkzeug's threaded server, keeping the log lines its requests make."""
+
+    lab_log: collections.deque[str]
+
+
 class _QuietRequestHandler(WSGIRequestHandler):
     """Werkzeug's handler, logging into the handle instead of stderr."""
 
+    server: _LoggingWSGIServer
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self.server.lab_log.append(f"{self.requestline} -> {code}")  # type: ignore[attr-defined]
+        self.server.lab_log.append(f"{self.requestline} -> {code}")
 
     def log(self, type: str, message: str, *args: Any) -> None:
-        self.server.lab_log.append(f"{type}: {message % args}")  # type: ignore[attr-defined]
+        self.server.lab_log.append(f"{type}: {message % args}")
 
 
 class LogToHandle(logging.Handler):
@@ -184,18 +211,34 @@ def _capture_app_logger(app: Any, log: collections.deque[str]) -> None:
         _send_to(logger, log)
 
 
+@overload
 def serve_wsgi(name: str, app: Any, *, on_stop: Callable[[], None] | None = None) -> ServerHandle:
+    ...
+
+
+@overload
+def serve_wsgi(
+    name: str, app: Any, *, on_stop: Callable[[], None] | None = None, handle: type[H],
+    **attributes: Any,
+) -> H:
+    ...
+
+
+def serve_wsgi(
+    name: str, app: Any, *, on_stop: Callable[[], None] | None = None,
+    handle: type[ServerHandle] = ServerHandle, **attributes: Any,
+) -> ServerHandle:
     """Serve a WSGI app (Flask) on 127.0.0.1 and a free port, in a daemon thread.
 
     ``on_stop`` runs after the server has stopped accepting requests, e.g. to
-    wake long-lived streaming responses so their threads can end.
+    wake long-lived streaming responses so their threads can end. ``handle``
+    is the lab's handle class, built with ``attributes``.
     """
     stop_previous(name)
     log: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
-    server: BaseWSGIServer = make_server(
-        LOOPBACK, 0, app, threaded=True, request_handler=_QuietRequestHandler
-    )
-    server.lab_log = log  # type: ignore[attr-defined]
+    server = cast(_LoggingWSGIServer, make_server(
+        LOOPBACK, 0, app, threaded=True, request_handler=_QuietRequestHandler))
+    server.lab_log = log
     _capture_app_logger(app, log)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.01}, name=f"{name}-server",
@@ -209,9 +252,9 @@ def serve_wsgi(name: str, app: Any, *, on_stop: Callable[[], None] | None = None
         if on_stop is not None:
             on_stop()
 
-    handle = ServerHandle(name, server.port, stop, log=log, app=app)
+    built = handle(name, server.port, stop, log=log, app=app, **attributes)
     thread.start()
-    return register(handle)
+    return register(built)
 
 
 class BackgroundLoop:
@@ -222,9 +265,9 @@ class BackgroundLoop:
         self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self.thread.start()
 
-    def run(self, coro: Awaitable[Any], timeout: float = 10) -> Any:
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
         """Run a coroutine on this loop from another thread and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -232,20 +275,48 @@ class BackgroundLoop:
         self.loop.close()
 
 
+class AsyncioHandle(ServerHandle):
+    """The handle of an asyncio server: ``loop`` runs coroutines on its event loop."""
+
+    loop: BackgroundLoop
+
+
+Starter = Callable[[], Coroutine[Any, Any, tuple[int, Callable[[], Coroutine[Any, Any, None]]]]]
+
+
+@overload
+def serve_asyncio(
+    name: str, start: Starter, *, scheme: str = "http", app: Any = None,
+    log: collections.deque[str] | None = None,
+) -> AsyncioHandle:
+    ...
+
+
+@overload
+def serve_asyncio(
+    name: str, start: Starter, *, scheme: str = "http", app: Any = None,
+    log: collections.deque[str] | None = None, handle: type[A], **attributes: Any,
+) -> A:
+    ...
+
+
 def serve_asyncio(
     name: str,
-    start: Callable[[], Awaitable[tuple[int, Callable[[], Awaitable[None]]]]],
+    start: Starter,
     *,
     scheme: str = "http",
     app: Any = None,
     log: collections.deque[str] | None = None,
-) -> ServerHandle:
+    handle: type[AsyncioHandle] = AsyncioHandle,
+    **attributes: Any,
+) -> AsyncioHandle:
     """Run an asyncio server on its own event loop in a background thread.
 
     ``start`` is a coroutine function run on that loop; it starts listening on
     127.0.0.1 port 0 and returns ``(port, aclose)``, where ``aclose`` is a
     coroutine function that shuts the server down. ``log`` is the deque the
-    server's log lines go to, shown by ``handle.logs()``.
+    server's log lines go to, shown by ``handle.logs()``. ``handle`` is the
+    lab's handle class, built with ``attributes``.
     """
     stop_previous(name)
     background = BackgroundLoop(f"{name}-loop")
@@ -261,9 +332,9 @@ def serve_asyncio(
         finally:
             background.close()
 
-    handle = ServerHandle(name, port, stop, scheme=scheme, app=app, log=log)
-    handle.loop = background  # type: ignore[attr-defined]
-    return register(handle)
+    built = handle(name, port, stop, scheme=scheme, app=app, log=log, loop=background,
+                   **attributes)
+    return register(built)
 
 
 logging.getLogger("werkzeug").addHandler(logging.NullHandler())

@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import long_polling, sse
+from .labs.long_polling import server as long_polling
+from .labs.sse import server as sse
 
 __all__ = ["compare", "measure_sse", "measure_long_polling"]
 
@@ -37,7 +38,7 @@ def _summary(protocol: str, latencies: list[float], requests: int, connections: 
     }
 
 
-def _publish(count: int, gap: float, send: Callable[[int], None], sent: dict[int, float]) -> None:
+def _publish(count: int, gap: float, send: Callable[[int], object], sent: dict[int, float]) -> None:
     for n in range(1, count + 1):
         sent[n] = time.perf_counter()
         send(n)

@@ -24,9 +24,8 @@ CREATE_POST = ("mutation($a: ID!, $t: String!) "
 
 
 @pytest.fixture(scope="module")
-def server():
-    with graphql_api.start() as handle:
-        yield handle
+def server(graphql_server):
+    return graphql_server
 
 
 def create_post(server, author_id, title):

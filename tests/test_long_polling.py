@@ -17,15 +17,6 @@ from labsupport import long_polling
 from labsupport.long_polling import Poller
 
 
-def wait_until(condition, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
-
-
 @pytest.fixture
 def server():
     with long_polling.start(name="long-polling-test", max_timeout=5) as handle:
@@ -53,7 +44,7 @@ def test_every_tab_of_a_user_gets_every_notification(server):
     assert tab1.cursor == tab2.cursor == 3
 
 
-def test_a_waiting_poll_wakes_when_a_notification_arrives(server):
+def test_a_waiting_poll_wakes_when_a_notification_arrives(server, wait_until):
     poller = Poller(server.url, "ada")
     result = {}
     thread = threading.Thread(target=lambda: result.update(got=poller.poll(5)))
@@ -131,7 +122,7 @@ def test_retry_delay_is_capped_exponential_with_jitter():
     assert max(delays[7]) > 7
 
 
-def test_stop_answers_every_waiting_poll():
+def test_stop_answers_every_waiting_poll(wait_until):
     before = threading.active_count()
     server = long_polling.start(name="long-polling-test", max_timeout=30)
     replies = []
@@ -208,7 +199,7 @@ def test_fuzzed_input_never_gives_a_500_or_hangs(server, cursor, timeout, body):
 
 # --- load --------------------------------------------------------------------
 
-def test_20_clients_500_messages_random_drops_each_gets_all_exactly_once_in_order():
+def test_20_clients_500_messages_random_drops_each_gets_all_exactly_once_in_order(wait_until):
     clients, publishers, per_publisher = 20, 5, 100
     total = publishers * per_publisher
     with long_polling.start(name="long-polling-load", history=total) as server:
@@ -255,7 +246,7 @@ def test_20_clients_500_messages_random_drops_each_gets_all_exactly_once_in_orde
         assert wait_until(lambda: server.hub.waiting() == 0, 3)
 
 
-def test_a_poll_whose_client_hangs_up_stops_waiting(server):
+def test_a_poll_whose_client_hangs_up_stops_waiting(server, wait_until):
     with contextlib.suppress(requests.RequestException):
         requests.get(f"{server.url}/api/notifications/ada/poll?timeout=5", timeout=(2, 0.1))
     started = time.monotonic()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 from urllib.parse import quote
 
 import pytest
@@ -15,15 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labsupport import sse
-
-
-def wait_until(condition, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def parse(text: str) -> list[sseclient.Event]:
@@ -78,7 +68,7 @@ def test_stream_sends_retry_named_events_ids_and_comment_heartbeats(server):
 
 # --- resume --------------------------------------------------------------------
 
-def test_resume_with_last_event_id_gets_exactly_what_was_missed(server):
+def test_resume_with_last_event_id_gets_exactly_what_was_missed(server, wait_until):
     for n in range(3):
         server.broker.publish("message", n)
     stream = sse.ResumableEventStream(f"{server.url}/events?client_id=r", last_event_id="0",
@@ -140,7 +130,7 @@ def test_slow_consumer_is_disconnected_then_resumes_without_loss():
 
 # --- clients ------------------------------------------------------------------
 
-def test_notify_reaches_only_that_client_and_every_tab_of_it(server):
+def test_notify_reaches_only_that_client_and_every_tab_of_it(server, wait_until):
     def listen(client_id, out):
         stream = sse.ResumableEventStream(f"{server.url}/events?client_id={client_id}",
                                           read_timeout=2)
@@ -183,7 +173,7 @@ def test_news_feed_publishes_the_articles_in_order_then_stops():
 
 # --- cleanup -----------------------------------------------------------------
 
-def test_a_closed_client_is_cleaned_up_and_stop_ends_every_stream():
+def test_a_closed_client_is_cleaned_up_and_stop_ends_every_stream(wait_until):
     before = threading.active_count()
     server = sse.start(name="sse-test", heartbeat=0.1)
     gone = requests.get(f"{server.url}/events?client_id=gone", stream=True, timeout=(2, 2))
@@ -261,7 +251,7 @@ def test_fuzzed_input_never_gives_a_500_or_hangs(server, last_event_id, client_i
 
 # --- load --------------------------------------------------------------------
 
-def test_20_clients_500_messages_random_drops_each_gets_all_exactly_once_in_order():
+def test_20_clients_500_messages_random_drops_each_gets_all_exactly_once_in_order(wait_until):
     clients, publishers, per_publisher = 20, 5, 100
     total = publishers * per_publisher
     rng = random.Random(6)

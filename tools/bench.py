@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
 import nbformat
 import requests
 from nbformat.v4 import new_code_cell
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from notebooks import NOTEBOOKS, execute  # noqa: E402
+from tools.notebooks import NOTEBOOKS, execute
 
 BASELINE = "import requests, flask, sqlalchemy, labsupport"
 PEAK_RSS = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"

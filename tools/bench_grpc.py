@@ -1,6 +1,6 @@
 """Measure the gRPC lab on loopback, as ratios to a raw TCP echo round trip on this machine.
 
-    python tools/bench_grpc.py [--rounds N]
+    python -m tools.bench_grpc [--rounds N]
 
 Prints: the TCP echo round trip; a unary call's round trip (a health check, no database, and
 GetUser, one SQLite read) as a multiple of it; a streamed message's cost (StreamUsers over
@@ -14,19 +14,15 @@ import argparse
 import json
 import socket
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from google.protobuf import json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from google.protobuf import json_format  # noqa: E402
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
-
-from labsupport import grpc_service  # noqa: E402
-from labsupport.grpc_service import user_service_pb2 as pb  # noqa: E402
-from labsupport.grpc_service import user_service_pb2_grpc as pb_grpc  # noqa: E402
+from labsupport import grpc_service
+from labsupport.grpc_service import user_service_pb2 as pb
+from labsupport.grpc_service import user_service_pb2_grpc as pb_grpc
 
 PAYLOAD = b"x" * 64
 STREAMED_USERS = 2000

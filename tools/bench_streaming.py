@@ -1,6 +1,6 @@
 """Benchmark of the SSE and long-polling labs: latency, requests, and notebook Run-All time.
 
-    python tools/bench_streaming.py [--rounds 5] [--count 100] [--no-notebooks]
+    python -m tools.bench_streaming [--rounds 5] [--count 100] [--no-notebooks]
 
 Prints figures; it asserts nothing (the tests check behaviour, this measures it).
 """
@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
+from labsupport import push_comparison
 
-from labsupport import push_comparison  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def bench_push(rounds: int, count: int) -> None:
@@ -48,7 +45,7 @@ def bench_push(rounds: int, count: int) -> None:
 
 
 def bench_notebooks() -> None:
-    from notebooks import execute
+    from tools.notebooks import execute
 
     for name in ("05-sse", "06-long-polling"):
         path = ROOT / "notebooks" / f"{name}.ipynb"

@@ -1,6 +1,6 @@
 """Measure the WebSockets lab's chat: round trips on loopback and broadcast fan-out.
 
-    python tools/bench_websockets.py [--rounds 200]
+    python -m tools.bench_websockets [--rounds 200]
 
 Prints medians and 95th percentiles, and the ratios that matter: a chat message's
 round trip (stored in SQLite, then broadcast) against a bare ping/pong, and the

@@ -1,0 +1,404 @@
+"""Exercises of notebooks/02-graphql.ipynb, each checked through a live GraphQL server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import requests
+from graphql import parse
+from sqlalchemy import select
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from ...database import Post, count_statements, db
+from ...engine import NotAttempted, Unmet, exercise, expect
+from ..rest import server as rest
+from . import server as graphql_api
+
+NOTEBOOK = "02-graphql"
+
+
+def _post(server, query, variables=None):
+    response = requests.post(f"{server.url}/graphql", timeout=5,
+                             json={"query": query, "variables": variables})
+    return response, response.json()
+
+
+def _first_error(body) -> str:
+    errors = body.get("errors") or []
+    return errors[0]["message"] if errors else ""
+
+
+# --- 1. ask for exactly what the screen shows ---------------------------------
+
+def profile_card_query():
+    """The profile card: the user's name and the titles of their 3 newest posts."""
+    return """
+    query ProfileCard($id: ID!) {
+      user(id: $id) {
+        name
+        posts(limit: 3) {
+          title
+        }
+      }
+    }
+    """
+
+
+@exercise(
+    "graphql.exact-query",
+    title="Write the query that fetches exactly what a screen shows",
+    notebook=NOTEBOOK,
+    hints=[
+        "Declare the variable in the operation: query ProfileCard($id: ID!) { ... }.",
+        "Ask for user(id: $id) and inside it only name and posts.",
+        "User.posts takes a limit argument, newest first; inside each post ask only for title.",
+    ],
+    reference=profile_card_query,
+)
+def check_exact_query(profile_card_query):
+    query = profile_card_query()
+    if not isinstance(query, str) or not query.strip():
+        raise NotAttempted("profile_card_query returns no query text")
+    with graphql_api.start(name="graphql-check", fresh_data=False) as server:
+        sizes = []
+        for user_id in ("101", "102"):
+            truth = graphql_api.run_query(
+                "query($id: ID!) { user(id: $id) { name posts { title } } }", {"id": user_id})
+            wanted = {"name": truth.data["user"]["name"],
+                      "posts": truth.data["user"]["posts"][:3]}
+            response, body = _post(server, query, {"id": user_id})
+            expect("errors" not in body,
+                   f"the server refused the query: {_first_error(body)}")
+            extra = sorted(set(body.get("data") or {}) - {"user"})
+            expect(not extra, f"the card needs one root field, user; the query also asks for "
+                              f"{', '.join(extra)}")
+            user = (body.get("data") or {}).get("user")
+            expect(isinstance(user, dict), f"with $id = {user_id!r} expected a user, got "
+                                           f"{body.get('data')!r}: does the query use $id?")
+            extra = sorted(set(user) - {"name", "posts"})
+            expect(not extra, f"the card shows only the name and post titles; the query also "
+                              f"asks for {', '.join(extra)}")
+            expect(user.get("name") == wanted["name"],
+                   f"with $id = {user_id!r} expected {wanted['name']!r}, got {user.get('name')!r}"
+                   ": is the id hard-coded instead of taken from $id?")
+            posts = user.get("posts") or []
+            extra = sorted({key for post in posts for key in post} - {"title"})
+            expect(not extra, f"each post on the card shows only its title; the query also "
+                              f"asks for {', '.join(extra)}")
+            expect(len(posts) == 3, f"the card shows the 3 newest posts, the query got "
+                                    f"{len(posts)}")
+            expect(posts == wanted["posts"], f"expected the 3 newest posts {wanted['posts']}, "
+                                             f"got {posts}")
+            sizes.append(len(response.content))
+    with rest.start(name="rest-check", fresh_data=False, rate_limit=None) as api:
+        rest_bytes = sum(len(requests.get(f"{api.url}{path}", timeout=5).content)
+                         for path in ("/api/v1/users/101", "/api/v1/posts?limit=100"))
+    return (f"{sizes[0]} bytes in one request; REST needs 2 requests and {rest_bytes} bytes "
+            "for the same card")
+
+
+# --- 2. a mutation that reports bad input -------------------------------------
+
+UPDATE = ("mutation($id: ID!, $input: UpdateUserInput!) "
+          "{ updateUser(id: $id, input: $input) { name email } }")
+
+
+@exercise(
+    "graphql.partial-update",
+    title="A partial update that reports bad input as GraphQL errors",
+    notebook=NOTEBOOK,
+    hints=[
+        "changes holds only the fields the client sent; a sent field may be \"\" or None.",
+        "validate_user(changes, partial=True) returns {field: [messages]} for what is wrong.",
+        "Raise GraphQLError(message, extensions={\"code\": \"BAD_USER_INPUT\", ...}): a plain "
+        "Exception is a server bug and the client sees only INTERNAL_SERVER_ERROR.",
+        "Only when nothing is wrong, setattr(user, field, value) for each field sent.",
+    ],
+    reference=graphql_api.apply_user_update,
+)
+def check_partial_update(apply_user_update):
+    with graphql_api.start(name="graphql-check", fresh_data=False,
+                           user_update=apply_user_update) as server:
+        _, created = _post(server, 'mutation { createUser(input: {name: "Check Me", '
+                                   'email: "check.me@example.com"}) { id } }')
+        id = created["data"]["createUser"]["id"]
+        try:
+            _check_updates(server, id)
+        finally:
+            _post(server, "mutation($id: ID!) { deleteUser(id: $id) }", {"id": id})
+    return "fields not sent kept, \"\" and null refused with BAD_USER_INPUT, valid updates applied"
+
+
+def _check_updates(server, id):
+    def update(changes):
+        return _post(server, UPDATE, {"id": id, "input": changes})[1]
+
+    def current():
+        return _post(server, "query($id: ID!) { user(id: $id) { name email } }",
+                     {"id": id})[1]["data"]["user"]
+
+    body = update({"name": "Renamed"})
+    if body.get("data") and body["data"]["updateUser"]["name"] == "Check Me" \
+            and current()["name"] == "Check Me":
+        raise NotAttempted("sending a new name changed nothing")
+    expect("errors" not in body, f"sending a valid name gave an error: {_first_error(body)}")
+    expect(current() == {"name": "Renamed", "email": "check.me@example.com"},
+           f"after sending only a name, expected the email unchanged; the user is {current()}")
+    for changes, field in (({"name": ""}, "name"), ({"name": None}, "name"),
+                           ({"email": "not-an-email"}, "email")):
+        before = current()
+        body = update(changes)
+        errors = body.get("errors") or []
+        expect(errors, f"sent {changes}: got no error, and the user is now {current()}: "
+                       "bad input must be reported, not silently ignored or stored")
+        code = errors[0].get("extensions", {}).get("code")
+        expect(code == "BAD_USER_INPUT",
+               f"sent {changes}: the error's code is {code!r}, expected 'BAD_USER_INPUT' "
+               "(a plain Exception reaches the client as INTERNAL_SERVER_ERROR)")
+        expect(field in errors[0]["message"],
+               f"sent {changes}: the message should name the field {field!r}, got "
+               f"{errors[0]['message']!r}")
+        expect(current() == before, f"sent {changes}: the user changed to {current()}")
+    body = update({"email": "checked@example.com"})
+    expect(current()["email"] == "checked@example.com",
+           f"sending a valid email should change it; got {body}")
+
+
+# --- 3. a DataLoader batch function --------------------------------------------
+
+USERS_AND_POSTS = "{ users(limit: 25) { id posts { id } } }"
+
+
+def _authors_of(batch) -> list[list[int]]:
+    return [[post.author_id for post in posts] for posts in batch]
+
+
+@exercise(
+    "graphql.dataloader",
+    title="A DataLoader batch function: every user's posts in one statement",
+    notebook=NOTEBOOK,
+    hints=[
+        "One statement for all the ids: select(Post).where(Post.author_id.in_(author_ids)).",
+        "Order newest first: .order_by(Post.created_at.desc(), Post.id.desc()).",
+        "Return one list per id, in the order of author_ids (an empty list for an author "
+        "without posts): group the rows in a dict keyed by author_id first.",
+    ],
+    reference=graphql_api.posts_by_author,
+)
+def check_dataloader(posts_by_author):
+    ids = [102, 99_999, 101]
+    try:
+        batch = asyncio.run(posts_by_author(ids))
+    finally:
+        db.session.remove()
+    if batch is None:
+        raise NotAttempted("posts_by_author returns None")
+    got = f"{len(batch)} lists" if isinstance(batch, list) else type(batch).__name__
+    expect(isinstance(batch, list) and len(batch) == len(ids),
+           f"posts_by_author({ids}) must return one list per id, in their order, an empty "
+           f"list for an id without posts: {len(ids)} lists; got {got}")
+    authors = _authors_of(batch)
+    for index in (0, 2):
+        expect(authors[index] and set(authors[index]) == {ids[index]},
+               f"list {index} of posts_by_author({ids}) must hold the posts of user "
+               f"{ids[index]}, got posts by {authors[index]}: keep the order of the ids")
+    expect(authors[1] == [], f"user 99999 does not exist: its list must be empty, got the posts "
+                             f"of authors {authors[1]}")
+    truth = graphql_api.run_query(USERS_AND_POSTS, dataloaders=False).data
+    with (graphql_api.start(name="graphql-check", fresh_data=False,
+                            posts_loader=posts_by_author) as server,
+          count_statements() as statements):
+        _, body = _post(server, USERS_AND_POSTS)
+    expect("errors" not in body, f"the query failed: {_first_error(body)}")
+    for got, want in zip(body["data"]["users"], truth["users"], strict=True):
+        expect(got == want, f"user {want['id']} should have posts "
+                            f"{[p['id'] for p in want['posts']]} (newest first), got "
+                            f"{[p['id'] for p in got['posts']]}")
+    expect(len(statements) == 2,
+           f"{len(statements)} SQL statements for 25 users and their posts; expected 2 "
+           "(one for the users, one for all their posts)")
+    return "25 users and their posts in 2 statements, each user with their own posts"
+
+
+# --- 4. the depth limit ----------------------------------------------------------
+
+_DEPTH_CASES = [
+    ("{ users { name } }", 2, "two nested fields"),
+    ("{ users { posts { comments { id } } } }", 4, "four nested fields"),
+    ("{ user(id: 1) { ...on User { posts { id } } } }", 3,
+     "an inline fragment (it is not a field: it adds no level)"),
+    ("{ users { ...P } } fragment P on User { posts { comments { author { name } } } }", 5,
+     "fields inside a fragment spread"),
+    ("{ __typename users { __typename id } }", 2, "__typename (introspection is not counted)"),
+]
+
+
+def _measure(selection_depth, query):
+    document = parse(query)
+    fragments = {d.name.value: d for d in document.definitions
+                 if d.kind == "fragment_definition"}
+    return selection_depth(document.definitions[0].selection_set, fragments)
+
+
+@exercise(
+    "graphql.depth-limit",
+    title="Measure a query's depth, fragments included, for a depth-limit rule",
+    notebook=NOTEBOOK,
+    hints=[
+        "Walk selection_set.selections; each has a .kind: 'field', 'inline_fragment' or "
+        "'fragment_spread'.",
+        "A field is one level plus the depth of its own selection_set (None for a leaf); "
+        "fields named __something are introspection: skip them.",
+        "A fragment spread adds no level: measure fragments[selection.name.value].selection_set.",
+        "A fragment may spread itself: keep the names you are expanding in `seen` and do not "
+        "expand one twice.",
+    ],
+    reference=graphql_api.selection_depth,
+)
+def check_depth_limit(selection_depth):
+    if _measure(selection_depth, "{ users { name } }") is None:
+        raise NotAttempted("selection_depth returns None")
+    for query, depth, what in _DEPTH_CASES:
+        got = _measure(selection_depth, query)
+        expect(got == depth, f"{what}: {query} is {depth} deep, measured {got}")
+    cyclic = "{ users { ...A } } fragment A on User { posts { author { ...A } } }"
+    try:
+        _measure(selection_depth, cyclic)
+    except RecursionError:
+        raise Unmet("fragment A spreads itself and your function recursed forever: keep the "
+                    "fragments being expanded in `seen` and skip those") from None
+    with graphql_api.start(name="graphql-check", fresh_data=False, max_depth=3,
+                           depth_measure=selection_depth) as server:
+        response, body = _post(server, "{ users { posts { title } } }")
+        expect(response.status_code == 200, f"with a limit of 3, a 3-deep query was refused: "
+                                            f"{_first_error(body)}")
+        deep = "{ users { ...P } } fragment P on User { posts { comments { id } } }"
+        response, body = _post(server, deep)
+        expect(response.status_code == 400 and "nests 4 levels" in _first_error(body),
+               f"with a limit of 3, a 4-deep query through a fragment should be refused with "
+               f"400, got {response.status_code}")
+    return "depth measured through fields, inline fragments and spreads; the live limit holds"
+
+
+# --- 5. a graphql-transport-ws client ---------------------------------------------
+
+def collect_posts(ws_url, author_id, count):
+    """Subscribe to postAdded for one author; return the titles of the next ``count`` posts."""
+    with connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=5) as ws:
+        ws.send(json.dumps({"type": "connection_init"}))
+        if json.loads(ws.recv(timeout=5))["type"] != "connection_ack":
+            raise ConnectionError("the server did not acknowledge connection_init")
+        query = "subscription($author: ID!) { postAdded(authorId: $author) { title } }"
+        ws.send(json.dumps({"id": "1", "type": "subscribe",
+                            "payload": {"query": query, "variables": {"author": author_id}}}))
+        titles = []
+        while len(titles) < count:
+            message = json.loads(ws.recv(timeout=5))
+            if message["type"] == "next":
+                titles.append(message["payload"]["data"]["postAdded"]["title"])
+        ws.send(json.dumps({"id": "1", "type": "complete"}))
+    return titles
+
+
+_POSTS = [("101", "not yours"), ("102", "first"), ("103", "not yours either"),
+          ("102", "second"), ("102", "third")]
+
+
+def _within(seconds, condition) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@exercise(
+    "graphql.ws-client",
+    title="A graphql-transport-ws client that subscribes, filters on the server, completes",
+    notebook=NOTEBOOK,
+    hints=[
+        "connect(ws_url, subprotocols=[\"graphql-transport-ws\"]) as ws, then send "
+        "{\"type\": \"connection_init\"} and wait for {\"type\": \"connection_ack\"}.",
+        "Subscribe with {\"id\": \"1\", \"type\": \"subscribe\", \"payload\": {\"query\": ..., "
+        "\"variables\": ...}}; let postAdded(authorId: ...) filter on the server.",
+        "Each event is {\"type\": \"next\", \"payload\": {\"data\": ...}}; count only those, "
+        "with a timeout on every recv.",
+        "When you have enough, send {\"id\": \"1\", \"type\": \"complete\"} and close the socket "
+        "(leaving the with block closes it).",
+    ],
+    reference=collect_posts,
+    timeout=15,
+)
+def check_ws_client(collect_posts):
+    bus = graphql_api.posts_bus
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["titles"] = collect_posts(server.ws_url, "102", 2)
+        except BaseException as exc:  # reported below
+            outcome["error"] = exc
+
+    with graphql_api.start(name="graphql-check", fresh_data=False) as server:
+        before = bus.listening()
+        client = threading.Thread(target=run, daemon=True)
+        client.start()
+        subscribed = _within(5, lambda: bus.listening() > before or not client.is_alive())
+        if "error" in outcome:
+            raise _explain(outcome["error"])
+        if not client.is_alive():
+            if outcome.get("titles") is None:
+                raise NotAttempted("collect_posts returned None without subscribing")
+            raise Unmet(f"collect_posts returned {outcome['titles']!r} before any post was "
+                        "created: wait for 'next' messages")
+        expect(subscribed, "after 5 s the server still had no subscription from your client")
+        try:
+            _create_posts(server)
+            client.join(5)
+        finally:
+            _delete_posts_titled([title for _, title in _POSTS])
+        if "error" in outcome:
+            raise _explain(outcome["error"])
+        expect(not client.is_alive(), "collect_posts(url, '102', 2) had not returned 5 s after "
+                                      "user 102's posts were created")
+        titles = outcome["titles"]
+        expect(isinstance(titles, list) and all(isinstance(t, str) for t in titles),
+               f"expected a list of titles, got {titles!r}: count only 'next' messages "
+               "(connection_ack and pong are not events)")
+        expect(titles == ["first", "second"],
+               f"expected ['first', 'second'] (the next 2 posts of user 102), got {titles!r}: "
+               "let the server filter with postAdded(authorId: ...)")
+        expect(_within(2, lambda: bus.listening() == before),
+               "collect_posts returned but its subscription is still open on the server: send "
+               "complete, and close the connection")
+    return "connection_init, subscribe with a server-side filter, 2 events, complete"
+
+
+def _create_posts(server) -> None:
+    for author_id, title in _POSTS:
+        _post(server, 'mutation($a: ID!, $t: String!) { createPost(input: '
+                      '{title: $t, content: "x", authorId: $a}) { id } }',
+              {"a": author_id, "t": title})
+
+
+def _delete_posts_titled(titles) -> None:
+    """Undo what the check created, so the learner's data stays as it was."""
+    for post in db.session.scalars(select(Post).where(Post.title.in_(titles))):
+        db.session.delete(post)
+    db.session.commit()
+    db.session.remove()
+
+
+def _explain(error: BaseException) -> Unmet:
+    if isinstance(error, ConnectionClosed) and error.rcvd is not None:
+        return Unmet(f"the server closed the connection: {error.rcvd.code} {error.rcvd.reason}"
+                     " (the graphql-transport-ws rules are in section 6)")
+    if isinstance(error, TimeoutError):
+        return Unmet("your client waited for a message that never came (TimeoutError): "
+                     "which message did it expect?")
+    return Unmet(f"your code raised {type(error).__name__}: {error}")

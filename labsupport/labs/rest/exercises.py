@@ -1,0 +1,263 @@
+"""Exercises of notebooks/01-rest.ipynb, each checked through a live REST server."""
+
+from __future__ import annotations
+
+import requests
+from sqlalchemy import select
+
+from ...database import Post, User, db, utcnow
+from ...engine import NotAttempted, Unmet, exercise, expect
+from ...ratelimit import TokenBucket
+from . import server as rest
+
+NOTEBOOK = "01-rest"
+
+
+# --- 1. conditional GET ----------------------------------------------------
+
+def fetch_if_changed(url, etag):
+    """GET ``url``, revalidating ``etag``: (status, etag, body), body None on 304."""
+    headers = {"If-None-Match": etag} if etag else {}
+    response = requests.get(url, headers=headers, timeout=5)
+    if response.status_code == 304:
+        return 304, etag, None
+    return response.status_code, response.headers.get("ETag"), response.json()
+
+
+@exercise(
+    "rest.conditional-get",
+    title="Revalidate with If-None-Match and handle 304 Not Modified",
+    notebook=NOTEBOOK,
+    hints=[
+        "Send the ETag you have in the If-None-Match request header.",
+        "A 304 has no body: return None as the body and keep the ETag you already had.",
+        "On a 200, the new ETag is in response.headers['ETag'].",
+    ],
+    reference=fetch_if_changed,
+)
+def check_conditional_get(fetch_if_changed):
+    with rest.start(name="rest-check", fresh_data=False) as server:
+        url = f"{server.url}/api/v1/users/102"
+        current = requests.get(url, timeout=5).headers["ETag"]
+        first = fetch_if_changed(url, None)
+        if first is None:
+            raise NotAttempted("fetch_if_changed returns None")
+        expect(isinstance(first, tuple) and len(first) == 3,
+               f"return a tuple (status, etag, body); got {first!r}")
+        status, etag, body = first
+        expect(status == 200, f"a first GET (no ETag yet) should be 200, got {status}")
+        expect(etag == current, f"the 200 carried ETag {current}; you returned {etag!r}")
+        expect(isinstance(body, dict) and body.get("id") == 102,
+               f"the body of a 200 should be the user as a dict, got {body!r}")
+        status, etag, body = fetch_if_changed(url, current)
+        expect(status == 304,
+               f"sent If-None-Match with the current ETag, expected 304, got {status}")
+        expect(body is None, f"a 304 has no body: return None as the body, got {body!r}")
+        expect(etag == current, f"after a 304 your copy is still valid: return its ETag "
+                                f"{current}, got {etag!r}")
+        requests.patch(url, json={"name": "Alan M. Turing"}, timeout=5)
+        try:
+            status, etag, body = fetch_if_changed(url, current)
+        finally:
+            requests.patch(url, json={"name": "Alan Turing"}, timeout=5)
+        expect(status == 200, f"after the user changed, If-None-Match with the old ETag "
+                              f"should give 200, got {status}")
+        expect(etag not in (None, current), f"after a change the ETag is new; got {etag!r}")
+        expect(isinstance(body, dict) and body.get("name") == "Alan M. Turing",
+               f"after a change return the new body, got {body!r}")
+    return "200 with ETag, 304 on a match, 200 with a new ETag after a change"
+
+
+# --- 2. validation with 422 -------------------------------------------------
+
+_INVALID_BODIES = [
+    ({}, ["name", "email"], "an empty body"),
+    ({"name": "", "email": "eve@example.com"}, ["name"], "an empty name"),
+    ({"name": 42, "email": "eve@example.com"}, ["name"], "a name that is a number"),
+    ({"name": "Eve", "email": "not-an-email"}, ["email"], "an email without @"),
+    ({"name": "Eve", "email": None}, ["email"], "a null email"),
+    ({"name": "Eve", "email": "eve@example.com", "role": "admin"}, ["role"],
+     "an extra field 'role' (mass assignment)"),
+]
+
+
+def _user_count(base: str) -> int:
+    return requests.get(f"{base}/api/v1/users", timeout=5).json()["pagination"]["total"]
+
+
+def _delete_users_not_in(existing: set[int]) -> None:
+    """Undo what a check created, so the learner's data stays as it was."""
+    for user in db.session.scalars(select(User).where(User.id.not_in(existing))):
+        db.session.delete(user)
+    db.session.commit()
+    db.session.remove()
+
+
+def _check_validation_through(base: str) -> None:
+    users = f"{base}/api/v1/users"
+    before = _user_count(base)
+    for body, fields, what in _INVALID_BODIES:
+        response = requests.post(users, json=body, timeout=5)
+        expect(response.status_code == 422,
+               f"POST with {what} {body!r} answered {response.status_code}, expected 422")
+        details = response.json()["error"]["details"]
+        missing = [f for f in fields if f not in details]
+        expect(not missing, f"POST with {what}: the 422 details should name {missing}, "
+                            f"got {details!r}")
+    expect(_user_count(base) == before, "a rejected POST must create nothing")
+    created = requests.post(users, json={"name": "Eve", "email": "eve@example.com"}, timeout=5)
+    expect(created.status_code == 201,
+           f"a valid POST should be 201, got {created.status_code}: {created.text[:200]}")
+    patched = requests.patch(f"{users}/103", json={"name": "Grace B. Hopper"}, timeout=5)
+    requests.patch(f"{users}/103", json={"name": "Grace Hopper"}, timeout=5)
+    expect(patched.status_code == 200,
+           f"PATCH with only a name answered {patched.status_code}: with partial=True a "
+           "missing email is fine")
+    bad_patch = requests.patch(f"{users}/103", json={"email": "nope"}, timeout=5)
+    expect(bad_patch.status_code == 422,
+           f"PATCH with email 'nope' answered {bad_patch.status_code}, expected 422")
+
+
+@exercise(
+    "rest.validation",
+    title="Validate a body: 422 with the document's error details",
+    notebook=NOTEBOOK,
+    hints=[
+        "Return a dict from field name to a list of messages; an empty dict means valid.",
+        "Check types, not just presence: a name must be a non-empty string, an email must "
+        "contain an @ and a dot.",
+        "Refuse any field that is not name or email: that is what stops mass assignment.",
+        "With partial=True (PATCH), a missing field is fine; a present one must still be valid.",
+    ],
+    reference=rest.validate_user,
+)
+def check_validation(validate_user):
+    if validate_user({}) is None:
+        raise NotAttempted("validate_user returns None")
+    existing = set(db.session.scalars(select(User.id)))
+    db.session.remove()
+    try:
+        with rest.start(name="rest-check", fresh_data=False, validator=validate_user) as server:
+            _check_validation_through(server.url)
+    finally:
+        _delete_users_not_in(existing)
+    return f"{len(_INVALID_BODIES)} bad bodies refused with 422, valid POST and PATCH accepted"
+
+
+# --- 3. keyset pagination ---------------------------------------------------
+
+def _walk(base: str, limit: int, between_pages=None) -> list[int]:
+    seen: list[int] = []
+    cursor = None
+    for page in range(200):
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        response = requests.get(f"{base}/api/v1/posts", params=params, timeout=5)
+        expect(response.status_code == 200,
+               f"GET /api/v1/posts answered {response.status_code}: {response.text[:200]}")
+        body = response.json()
+        expect(len(body["data"]) <= limit,
+               f"asked for {limit} posts a page, got {len(body['data'])}")
+        seen += [post["id"] for post in body["data"]]
+        if page == 0 and between_pages is not None:
+            between_pages()
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return seen
+    raise Unmet("the pages never ended: does `after` move forward?")
+
+
+@exercise(
+    "rest.keyset",
+    title="Keyset pagination that skips nothing when timestamps tie",
+    notebook=NOTEBOOK,
+    hints=[
+        "Order by created_at descending, then id descending, so the order is total.",
+        "The next page starts strictly after the last post seen: an older created_at, or the "
+        "same created_at and a smaller id.",
+        "sqlalchemy's or_(...) and and_(...) build that condition; .limit(limit) the query.",
+    ],
+    reference=rest.newest_posts,
+)
+def check_keyset(newest_posts):
+    if newest_posts(None, 3) is None:
+        raise NotAttempted("newest_posts returns None")
+    truth = list(db.session.scalars(
+        select(Post.id).order_by(Post.created_at.desc(), Post.id.desc())))
+    db.session.remove()
+    with rest.start(name="rest-check", fresh_data=False, posts_page=newest_posts) as server:
+        first = _walk(server.url, 7)[:7]
+        expect(first == truth[:7], f"the first page should be the 7 newest posts {truth[:7]}, "
+                                   f"got {first}")
+        for limit in (7, 5, 1):
+            seen = _walk(server.url, limit)
+            repeated = sorted({i for i in seen if seen.count(i) > 1})
+            skipped = [i for i in truth if i not in seen]
+            expect(not repeated, f"with limit={limit} these posts came twice: {repeated}")
+            expect(not skipped, f"with limit={limit} these posts were skipped: {skipped} "
+                                "(they share created_at with the last post of a page?)")
+            expect(seen == truth, f"with limit={limit} the order should be newest first "
+                                  f"(created_at, then id): {truth[:8]}..., got {seen[:8]}...")
+        new_ids: list[int] = []
+
+        def publish() -> None:
+            post = Post(title="Breaking", content="A post published mid-walk",
+                        author_id=101, created_at=utcnow())
+            db.session.add(post)
+            db.session.commit()
+            new_ids.append(post.id)
+            db.session.remove()
+
+        try:
+            seen = _walk(server.url, 7, between_pages=publish)
+        finally:
+            for id in new_ids:
+                db.session.delete(db.session.get(Post, id))
+            db.session.commit()
+            db.session.remove()
+        expect(seen == truth, "a post published while a client read page 1 changed the later "
+                              "pages; keyset pages must not shift")
+    return "no post skipped or repeated with limits 7, 5 and 1, nor when a post arrives mid-walk"
+
+
+# --- 4. a token-bucket rate limiter -----------------------------------------
+
+@exercise(
+    "rest.rate-limit",
+    title="A token bucket behind 429 Too Many Requests and Retry-After",
+    notebook=NOTEBOOK,
+    hints=[
+        "Keep a float of tokens (start full) and the time you last looked.",
+        "On each take(now): add (now - last) * rate tokens, but never more than capacity.",
+        "If a whole token is there, spend it and return 0.0; otherwise spend nothing and "
+        "return (1 - tokens) / rate, the seconds until one is.",
+    ],
+    reference=TokenBucket,
+)
+def check_rate_limit(TokenBucket):
+    bucket = TokenBucket(3, 1.0)
+    waits = [bucket.take(0.0) for _ in range(4)]
+    if waits == [None] * 4:
+        raise NotAttempted("take returns None")
+    expect(waits[:3] == [0, 0, 0], f"a full bucket of 3 should allow 3 requests at once; "
+                                   f"take(0.0) three times gave {waits[:3]}")
+    expect(0.99 <= waits[3] <= 1.01, f"the 4th request at the same instant should wait 1.0 s "
+                                     f"(1 token/s), got {waits[3]}")
+    half = bucket.take(0.5)
+    expect(0.49 <= half <= 0.51, f"half a second later the wait is 0.5 s, got {half}")
+    expect(bucket.take(1.0) == 0, "one second after draining, at 1 token/s, a request "
+                                  "should pass")
+    burst = [bucket.take(100.0) for _ in range(4)]
+    expect(burst[:3] == [0, 0, 0] and burst[3] > 0,
+           f"after a long idle time the bucket holds at most capacity=3 tokens: 4 requests "
+           f"at t=100 gave waits {burst}")
+    with rest.start(name="rest-check", fresh_data=False, rate_limit=(2, 60),
+                    bucket=TokenBucket) as server:
+        url = f"{server.url}/api/v1/users/101"
+        statuses = [requests.get(url, timeout=5) for _ in range(3)]
+        codes = [r.status_code for r in statuses]
+        expect(codes == [200, 200, 429], f"with 2 requests per minute, 3 quick GETs should "
+                                         f"give [200, 200, 429], got {codes}")
+        retry_after = statuses[2].headers.get("Retry-After")
+        expect(retry_after == "30", f"Retry-After should say 30 (one token per 30 s), "
+                                    f"got {retry_after!r}")
+    return "bursts up to capacity, refills at rate, 429 with Retry-After on the live server"

@@ -1,0 +1,1 @@
+"""The Server-Sent Events lab (notebooks/05-sse.ipynb): a resumable event stream."""

@@ -1,0 +1,1 @@
+"""The WebSockets lab (notebooks/04-websockets.ipynb): a chat server on ``websockets``."""

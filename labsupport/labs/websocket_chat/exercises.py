@@ -1,0 +1,419 @@
+"""Exercises of notebooks/04-websockets.ipynb, each checked through a live chat server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import requests
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from ...database import ChatMessage, db, utcnow
+from ...engine import NotAttempted, Unmet, exercise, expect
+from . import server as chat
+from .server import ChatError
+
+NOTEBOOK = "04-websockets"
+TIMEOUT = 5
+
+
+# --- helpers for the checks ---------------------------------------------------
+
+def _open(server, user_id, room_id=None, **options):
+    """A sync client as ``user_id``, past the greeting (and the join, if a room is given)."""
+    ws = connect(f"{server.ws_url}?token={server.token_for(user_id)}", open_timeout=TIMEOUT,
+                 legacy=True, **options)
+    json.loads(ws.recv(TIMEOUT))
+    if room_id is not None:
+        ws.send(json.dumps({"type": "join_chat", "room_id": room_id}))
+        _next(ws, "user_joined")
+    return ws
+
+
+def _next(ws, *types):
+    """The next event of one of ``types``, skipping join/leave notices."""
+    while True:
+        event = json.loads(ws.recv(TIMEOUT))
+        if event["type"] in types:
+            return event
+        if event["type"] not in ("user_joined", "user_left"):
+            raise Unmet(f"expected a {' or '.join(types)} event, got {event!r}")
+
+
+def _handshake_status(server, query="", **options):
+    """The status of a handshake to ``/ws?{query}``: 101 if it opened."""
+    try:
+        with connect(f"{server.ws_url}{query}", open_timeout=TIMEOUT, **options) as ws:
+            greeting = json.loads(ws.recv(TIMEOUT))
+            return 101, greeting.get("user_id")
+    except InvalidStatus as refused:
+        return refused.response.status_code, None
+
+
+# --- 1. a first message -------------------------------------------------------
+
+def send_and_confirm(ws_url, token, room_id, text):
+    """Join ``room_id``, send ``text`` and return the server's ``new_message`` for it."""
+    with connect(f"{ws_url}?token={token}", open_timeout=5) as ws:
+        ws.recv(5)  # the "connected" greeting
+        ws.send(json.dumps({"type": "join_chat", "room_id": room_id}))
+        ws.send(json.dumps({"type": "send_message", "room_id": room_id, "message": text}))
+        while True:
+            event = json.loads(ws.recv(5))
+            if event["type"] == "error":
+                raise RuntimeError(event["message"])
+            if event["type"] == "new_message" and event["message"] == text:
+                return event
+
+
+@exercise(
+    "websockets.first-message",
+    title="Connect with a token, join a room, send, and wait for the broadcast",
+    notebook=NOTEBOOK,
+    hints=[
+        "Connect to f\"{ws_url}?token={token}\" with websockets.sync.client.connect, in a "
+        "with block so it closes.",
+        "The server greets you first ({\"type\": \"connected\"}); you must send join_chat "
+        "before send_message, or you get an error event.",
+        "Keep reading (ws.recv(5), then json.loads) until a new_message whose message is "
+        "your text arrives: other events (user_joined) come first.",
+    ],
+    reference=send_and_confirm,
+)
+def check_first_message(send_and_confirm):
+    with chat.start(name="websockets-check", fresh_data=False) as server:
+        listener = _open(server, 102, "exercise-1")
+        try:
+            event = send_and_confirm(server.ws_url, server.token_for(101), "exercise-1",
+                                     "Hello everyone!")
+            if event is None:
+                raise NotAttempted("send_and_confirm returns None")
+            expect(isinstance(event, dict), f"return the event as a dict (json.loads), "
+                                            f"got {type(event).__name__}: {event!r}")
+            expect(event.get("type") == "new_message",
+                   f"expected the new_message event, got a {event.get('type')!r} event: "
+                   f"{event!r}")
+            expect(event.get("message") == "Hello everyone!" and event.get("username") ==
+                   "Ada Lovelace", f"the new_message should carry your text and name, got "
+                                   f"{event!r}")
+            heard = _next(listener, "new_message")
+            expect(heard == event, "the other member of the room got a different event: "
+                                   f"{heard!r}")
+        finally:
+            listener.close()
+        response = requests.get(f"{server.url}/api/chat/exercise-1/messages",
+                                params={"token": server.token_for(101)}, timeout=TIMEOUT)
+        stored = [m["id"] for m in response.json()["messages"]]
+        expect(event["id"] in stored, f"message {event['id']} is not in the room's history")
+    return "joined, sent, the room got the same new_message, and the history has it"
+
+
+# --- 2. typing, to everyone but the sender ------------------------------------
+
+@exercise(
+    "websockets.typing",
+    title="Broadcast the typing indicator to the room, excluding the sender",
+    notebook=NOTEBOOK,
+    hints=[
+        "joined_room(client, data) returns the room_id, or raises ChatError if the client "
+        "is not in it: the server turns that into an error event.",
+        "is_typing must be a bool: raise ChatError otherwise.",
+        "chat.broadcast(room_id, event, exclude=client) sends to every member but one. The "
+        "event is {\"type\": \"user_typing\", \"username\": ..., \"is_typing\": ..., "
+        "\"room_id\": ...}.",
+    ],
+    reference=chat.on_typing,
+)
+def check_typing(on_typing):
+    if not _sends_anything(on_typing):
+        raise NotAttempted("on_typing sends nothing yet")
+    with chat.start(name="websockets-check", fresh_data=False,
+                    handlers={"typing": on_typing}) as server:
+        ada, alan = _open(server, 101, "typing-1"), _open(server, 102, "typing-1")
+        grace = _open(server, 103, "typing-2")
+        try:
+            _next(ada, "user_joined")  # Alan joined
+            ada.send(json.dumps({"type": "typing", "room_id": "typing-1", "is_typing": True}))
+            expected = {"type": "user_typing", "username": "Ada Lovelace", "is_typing": True,
+                        "room_id": "typing-1"}
+            got = _pending(alan)
+            expect(got, "Alan, in the room, got nothing: broadcast to the room")
+            expect(got == [expected], f"Alan should get {expected!r} once, got {got!r}")
+            expect(not _pending(ada), "the sender got its own user_typing event: use "
+                                      "exclude=client")
+            expect(not _pending(grace), "Grace, in another room, got the user_typing event: "
+                                        "send to the room only")
+            for bad, what in (({"room_id": "typing-2", "is_typing": True},
+                               "typing in a room the sender has not joined"),
+                              ({"room_id": "typing-1", "is_typing": "yes"},
+                               "is_typing 'yes' (not a bool)")):
+                ada.send(json.dumps({"type": "typing", **bad}))
+                replies = _pending(ada)
+                expect([r.get("in_reply_to") for r in replies] == ["typing"],
+                       f"{what} should get an error event, got {replies or 'nothing'!r}")
+                expect(not _pending(alan) and not _pending(grace),
+                       f"{what} was broadcast anyway")
+        finally:
+            for ws in (ada, alan, grace):
+                ws.close()
+    return "the room gets user_typing, the sender and other rooms do not, bad input an error"
+
+
+PROBE = {"type": "send_message", "room_id": "nowhere", "message": "probe"}
+
+
+def _pending(ws):
+    """Every event waiting for ``ws``: send a probe that always fails, read up to its error."""
+    ws.send(json.dumps(PROBE))
+    events = []
+    while True:
+        event = json.loads(ws.recv(TIMEOUT))
+        if event.get("in_reply_to") == "send_message" and "'nowhere'" in event["message"]:
+            return events
+        events.append(event)
+
+
+class _Recorder:
+    """Stands in for the ChatServer: records what a handler sends."""
+
+    def __init__(self, other):
+        self.other, self.sent = other, []
+
+    def send(self, *args, **kwargs):
+        self.sent.append(args)
+
+    broadcast = send
+
+    def members(self, room_id):
+        return [self.other]
+
+
+def _sends_anything(handler, data=None):
+    """Whether ``handler`` sends or raises anything for a valid message (stubs do not)."""
+    ada = chat.Client(None, 101, "Ada Lovelace", {"typing-1"})
+    recorder = _Recorder(chat.Client(None, 102, "Alan Turing", {"typing-1"}))
+    recorder.clients = {ada, recorder.other}
+    data = data or {"type": "typing", "room_id": "typing-1", "is_typing": True}
+    try:
+        handler(recorder, ada, data)
+    except Exception:
+        return True
+    return bool(recorder.sent)
+
+
+# --- 3. a new message type: private messages ---------------------------------
+
+def on_private_message(chat, client, data):
+    """Deliver ``message`` to every connection of user ``to_user_id``, and echo it to the
+    sender's own connections (their other tabs); nobody else sees it."""
+    to_user_id = data.get("to_user_id")
+    message = data.get("message")
+    if not isinstance(message, str) or not message.strip():
+        raise ChatError("message must be a non-empty string")
+    targets = [c for c in chat.clients if c.user_id == to_user_id]
+    if not targets:
+        raise ChatError(f"user {to_user_id!r} is not connected")
+    event = {"type": "private_message", "from_user_id": client.user_id,
+             "username": client.username, "to_user_id": to_user_id,
+             "message": message.strip()}
+    senders = [c for c in chat.clients if c.user_id == client.user_id]
+    for other in {*targets, *senders}:
+        chat.send(other, event)
+
+
+@exercise(
+    "websockets.private-message",
+    title="A new message type: private messages to every tab of one user",
+    notebook=NOTEBOOK,
+    hints=[
+        "chat.clients is every open connection (a Client has .user_id and .username); one "
+        "user may have several, one per browser tab.",
+        "Raise ChatError for an empty message, or when no connection has user_id == "
+        "to_user_id: the server turns it into an error event.",
+        "chat.send(other, event) sends to one connection. Send the event to each of the "
+        "target's connections and each of the sender's, once each (a set of Clients).",
+    ],
+    reference=on_private_message,
+)
+def check_private_message(on_private_message):
+    if not _sends_anything(on_private_message, {"type": "private_message",
+                                                "to_user_id": 102, "message": "psst"}):
+        raise NotAttempted("on_private_message sends nothing yet")
+    with chat.start(name="websockets-check", fresh_data=False,
+                    handlers={"private_message": on_private_message}) as server:
+        tabs = [_open(server, 101), _open(server, 101)]
+        alan, grace = _open(server, 102), _open(server, 103)
+        try:
+            tabs[0].send(json.dumps({"type": "private_message", "to_user_id": 102,
+                                     "message": "Lunch at noon?"}))
+            expected = {"type": "private_message", "from_user_id": 101,
+                        "username": "Ada Lovelace", "to_user_id": 102,
+                        "message": "Lunch at noon?"}
+            got = _pending(alan)
+            expect(got == [expected], f"Alan should get {expected!r} once, got "
+                                      f"{got or 'nothing'!r}")
+            got = _pending(tabs[0])
+            expect(got == [expected], f"the sender should get the same event back once (its "
+                                      f"confirmation), got {got or 'nothing'!r}")
+            got = _pending(tabs[1])
+            expect(got == [expected], "Ada's other tab (a second connection of user 101) "
+                                      f"should get it once too, got {got or 'nothing'!r}")
+            expect(not _pending(grace), "Grace got a private message between Ada and Alan")
+            for bad, what in (({"to_user_id": 999, "message": "hi"},
+                               "to user 999, who is not connected,"),
+                              ({"to_user_id": 102, "message": "  "}, "with an empty message"),
+                              ({"to_user_id": 102}, "without a message")):
+                tabs[0].send(json.dumps({"type": "private_message", **bad}))
+                replies = _pending(tabs[0])
+                expect([r.get("type") for r in replies] == ["error"],
+                       f"a private message {what} should get one error event, got "
+                       f"{replies or 'nothing'!r}")
+                expect(not _pending(alan) and not _pending(tabs[1]),
+                       f"a private message {what} was delivered anyway")
+        finally:
+            for ws in (*tabs, alan, grace):
+                ws.close()
+    return "delivered to every tab of the recipient and the sender, nobody else; errors otherwise"
+
+
+# --- 4. authentication at the handshake ---------------------------------------
+
+@exercise(
+    "websockets.handshake",
+    title="Authenticate at the handshake: 401 without a valid token, 403 for a foreign Origin",
+    notebook=NOTEBOOK,
+    hints=[
+        "request.path is '/ws?token=...': parse_qs(urlsplit(request.path).query) gives the "
+        "query; request.headers.get('Authorization') may hold 'Bearer <token>'.",
+        "verify_token(token) returns the user id, or None for a token the server did not "
+        "sign. Never trust the user id written in the token itself.",
+        "Browsers always send Origin; scripts send none. Refuse an Origin that is present "
+        "and not in allowed_origins (403), accept a missing one.",
+    ],
+    reference=chat.authorize,
+)
+def check_handshake(authorize):
+    with chat.start(name="websockets-check", fresh_data=False, handshake=authorize) as server:
+        token = server.token_for(104)
+        forged = "101." + "0" * 32
+        if authorize(_FakeRequest(f"/ws?token={token}"), server.app.tokens.verify,
+                     set()) is None:
+            raise NotAttempted("authorize returns None")
+        status, user = _handshake_status(server, f"?token={token}")
+        expect((status, user) == (101, 104),
+               f"a valid token in ?token= should open the socket as user 104, got "
+               f"{status}" + (f" as user {user}" if user else ""))
+        status, user = _handshake_status(server, additional_headers={
+            "Authorization": f"Bearer {token}"})
+        expect((status, user) == (101, 104),
+               f"a valid token in 'Authorization: Bearer ...' should open the socket as user "
+               f"104, got {status}")
+        for query, what in (("", "no token"), (f"?token={forged}", f"a forged token {forged}"),
+                            ("?token=104", "a token without a signature")):
+            status, _ = _handshake_status(server, query)
+            expect(status == 401, f"{what} should be refused with 401, got {status}")
+        status, _ = _handshake_status(server, f"?token={token}", origin="http://evil.example")
+        expect(status == 403, f"a page on http://evil.example opened a socket with a valid "
+                              f"token: expected 403, got {status}")
+        own = f"http://127.0.0.1:{server.port}"
+        status, _ = _handshake_status(server, f"?token={token}", origin=own)
+        expect(status == 101, f"the lab's own page (Origin {own}) was refused with {status}")
+    return "401 without a valid token (query or Bearer), 403 for a foreign Origin, else 101"
+
+
+class _FakeRequest:
+    def __init__(self, path):
+        self.path = path
+        self.headers = {}
+
+
+# --- 5. catching up after a reconnect -----------------------------------------
+
+def catch_up(base_url, token, room_id, after_id):
+    """Every message of ``room_id`` with an id above ``after_id``, oldest first."""
+    missed = []
+    page = 1
+    while True:
+        response = requests.get(
+            f"{base_url}/api/chat/{room_id}/messages",
+            params={"token": token, "page": page, "per_page": 100}, timeout=5,
+        )
+        response.raise_for_status()
+        body = response.json()
+        newer = [m for m in body["messages"] if m["id"] > after_id]
+        missed = newer + missed
+        if len(newer) < len(body["messages"]) or not body["has_next"]:
+            return missed
+        page += 1
+
+
+def _post_history(room_id, count):
+    """``count`` messages in ``room_id``, straight into the database; their ids."""
+    start = utcnow() - dt.timedelta(minutes=count)
+    rows = [ChatMessage(user_id=101 + n % 5, room_id=room_id, message=f"missed {n + 1}",
+                        timestamp=start + dt.timedelta(seconds=n)) for n in range(count)]
+    try:
+        db.session.add_all(rows)
+        db.session.commit()
+        return [row.id for row in rows]
+    finally:
+        db.session.remove()
+
+
+@exercise(
+    "websockets.catch-up",
+    title="Reconnect without losing history: fetch what was missed, across pages",
+    notebook=NOTEBOOK,
+    hints=[
+        "Page 1 of /api/chat/<room_id>/messages is the newest messages; each page lists its "
+        "messages oldest first. per_page can be at most 100.",
+        "Walk page 1, 2, 3, ... keeping the messages with id > after_id, until a page holds "
+        "an older one (or has_next is false).",
+        "Later pages are older: put each page's messages before those you already have.",
+    ],
+    reference=catch_up,
+    timeout=20,
+)
+def check_catch_up(catch_up):
+    with chat.start(name="websockets-check", fresh_data=False) as server:
+        try:
+            _check_catch_up_through(server, catch_up)
+        finally:
+            db.session.query(ChatMessage).filter_by(room_id="catch-up").delete()
+            db.session.commit()
+            db.session.remove()
+    return "nothing missed, nothing repeated, oldest first, across pages of at most 100"
+
+
+def _check_catch_up_through(server, catch_up):
+    ids = _post_history("catch-up", 250)
+    token = server.token_for(101)
+    first = catch_up(server.url, token, "catch-up", ids[-1])
+    if first is None:
+        raise NotAttempted("catch_up returns None")
+    expect(ids[-1] not in [m["id"] for m in first],
+           f"message {ids[-1]} was already seen: return only ids above after_id")
+    expect(list(first) == [], f"after the newest message nothing was missed, got "
+                              f"{len(first)} messages")
+    for seen in (ids[-4], ids[109], ids[0] - 1):
+        missed = catch_up(server.url, token, "catch-up", seen)
+        got = [m["id"] for m in missed]
+        want = [i for i in ids if i > seen]
+        expect(seen not in got, f"message {seen} was already seen: return only ids "
+                                f"above after_id")
+        expect(sorted(got) == want,
+               f"after id {seen}, {len(want)} messages were missed; got {len(got)}"
+               + (" (only the newest page?)" if len(got) in (50, 100) else ""))
+        expect(got == want, f"after id {seen}: return them oldest first, got ids "
+                            f"{got[:3]}...{got[-3:]}")
+    ws = _open(server, 102, "catch-up")
+    ws.send(json.dumps({"type": "send_message", "room_id": "catch-up",
+                        "message": "live again"}))
+    live = _next(ws, "new_message")
+    ws.close()
+    missed = catch_up(server.url, token, "catch-up", ids[-1])
+    expect([m["id"] for m in missed] == [live["id"]],
+           f"a message sent over the socket after id {ids[-1]} should be caught up, got "
+           f"{[m['id'] for m in missed]}")
+

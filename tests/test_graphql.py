@@ -1,0 +1,360 @@
+"""The GraphQL lab server: GraphQL over HTTP, errors, limits, DataLoaders, mutations."""
+
+from __future__ import annotations
+
+import gc
+import json
+import warnings
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labsupport import database, graphql_api
+from labsupport.database import User, db
+
+
+@pytest.fixture(scope="module")
+def server(graphql_server):
+    return graphql_server
+
+
+def post(server, query, variables=None, **body):
+    return requests.post(f"{server.url}/graphql", timeout=5,
+                         json={"query": query, "variables": variables, **body})
+
+
+def codes(response):
+    return [error["extensions"]["code"] for error in response.json()["errors"]]
+
+
+# --- queries ------------------------------------------------------------------
+
+def test_basic_query_returns_exactly_the_fields_asked(server):
+    response = post(server, '{ user(id: "123") { id name email } }')
+    assert response.status_code == 200
+    assert response.json() == {"data": {"user": {
+        "id": "123", "name": "John Doe", "email": "john.doe@example.com"}}}
+
+
+def test_nested_query_with_variables(server):
+    query = """query GetUserPosts($userId: ID!, $postLimit: Int!) {
+      user(id: $userId) { name posts(limit: $postLimit) { title createdAt } } }"""
+    response = post(server, query, {"userId": "101", "postLimit": 2})
+    user = response.json()["data"]["user"]
+    assert user["name"] == "Ada Lovelace"
+    assert [post["title"] for post in user["posts"]] == ["Post 51", "Post 41"]
+
+
+def test_get_serves_queries_with_json_variables(server):
+    response = requests.get(f"{server.url}/graphql", timeout=5, params={
+        "query": "query($id: ID!) { user(id: $id) { name } }", "variables": '{"id": "102"}'})
+    assert response.json() == {"data": {"user": {"name": "Alan Turing"}}}
+
+
+def test_operation_name_picks_one_operation(server):
+    document = 'query A { user(id: "101") { name } } query B { user(id: "102") { name } }'
+    response = post(server, document, operationName="B")
+    assert response.json()["data"]["user"]["name"] == "Alan Turing"
+    assert codes(post(server, document)) == ["BAD_USER_INPUT"]
+
+
+def test_missing_user_is_null_not_an_error(server):
+    assert post(server, '{ user(id: "999") { name } }').json() == {"data": {"user": None}}
+
+
+def test_introspection_works_despite_the_depth_limit(server):
+    from graphql import get_introspection_query
+
+    response = post(server, get_introspection_query())
+    assert response.status_code == 200
+    names = {t["name"] for t in response.json()["data"]["__schema"]["types"]}
+    assert {"User", "Post", "Comment", "CreateUserInput", "Subscription"} <= names
+
+
+# --- request errors: 4xx, the {"errors": [...]} shape, no "data" -----------------
+
+@pytest.mark.parametrize("query, code, message", [
+    ("{ user(id: ", "GRAPHQL_PARSE_FAILED", "Syntax Error"),
+    ('{ user(id: "1") { password } }', "GRAPHQL_VALIDATION_FAILED", "Cannot query field"),
+    ("{ user { name } }", "GRAPHQL_VALIDATION_FAILED", "argument 'id'"),
+    ("{ users { posts { comments { author { posts { comments { author { posts { id } } } } } } }"
+     " } }", "GRAPHQL_VALIDATION_FAILED", "nests 9 levels deep; the limit is 6"),
+])
+def test_bad_documents_are_400_with_a_code(server, query, code, message):
+    response = post(server, query)
+    assert response.status_code == 400
+    body = response.json()
+    assert "data" not in body
+    assert body["errors"][0]["extensions"]["code"] == code
+    assert message in body["errors"][0]["message"]
+
+
+def test_depth_hidden_in_fragments_is_counted(server):
+    query = """{ ...A } fragment A on Query { users { ...B } }
+      fragment B on User { posts { comments { author { posts { comments { author {
+        posts { id } } } } } } } }"""
+    response = post(server, query)
+    assert response.status_code == 400
+    assert "nests 9 levels" in response.json()["errors"][0]["message"]
+
+
+def test_wrong_variable_type_is_400(server):
+    response = post(server, "query($n: Int!) { users(limit: $n) { id } }", {"n": "ten"})
+    assert response.status_code == 400
+    assert codes(response) == ["BAD_USER_INPUT"]
+    assert "Int cannot represent" in response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("body, content_type, status, message", [
+    ("not json", "application/json", 400, "not valid JSON"),
+    ("[1, 2]", "application/json", 400, "must be a JSON object"),
+    ('{"variables": {}}', "application/json", 400, "non-empty string in 'query'"),
+    ('{"query": "{ users { id } }", "variables": [1]}', "application/json", 400,
+     "variables must be a JSON object"),
+    ('{"query": "{ users { id } }", "operationName": 5}', "application/json", 400,
+     "operationName must be a string"),
+    ("{ users { id } }", "text/plain", 415, "Content-Type: application/json"),
+    ('{"query": "' + "x" * 200_000 + '"}', "application/json", 413, "too large"),
+])
+def test_malformed_requests_get_graphql_errors(server, body, content_type, status, message):
+    response = requests.post(f"{server.url}/graphql", data=body, timeout=5,
+                             headers={"Content-Type": content_type})
+    assert response.status_code == status
+    assert message in response.json()["errors"][0]["message"]
+
+
+def test_other_methods_and_paths_get_graphql_errors(server):
+    put = requests.put(f"{server.url}/graphql", timeout=5)
+    assert put.status_code == 405
+    assert set(put.headers["Allow"].split(", ")) >= {"GET", "POST"}
+    assert put.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+    missing = requests.get(f"{server.url}/graphiql", timeout=5)
+    assert missing.status_code == 404
+    assert missing.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_mutation_over_get_is_refused(server):
+    response = requests.get(f"{server.url}/graphql", timeout=5, params={
+        "query": 'mutation { deleteUser(id: "101") }'})
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    assert db.session.get(User, 101) is not None
+    db.session.remove()
+
+
+# --- execution errors: 200, data and errors side by side ----------------------------
+
+@pytest.mark.parametrize("query, message", [
+    ("{ users(limit: 1000) { id } }", "limit must be between 1 and 100, got 1000"),
+    ("{ users(limit: 0) { id } }", "limit must be between 1 and 100, got 0"),
+    ('{ user(id: "abc") { id } }', "id must be a positive whole number, got 'abc'"),
+    ('{ posts(authorId: "x") { id } }', "authorId must be a positive whole number"),
+    ('{ user(id: "101") { posts(limit: -1) { id } } }', "limit must be between 1 and 100"),
+])
+def test_bad_arguments_are_bad_user_input(server, query, message):
+    response = post(server, query)
+    assert response.status_code == 200
+    assert codes(response) == ["BAD_USER_INPUT"]
+    assert message in response.json()["errors"][0]["message"]
+
+
+def test_resolver_bugs_are_masked_as_internal_errors():
+    async def broken_loader(author_ids):
+        raise ZeroDivisionError("secret detail")
+
+    with graphql_api.start(name="graphql-broken", fresh_data=False,
+                           posts_loader=broken_loader) as broken:
+        response = post(broken, '{ user(id: "101") { name posts { id } } }')
+        logged = broken.logs()
+    assert response.status_code == 200
+    error = response.json()["errors"][0]
+    assert error == {"message": "Internal server error", "locations": error["locations"],
+                     "path": ["user", "posts"], "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+    assert "secret" not in response.text
+    assert any("resolver failed at user.posts (ZeroDivisionError: secret detail)" in line
+               for line in logged), logged
+
+
+# --- mutations --------------------------------------------------------------------
+
+CREATE = "mutation($input: CreateUserInput!) { createUser(input: $input) { id name email } }"
+UPDATE = ("mutation($id: ID!, $input: UpdateUserInput!) "
+          "{ updateUser(id: $id, input: $input) { id name email } }")
+
+
+def user_count():
+    count = db.session.query(User).count()
+    db.session.remove()
+    return count
+
+
+def test_create_user_validates_then_writes(server):
+    before = user_count()
+    bad = post(server, CREATE, {"input": {"name": " ", "email": "nope"}})
+    assert codes(bad) == ["BAD_USER_INPUT"]
+    assert set(bad.json()["errors"][0]["extensions"]["fields"]) == {"name", "email"}
+    assert user_count() == before
+    good = post(server, CREATE, {"input": {"name": "Eve", "email": "Eve@Example.com"}})
+    assert good.json()["data"]["createUser"]["email"] == "eve@example.com"
+    again = post(server, CREATE, {"input": {"name": "Eve 2", "email": "eve@example.com"}})
+    assert codes(again) == ["CONFLICT"]
+    assert user_count() == before + 1
+
+
+def test_update_user_empty_name_is_an_error_not_ignored(server):
+    """The document's ``if name:`` silently drops "": here it is reported."""
+    response = post(server, UPDATE, {"id": "104", "input": {"name": ""}})
+    assert codes(response) == ["BAD_USER_INPUT"]
+    assert post(server, '{ user(id: "104") { name } }').json()["data"]["user"]["name"] == \
+        "Edsger Dijkstra"
+
+
+def test_update_user_changes_only_what_was_sent(server):
+    response = post(server, UPDATE, {"id": "105", "input": {"name": "B. Liskov"}})
+    assert response.json()["data"]["updateUser"] == {
+        "id": "105", "name": "B. Liskov", "email": "barbara.liskov@example.com"}
+
+
+def test_update_with_one_bad_field_changes_nothing(server):
+    response = post(server, UPDATE, {"id": "106", "input": {"name": "Don", "email": "bad"}})
+    assert codes(response) == ["BAD_USER_INPUT"]
+    assert post(server, '{ user(id: "106") { name } }').json()["data"]["user"]["name"] == \
+        "Donald Knuth"
+
+
+def test_update_missing_user_is_not_found(server):
+    assert codes(post(server, UPDATE, {"id": "9999", "input": {"name": "X"}})) == ["NOT_FOUND"]
+
+
+def test_delete_user_answers_true_then_false(server):
+    created = post(server, CREATE, {"input": {"name": "Tmp", "email": "tmp@example.com"}})
+    id = created.json()["data"]["createUser"]["id"]
+    delete = 'mutation($id: ID!) { deleteUser(id: $id) }'
+    assert post(server, delete, {"id": id}).json() == {"data": {"deleteUser": True}}
+    assert post(server, delete, {"id": id}).json() == {"data": {"deleteUser": False}}
+
+
+def test_create_post_checks_its_author(server):
+    query = "mutation($i: CreatePostInput!) { createPost(input: $i) { id author { name } } }"
+    bad = post(server, query, {"i": {"title": "T", "content": "C", "authorId": "9999"}})
+    assert codes(bad) == ["BAD_USER_INPUT"]
+    assert "no user has id 9999" in bad.json()["errors"][0]["message"]
+    long = post(server, query, {"i": {"title": "T" * 201, "content": "C", "authorId": "123"}})
+    assert "title must be at most 200 characters" in long.json()["errors"][0]["message"]
+    good = post(server, query, {"i": {"title": "T", "content": "C", "authorId": "123"}})
+    assert good.json()["data"]["createPost"]["author"] == {"name": "John Doe"}
+
+
+# --- the N+1 problem, counted ----------------------------------------------------
+
+USERS_AND_POSTS = "{ users(limit: 10) { name posts { title } } }"
+
+
+def test_without_dataloaders_users_posts_is_one_plus_n_statements():
+    with (graphql_api.start(name="graphql-n1", dataloaders=False) as plain,
+          database.count_statements() as statements):
+        response = post(plain, USERS_AND_POSTS)
+    assert len(response.json()["data"]["users"]) == 10
+    assert len(statements) == 1 + 10
+
+
+def test_with_dataloaders_it_is_two_statements(server):
+    with database.count_statements() as statements:
+        response = post(server, USERS_AND_POSTS)
+    assert len(response.json()["data"]["users"]) == 10
+    assert len(statements) == 2
+
+
+def test_dataloader_batches_authors_of_comments_too(server):
+    query = '{ posts(limit: 20) { author { name } comments { author { name } } } }'
+    with database.count_statements() as statements:
+        post(server, query)
+    # one statement a level: posts; their authors and their comments (one batch each);
+    # the comments' authors not already loaded (one batch)
+    assert len(statements) == 4
+
+
+def test_sync_execution_of_a_dataloader_resolver_gives_null():
+    """Why the lab executes asynchronously: graphene's sync execute cannot await."""
+    import asyncio
+
+    async def run():
+        context = graphql_api.new_context()
+        return graphql_api.schema.execute('{ user(id: "101") { posts { id } } }',
+                                          context_value=context)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "coroutine ... never awaited"
+        result = asyncio.run(run())
+        data, message = result.data, result.errors[0].message
+        del result
+        gc.collect()
+    assert data == {"user": None}
+    assert "Expected Iterable, but did not find one for field 'User.posts'" in message
+
+
+# --- fuzzing ----------------------------------------------------------------------
+
+FIXTURE_OK = [HealthCheck.function_scoped_fixture]  # the server fixture is module-scoped
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(query=st.text(max_size=80))
+def test_any_query_text_gets_a_graphql_answer_never_a_500(server, query):
+    response = post(server, query)
+    assert response.status_code in (200, 400)
+    body = response.json()
+    assert "data" in body or body["errors"][0]["extensions"]["code"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(id=st.text(max_size=30) | st.integers().map(str))
+def test_any_id_is_a_user_or_null_or_bad_user_input(server, id):
+    response = post(server, "query($id: ID!) { user(id: $id) { name } }", {"id": id})
+    assert response.status_code == 200
+    assert all(error["extensions"]["code"] == "BAD_USER_INPUT"
+               for error in response.json().get("errors", []))
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(variables=st.dictionaries(st.sampled_from(["input", "id", "x"]), _json, max_size=3))
+def test_any_variables_to_a_mutation_never_500_nor_half_applied(server, variables):
+    before = user_count()
+    response = post(server, UPDATE, variables)
+    assert response.status_code in (200, 400), response.text
+    errors = response.json().get("errors")
+    if errors:
+        assert all(error["extensions"]["code"] != "INTERNAL_SERVER_ERROR" for error in errors)
+    assert user_count() == before
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(body=st.binary(max_size=60) | _json.map(lambda v: json.dumps(v).encode()))
+def test_any_body_gets_4xx_or_an_answer(server, body):
+    response = requests.post(f"{server.url}/graphql", data=body, timeout=5,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code in (200, 400)
+    assert response.json()["errors"] if response.status_code == 400 else True
+
+
+def test_starting_again_replaces_the_previous_server_and_its_websocket():
+    from labsupport.harness import running
+
+    first = graphql_api.start(name="graphql-again")
+    second = graphql_api.start(name="graphql-again", fresh_data=False)
+    try:
+        assert not first.running and not first.ws.running
+        assert running()["graphql-again"] is second
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{first.url}/graphql", timeout=2)
+        assert post(second, '{ user(id: "101") { name } }').status_code == 200
+    finally:
+        second.stop()
+    assert not second.ws.running
+    assert "graphql-again-ws" not in running()

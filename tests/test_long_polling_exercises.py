@@ -1,0 +1,107 @@
+"""Every exercise of 06-long-polling: the reference passes, plausible wrong answers fail."""
+
+from __future__ import annotations
+
+import random
+
+import requests
+from exercise_helpers import assert_fails, assert_passes
+
+# --- long-polling.backoff --------------------------------------------------------------
+
+
+def test_backoff_reference_passes():
+    assert_passes("long-polling.backoff")
+
+
+def test_backoff_without_jitter_fails():
+    assert_fails("long-polling.backoff",
+                 lambda attempt, base=0.5, cap=30.0, rng=random: min(cap, base * 2 ** attempt),
+                 "add random jitter")
+
+
+def test_backoff_without_cap_fails():
+    def uncapped(attempt, base=0.5, cap=30.0, rng=random):
+        return rng.uniform(0, base * 2 ** attempt)
+
+    assert_fails("long-polling.backoff", uncapped, "above the cap 8 s")
+
+
+def test_backoff_stub_is_not_attempted():
+    assert_fails("long-polling.backoff", lambda attempt, base=0.5, cap=30.0, rng=random: None,
+                 "not solved yet")
+
+
+# --- long-polling.poller ---------------------------------------------------------------
+
+
+def test_poller_reference_passes():
+    assert_passes("long-polling.poller")
+
+
+def test_poller_without_cursor_fails():
+    def no_cursor(base_url, user_id, count):
+        received = []
+        while len(received) < count:
+            body = requests.get(f"{base_url}/api/notifications/{user_id}/poll",
+                                params={"timeout": 1}, timeout=5).json()
+            received.extend(body["notifications"])
+        return received[:count]
+
+    assert_fails("long-polling.poller", no_cursor, "send the cursor of the last response")
+
+
+def test_poller_cursor_from_first_item_fails():
+    def first_item_cursor(base_url, user_id, count):
+        received, cursor = [], 0
+        while len(received) < count:
+            body = requests.get(f"{base_url}/api/notifications/{user_id}/poll",
+                                params={"cursor": cursor, "timeout": 1}, timeout=5).json()
+            received.extend(body["notifications"])
+            if body["notifications"]:
+                cursor = body["notifications"][0]["id"]
+        return received[:count]
+
+    assert_fails("long-polling.poller", first_item_cursor, "send the cursor of the last response")
+
+
+# --- long-polling.resync -----------------------------------------------------------------
+
+
+def test_resync_reference_passes():
+    assert_passes("long-polling.resync")
+
+
+def test_resync_raising_on_410_fails():
+    def raises(base_url, user_id, cursor):
+        response = requests.get(f"{base_url}/api/notifications/{user_id}/poll",
+                                params={"cursor": cursor, "timeout": 0}, timeout=5)
+        response.raise_for_status()
+        body = response.json()
+        return body["notifications"], body["cursor"]
+
+    assert_fails("long-polling.resync", raises, "raised HTTPError: 410")
+
+
+def test_resync_jumping_to_latest_loses_what_the_server_kept():
+    def skip_to_latest(base_url, user_id, cursor):
+        response = requests.get(f"{base_url}/api/notifications/{user_id}/poll",
+                                params={"cursor": cursor, "timeout": 0}, timeout=5)
+        if response.status_code == 410:
+            return [], response.json()["error"]["details"]["latest"]
+        body = response.json()
+        return body["notifications"], body["cursor"]
+
+    assert_fails("long-polling.resync", skip_to_latest, "take them from the snapshot")
+
+
+def test_resync_restarting_from_zero_fails():
+    def from_zero(base_url, user_id, cursor):
+        response = requests.get(f"{base_url}/api/notifications/{user_id}/poll",
+                                params={"cursor": cursor, "timeout": 0}, timeout=5)
+        if response.status_code == 410:
+            return [], 0
+        body = response.json()
+        return body["notifications"], body["cursor"]
+
+    assert_fails("long-polling.resync", from_zero, "continue from the snapshot's cursor 12")

@@ -1,0 +1,102 @@
+"""Every exercise of 05-sse: the reference passes, plausible wrong answers fail."""
+
+from __future__ import annotations
+
+from exercise_helpers import assert_fails, assert_passes
+
+from labsupport import sse
+
+# --- sse.format-event -----------------------------------------------------------
+
+
+def test_format_event_reference_passes():
+    assert_passes("sse.format-event")
+
+
+def test_format_event_stub_is_not_attempted():
+    assert_fails("sse.format-event", lambda data, event=None, id=None: None, "not solved yet")
+
+
+def test_format_event_with_newlines_in_one_data_line_fails():
+    def one_data_line(data, event=None, id=None):
+        head = (f"id: {id}\n" if id is not None else "") + (f"event: {event}\n" if event else "")
+        return f"{head}data: {data}\n\n"
+
+    assert_fails("sse.format-event", one_data_line, "put each line in its own 'data: ' line")
+
+
+def test_format_event_without_the_blank_line_fails():
+    def no_blank_line(data, event=None, id=None):
+        return sse.format_event(data, event, id)[:-1]
+
+    assert_fails("sse.format-event", no_blank_line, "an event ends with a blank line")
+
+
+# --- sse.heartbeat ---------------------------------------------------------------
+
+
+def test_heartbeat_reference_passes():
+    assert_passes("sse.heartbeat")
+
+
+def test_heartbeat_as_data_event_fails():
+    def data_heartbeat(next_event, interval):
+        while True:
+            yield next_event(timeout=interval) or 'data: {"type": "heartbeat"}\n\n'
+
+    assert_fails("sse.heartbeat", data_heartbeat, "is dispatched to the page as an event")
+
+
+def test_no_heartbeat_fails():
+    def silent(next_event, interval):
+        while True:
+            event = next_event(timeout=None)
+            if event:
+                yield event
+
+    assert_fails("sse.heartbeat", silent, "with no byte sent")
+
+
+def test_heartbeat_stub_is_not_attempted():
+    assert_fails("sse.heartbeat", lambda next_event, interval: None, "not solved yet")
+
+
+# --- sse.replay ---------------------------------------------------------------------
+
+
+def test_replay_reference_passes():
+    assert_passes("sse.replay")
+
+
+def test_replay_lab_function_passes():
+    assert_passes("sse.replay", sse.events_to_replay)
+
+
+def test_replay_including_the_last_seen_event_fails():
+    def inclusive(history, last_event_id):
+        if last_event_id is None:
+            return []
+        return [e for e in history if e.id >= int(last_event_id)]
+
+    assert_fails("sse.replay", inclusive, "replay [4, 5, 6], you replay [3, 4, 5, 6]")
+
+
+def test_replay_ignoring_the_gap_fails():
+    def no_gap_check(history, last_event_id):
+        if last_event_id is None:
+            return []
+        if not last_event_id.isdigit():
+            raise ValueError("not an id")
+        after = int(last_event_id)
+        if after > history[-1].id:
+            raise ValueError("future")
+        return [e for e in history if e.id > after]
+
+    assert_fails("sse.replay", no_gap_check, "raise sse.ReplayGap")
+
+
+def test_replay_crashing_on_a_new_client_fails():
+    def int_of_none(history, last_event_id):
+        return [e for e in history if e.id > int(last_event_id)]
+
+    assert_fails("sse.replay", int_of_none, "raised TypeError")

@@ -1,0 +1,284 @@
+"""Every exercise of 04-websockets: the reference passes, plausible wrong answers fail."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from exercise_helpers import assert_fails, assert_passes
+from websockets.sync.client import connect
+
+from labsupport import chat, database
+from labsupport.chat import ChatError, authorize, joined_room
+from labsupport.labs.websocket_chat.exercises import catch_up
+
+
+@pytest.fixture(autouse=True, scope="module")
+def sample_data():
+    database.reset()
+
+
+# --- websockets.first-message -------------------------------------------------
+
+def test_first_message_reference_passes():
+    assert_passes("websockets.first-message")
+
+
+def test_first_message_stub_is_not_attempted():
+    assert_fails("websockets.first-message", lambda ws_url, token, room_id, text: None,
+                 "not solved yet")
+
+
+def test_first_message_returning_the_greeting_fails():
+    def first_frame(ws_url, token, room_id, text):
+        with connect(f"{ws_url}?token={token}", open_timeout=5) as ws:
+            return json.loads(ws.recv(5))
+
+    assert_fails("websockets.first-message", first_frame,
+                 "expected the new_message event, got a 'connected' event")
+
+
+def test_first_message_without_joining_fails():
+    def no_join(ws_url, token, room_id, text):
+        with connect(f"{ws_url}?token={token}", open_timeout=5) as ws:
+            ws.recv(5)
+            ws.send(json.dumps({"type": "send_message", "room_id": room_id, "message": text}))
+            return json.loads(ws.recv(5))
+
+    assert_fails("websockets.first-message", no_join, "got a 'error' event")
+
+
+def test_first_message_without_token_fails():
+    def no_token(ws_url, token, room_id, text):
+        with connect(ws_url, open_timeout=5) as ws:
+            return json.loads(ws.recv(5))
+
+    assert_fails("websockets.first-message", no_token, "raised InvalidStatus")
+
+
+# --- websockets.typing --------------------------------------------------------
+
+def test_typing_reference_passes():
+    assert_passes("websockets.typing")
+
+
+def test_typing_stub_is_not_attempted():
+    def on_typing(chat, client, data):
+        ...
+
+    assert_fails("websockets.typing", on_typing, "not solved yet")
+
+
+def test_typing_back_to_the_sender_fails():
+    def include_self(chat, client, data):
+        room_id = joined_room(client, data)
+        chat.broadcast(room_id, {"type": "user_typing", "username": client.username,
+                                 "is_typing": data.get("is_typing"), "room_id": room_id})
+
+    assert_fails("websockets.typing", include_self, "the sender got its own user_typing")
+
+
+def test_typing_to_everyone_connected_fails():
+    def everyone(chat, client, data):
+        room_id = data.get("room_id")
+        event = {"type": "user_typing", "username": client.username,
+                 "is_typing": data.get("is_typing"), "room_id": room_id}
+        for other in chat.clients:
+            if other is not client:
+                chat.send(other, event)
+
+    assert_fails("websockets.typing", everyone, "Grace, in another room, got the user_typing")
+
+
+def test_typing_without_membership_check_fails():
+    def any_room(chat, client, data):
+        room_id = data.get("room_id")
+        chat.broadcast(room_id, {"type": "user_typing", "username": client.username,
+                                 "is_typing": bool(data.get("is_typing")), "room_id": room_id},
+                       exclude=client)
+
+    assert_fails("websockets.typing", any_room, "has not joined should get an error")
+
+
+def test_typing_without_type_check_fails():
+    def no_bool_check(chat, client, data):
+        room_id = joined_room(client, data)
+        chat.broadcast(room_id, {"type": "user_typing", "username": client.username,
+                                 "is_typing": data.get("is_typing"), "room_id": room_id},
+                       exclude=client)
+
+    assert_fails("websockets.typing", no_bool_check, "is_typing 'yes' (not a bool)")
+
+
+@pytest.mark.parametrize("id, name, imports", [
+    ("websockets.typing", "on_typing", {"ChatError": ChatError, "joined_room": joined_room}),
+    ("websockets.handshake", "authorize", {"parse_qs": parse_qs, "urlsplit": urlsplit}),
+    ("websockets.private-message", "on_private_message", {"ChatError": ChatError}),
+])
+def test_reference_sources_run_with_the_notebook_imports(id, name, imports):
+    from labsupport.engine import get
+
+    namespace = dict(imports)
+    exec(get(id).solution_source, namespace)
+    assert_passes(id, namespace[name])
+
+
+# --- websockets.private-message -----------------------------------------------
+
+def test_private_message_reference_passes():
+    assert_passes("websockets.private-message")
+
+
+def test_private_message_stub_is_not_attempted():
+    def on_private_message(chat, client, data):
+        ...
+
+    assert_fails("websockets.private-message", on_private_message, "not solved yet")
+
+
+def test_private_message_to_everyone_fails():
+    def everyone(chat, client, data):
+        event = {"type": "private_message", "from_user_id": client.user_id,
+                 "username": client.username, "to_user_id": data.get("to_user_id"),
+                 "message": data.get("message")}
+        for other in chat.clients:
+            chat.send(other, event)
+
+    assert_fails("websockets.private-message", everyone, "Grace got a private message")
+
+
+def test_private_message_to_one_tab_fails():
+    def first_connection_only(chat, client, data):
+        message = data.get("message")
+        if not isinstance(message, str) or not message.strip():
+            raise ChatError("message must be a non-empty string")
+        targets = [c for c in chat.clients if c.user_id == data.get("to_user_id")]
+        if not targets:
+            raise ChatError("not connected")
+        event = {"type": "private_message", "from_user_id": client.user_id,
+                 "username": client.username, "to_user_id": data["to_user_id"],
+                 "message": message.strip()}
+        chat.send(targets[0], event)
+        chat.send(client, event)
+
+    assert_fails("websockets.private-message", first_connection_only, "Ada's other tab")
+
+
+def test_private_message_to_nobody_without_error_fails():
+    def silent(chat, client, data):
+        event = {"type": "private_message", "from_user_id": client.user_id,
+                 "username": client.username, "to_user_id": data.get("to_user_id"),
+                 "message": (data.get("message") or "").strip()}
+        for other in chat.clients:
+            if other.user_id in (client.user_id, data.get("to_user_id")):
+                chat.send(other, event)
+
+    assert_fails("websockets.private-message", silent, "who is not connected, should get one "
+                                                       "error event")
+
+
+# --- websockets.handshake -----------------------------------------------------
+
+def test_handshake_reference_passes():
+    assert_passes("websockets.handshake")
+
+
+def test_handshake_stub_is_not_attempted():
+    assert_fails("websockets.handshake", lambda request, verify_token, allowed_origins: None,
+                 "not solved yet")
+
+
+def test_handshake_without_origin_check_fails():
+    def token_only(request, verify_token, allowed_origins):
+        token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
+        if token is None:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        user_id = verify_token(token) if token else None
+        return (101, user_id) if user_id else (401, None)
+
+    assert_fails("websockets.handshake", token_only, "http://evil.example opened a socket")
+
+
+def test_handshake_trusting_the_user_id_fails():
+    def trusts_the_prefix(request, verify_token, allowed_origins):
+        token = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
+        if not token:
+            token = request.headers.get("Authorization", "").partition(" ")[2]
+        prefix = token.partition(".")[0]
+        return (101, int(prefix)) if prefix.isdigit() else (401, None)
+
+    assert_fails("websockets.handshake", trusts_the_prefix, "a forged token")
+
+
+def test_handshake_refusing_scripts_without_origin_fails():
+    def origin_required(request, verify_token, allowed_origins):
+        if request.headers.get("Origin") not in allowed_origins:
+            return 403, None
+        return authorize(request, verify_token, allowed_origins)
+
+    assert_fails("websockets.handshake", origin_required, "should open the socket as user 104")
+
+
+def test_handshake_query_only_fails():
+    def query_only(request, verify_token, allowed_origins):
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in allowed_origins:
+            return 403, None
+        token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
+        user_id = verify_token(token) if token else None
+        return (101, user_id) if user_id else (401, None)
+
+    assert_fails("websockets.handshake", query_only, "'Authorization: Bearer ...'")
+
+
+# --- websockets.catch-up ------------------------------------------------------
+
+def test_catch_up_reference_passes():
+    assert_passes("websockets.catch-up")
+
+
+def test_catch_up_stub_is_not_attempted():
+    assert_fails("websockets.catch-up", lambda base_url, token, room_id, after_id: None,
+                 "not solved yet")
+
+
+def test_catch_up_first_page_only_fails():
+    def first_page(base_url, token, room_id, after_id):
+        body = requests.get(f"{base_url}/api/chat/{room_id}/messages",
+                            params={"token": token}, timeout=5).json()
+        return [m for m in body["messages"] if m["id"] > after_id]
+
+    assert_fails("websockets.catch-up", first_page, "got 50 (only the newest page?)")
+
+
+def test_catch_up_pages_in_the_wrong_order_fails():
+    def appends_older_pages(base_url, token, room_id, after_id):
+        missed, page = [], 1
+        while True:
+            body = requests.get(f"{base_url}/api/chat/{room_id}/messages",
+                                params={"token": token, "page": page, "per_page": 100},
+                                timeout=5).json()
+            newer = [m for m in body["messages"] if m["id"] > after_id]
+            missed += newer
+            if len(newer) < len(body["messages"]) or not body["has_next"]:
+                return missed
+            page += 1
+
+    assert_fails("websockets.catch-up", appends_older_pages, "return them oldest first")
+
+
+def test_catch_up_including_the_last_seen_fails():
+    def inclusive(base_url, token, room_id, after_id):
+        return [m for m in catch_up(base_url, token, room_id, after_id - 1)]
+
+    assert_fails("websockets.catch-up", inclusive, "was already seen")
+
+
+def test_catch_up_leaves_no_rows_behind():
+    assert_passes("websockets.catch-up")
+    with chat.start(name="websockets-test", fresh_data=False) as server:
+        body = requests.get(f"{server.url}/api/chat/catch-up/messages",
+                            params={"token": server.token_for(101)}, timeout=5).json()
+    assert body["total"] == 0
