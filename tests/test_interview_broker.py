@@ -25,6 +25,20 @@ def pipeline(broker):
         yield handle
 
 
+@pytest.fixture()
+def attach(pipeline):
+    """``attach(**options)``: a Delivery on the pipeline, closed after the test."""
+    made = []
+
+    def make(**options):
+        made.append(notifications.attach(pipeline, **options))
+        return made[-1]
+
+    yield make
+    for delivery in made:
+        delivery.close()
+
+
 def order(pipeline, user_id, item="pen"):
     reply = requests.post(f"{pipeline.url}/orders", json={"user_id": user_id, "item": item},
                           timeout=5)
@@ -32,14 +46,15 @@ def order(pipeline, user_id, item="pen"):
 
 
 def wait_for_outcomes(delivery, count, timeout=5.0):
+    """The outcomes so far, once there are ``count`` (or ``timeout`` s have passed)."""
     deadline = time.monotonic() + timeout
     while len(delivery.outcomes) < count and time.monotonic() < deadline:
         time.sleep(0.02)
     return [outcome for _, outcome, _ in delivery.outcomes]
 
 
-def test_online_users_get_pushes_up_to_their_rate(pipeline):
-    delivery = notifications.attach(pipeline, burst=2, per_second=0.01)
+def test_online_users_get_pushes_up_to_their_rate(pipeline, attach):
+    delivery = attach(burst=2, per_second=0.01)
     listener = sse.Listener(f"{pipeline.url}/events?client_id=user-101")
     try:
         for n in range(4):
@@ -52,9 +67,9 @@ def test_online_users_get_pushes_up_to_their_rate(pipeline):
         listener.close()
 
 
-def test_the_next_push_after_a_limit_says_how_many_were_held_back(pipeline):
+def test_the_next_push_after_a_limit_says_how_many_were_held_back(pipeline, attach):
     now = [0.0]
-    delivery = notifications.attach(pipeline, burst=1, per_second=1.0, clock=lambda: now[0])
+    delivery = attach(burst=1, per_second=1.0, clock=lambda: now[0])
     listener = sse.Listener(f"{pipeline.url}/events?client_id=user-101")
     try:
         order(pipeline, 101)
@@ -70,21 +85,21 @@ def test_the_next_push_after_a_limit_says_how_many_were_held_back(pipeline):
         listener.close()
 
 
-def test_offline_users_get_their_notifications_on_return(pipeline):
-    delivery = notifications.attach(pipeline)
+def test_offline_users_get_their_notifications_on_return(pipeline, attach):
+    delivery = attach()
     order(pipeline, 102)
     assert wait_for_outcomes(delivery, 1) == ["offline: held until the user returns"]
     listener = sse.Listener(f"{pipeline.url}/events?client_id=user-102")
     try:
         events = listener.wait_for(1, timeout=3)
         assert len(events) == 1 and "is confirmed" in json.loads(events[0].data)["data"]["text"]
-        assert delivery.outcomes[-1][1] == "returned: pushed on connect"
+        assert wait_for_outcomes(delivery, 2)[-1] == "returned: pushed on connect"
     finally:
         listener.close()
 
 
-def test_muted_users_keep_notifications_in_the_inbox_only(pipeline):
-    delivery = notifications.attach(pipeline)
+def test_muted_users_keep_notifications_in_the_inbox_only(pipeline, attach):
+    delivery = attach()
     delivery.mute(103)
     listener = sse.Listener(f"{pipeline.url}/events?client_id=user-103")
     try:

@@ -14,7 +14,10 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from ... import chat, graphql_api, long_polling, rest
+from ..graphql_api import server as graphql_api
+from ..long_polling import server as long_polling
+from ..rest import server as rest
+from ..websocket_chat import server as chat
 from . import evidence
 
 __all__ = ["PROTOCOLS", "FEATURES", "Feature", "judge", "measure_costs", "polling_delay"]

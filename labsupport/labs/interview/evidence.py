@@ -17,9 +17,11 @@ import urllib3
 from websockets.sync.client import connect
 
 from ... import codegen
-from ...grpc_service import channel
 from ...harness import ServerHandle
 from ..choosing.tap import WireTap
+from ..grpc_service.server import channel
+from ..sse.server import SSEHandle
+from ..websocket_chat.server import ChatHandle
 
 __all__ = ["rest_vs_graphql_caching", "fetching", "browser_connection_limit",
            "http2_multiplexing", "bytes_per_message", "resume_after_gap"]
@@ -72,8 +74,8 @@ def fetching(rest: ServerHandle, graphql: ServerHandle) -> list[dict[str, Any]]:
     return rows
 
 
-def browser_connection_limit(sse: ServerHandle, per_host: int = 6,
-                             wait: float = 1.0) -> dict[str, Any]:
+def browser_connection_limit(sse: SSEHandle, per_host: int = 6,
+                             wait: int = 1) -> dict[str, Any]:
     """A browser's HTTP/1.1 rule, ``per_host`` connections, with that many streams open.
 
     urllib3's pool plays the browser: ``per_host`` connections, blocking when
@@ -122,7 +124,7 @@ def http2_multiplexing(grpc_server: ServerHandle, streams: int = 7) -> dict[str,
                 "unary_s": took, "connections": len(tap.connections)}
 
 
-def bytes_per_message(long_polling: ServerHandle, chat: ServerHandle, count: int = 10,
+def bytes_per_message(long_polling: ServerHandle, chat: ChatHandle, count: int = 10,
                       compression: str | None = None) -> list[dict[str, Any]]:
     """Bytes on the wire to send one small message: an HTTP POST vs a WebSocket frame."""
     body = {"recipient_id": "user-123", "sender_id": "ada", "message": "typing..."}
@@ -147,13 +149,13 @@ def bytes_per_message(long_polling: ServerHandle, chat: ServerHandle, count: int
     return [http, websocket]
 
 
-def resume_after_gap(sse: ServerHandle, *, with_ids: bool, missed: int = 3) -> dict[str, Any]:
+def resume_after_gap(sse: SSEHandle, *, with_ids: bool, missed: int = 3) -> dict[str, Any]:
     """Reconnect after ``missed`` events were sent while away: with Last-Event-ID, or without.
 
     Without ids a client has nothing to send back, so it reconnects as new;
     with them it sends the id of the last event it saw and the server replays.
     """
-    broker = sse.broker  # type: ignore[attr-defined]
+    broker = sse.broker
     url = f"{sse.url}/events?client_id=reader"
     with requests.get(url, stream=True, timeout=5) as first:
         first.raw.read(1)                      # connected

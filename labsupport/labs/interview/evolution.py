@@ -16,8 +16,8 @@ from typing import Any
 import grpc
 
 from ... import codegen
-from ...grpc_service import channel
 from ...harness import LOOPBACK, ServerHandle, register, stop_previous
+from ..grpc_service.server import channel
 from .protodiff import EVOLUTION_DIR
 
 __all__ = ["METHOD", "PROFILE", "versions", "start", "get_profile"]

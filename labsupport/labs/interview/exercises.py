@@ -15,6 +15,7 @@ import math
 import random
 import time
 import uuid
+from typing import Any
 
 import requests
 
@@ -192,7 +193,7 @@ def check_game_update(codec):
     size = sum(len(m.encode() if isinstance(m, str) else m) for m in messages) / seconds
     expect(size <= BYTES_BUDGET, f"{size:,.0f} bytes/s per client (measured over {seconds:g} s, "
                                  f"{len(messages)} messages); the budget is {BYTES_BUDGET:,}")
-    state: dict = {}
+    state = {}
     for n, (message, (tick, truth)) in enumerate(zip(messages, sent, strict=False), 1):
         state = codec.decode(state, message)
         expect(isinstance(state, dict), f"decode must return a dict, got {state!r}")
@@ -240,7 +241,7 @@ def team_efforts(seed: int = 9) -> list[tuple[int, int]]:
             for _ in range(TEAMS)]
 
 
-def simulate_deprecation(plan, base_day: dt.datetime) -> dict:
+def simulate_deprecation(plan: Any, base_day: dt.datetime) -> dict[str, Any]:
     """Run the client teams against a live v1/v2 server that follows ``plan``; what happened."""
     release = base_day
     lifecycle = versioning.Lifecycle(

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ... import sse
-from ...harness import ServerHandle
 from ..queues import Bus
+from ..sse import server as sse
+from ..sse.server import SSEHandle
 
 __all__ = ["SUBJECT", "Fleet", "start"]
 
@@ -26,7 +26,7 @@ SUBJECT = "fanout.events"
 class Fleet:
     """The SSE servers, their subscriptions, and a connection to publish with."""
 
-    def __init__(self, servers: list[ServerHandle], buses: list[Bus], publisher: Bus) -> None:
+    def __init__(self, servers: list[SSEHandle], buses: list[Bus], publisher: Bus) -> None:
         self.servers = servers
         self._buses = buses
         self._publisher = publisher
@@ -48,9 +48,9 @@ class Fleet:
         self.stop()
 
 
-def _relay_into(server: ServerHandle, bus: Bus) -> None:
+def _relay_into(server: SSEHandle, bus: Bus) -> None:
     """Subscribe ``server``'s SSE broker to the subject; wait until the server has it."""
-    broker: sse.Broker = server.broker  # type: ignore[attr-defined]
+    broker = server.broker
 
     async def on_event(msg: Any) -> None:
         event = json.loads(msg.data)
@@ -65,7 +65,8 @@ def _relay_into(server: ServerHandle, bus: Bus) -> None:
 
 def start(broker: Any, count: int = 2, *, heartbeat: float = 0.5) -> Fleet:
     """``count`` SSE servers (names ``fanout-1``...), each relaying ``fanout.events``."""
-    servers, buses = [], []
+    servers: list[SSEHandle] = []
+    buses: list[Bus] = []
     try:
         for n in range(1, count + 1):
             server = sse.start(name=f"fanout-{n}", heartbeat=heartbeat)

@@ -34,11 +34,11 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.sync.client import connect
 
-from ...harness import LOOPBACK, ServerHandle, serve_asyncio
+from ...harness import LOOPBACK, AsyncioHandle, serve_asyncio
 
 __all__ = [
     "TICK_RATE", "PLAYERS", "BATCH_TICKS", "MODES", "World", "Positions", "encode_delta",
-    "decode_delta", "start", "measure", "ws_frame_header", "TCP_IP_HEADER",
+    "decode_delta", "start", "measure", "ws_frame_header", "TCP_IP_HEADER", "GameHandle",
 ]
 
 TICK_RATE = 20
@@ -156,6 +156,7 @@ class GameServer:
         return None
 
     async def handler(self, connection: ServerConnection) -> None:
+        assert connection.request is not None   # the handshake has happened
         mode = parse_qs(urlsplit(connection.request.path).query).get("mode", ["full"])[0]
         self.connections[connection] = {"mode": mode, "sent": {}, "pending": []}
         try:
@@ -173,8 +174,9 @@ class GameServer:
         if mode == "custom":
             if world.tick % self.send_every:
                 return []
+            assert self.encoder is not None   # "custom" is only accepted with an encoder
             try:
-                message = self.encoder(state["sent"], positions)  # type: ignore[misc]
+                message = self.encoder(state["sent"], positions)
             except Exception as exc:  # the learner's encoder: kept for the check's message
                 self.errors.append(f"{type(exc).__name__}: {exc}")
                 return []
@@ -207,8 +209,18 @@ class GameServer:
                         break  # closed meanwhile: its handler removes it
 
 
+class GameHandle(AsyncioHandle):
+    """The game server: ``game`` is its :class:`GameServer`, ``ws_url`` its address."""
+
+    game: GameServer
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/"
+
+
 def start(*, name: str = "game", encoder: Encoder | None = None,
-          send_every: int = 1) -> ServerHandle:
+          send_every: int = 1) -> GameHandle:
     """Start the game server; ``handle.ws_url`` takes ``?mode=`` (see the module doc).
 
     With ``encoder`` (``encoder(previous_sent, current) -> message``) the one
@@ -230,10 +242,7 @@ def start(*, name: str = "game", encoder: Encoder | None = None,
 
         return server.sockets[0].getsockname()[1], aclose
 
-    handle = serve_asyncio(name, listen, app=game)
-    handle.game = game  # type: ignore[attr-defined]
-    handle.ws_url = f"ws://{LOOPBACK}:{handle.port}/"  # type: ignore[attr-defined]
-    return handle
+    return serve_asyncio(name, listen, app=game, handle=GameHandle, game=game)
 
 
 def ws_frame_header(payload: int) -> int:
@@ -254,7 +263,7 @@ def receive(url: str, seconds: float) -> list[str | bytes]:
     return messages
 
 
-def measure(server: ServerHandle, seconds: float = 1.0,
+def measure(server: GameHandle, seconds: float = 1.0,
             modes: tuple[str, ...] = MODES) -> list[dict[str, Any]]:
     """One client per mode, all at once for ``seconds``: frames and bytes per second each."""
     received: dict[str, list[str | bytes]] = {}

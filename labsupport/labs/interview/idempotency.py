@@ -19,14 +19,15 @@ import hashlib
 import json
 import socket
 import threading
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from ...api_errors import APIError, install_error_handlers, json_object
+from ...api_errors import APIError, OrderedJSONProvider, install_error_handlers, json_object
 from ...harness import ServerHandle, serve_wsgi
 
-__all__ = ["PaymentLedger", "create_app", "start"]
+__all__ = ["PaymentLedger", "PaymentsHandle", "create_app", "start"]
 
 KEY_HEADER = "Idempotency-Key"
 
@@ -71,74 +72,101 @@ def _drop_connection() -> None:
         raw.shutdown(socket.SHUT_RDWR)
 
 
+@dataclass
+class _PaymentsLab:
+    """What the routes serve from, kept in ``app.extensions["interview-payments"]``."""
+
+    ledger: PaymentLedger
+    require_key: bool
+    losses_left: int
+
+
+routes = Blueprint("interview-payments", __name__)
+
+
+def _lab() -> _PaymentsLab:
+    lab: _PaymentsLab = current_app.extensions["interview-payments"]
+    return lab
+
+
 def create_app(ledger: PaymentLedger, *, require_key: bool = False,
                lose_responses: int = 0) -> Flask:
     """``POST /api/payments`` (idempotent with a key) and ``GET /api/payments`` (the ledger)."""
     app = Flask(__name__)
-    app.json.sort_keys = False
+    app.json = OrderedJSONProvider(app)
     install_error_handlers(app)
-    losses = {"left": lose_responses}
-
-    def respond(payment: dict[str, Any]) -> Response:
-        with ledger.lock:
-            lose = losses["left"] > 0
-            losses["left"] -= lose
-        if lose:
-            _drop_connection()
-        response = jsonify(payment)
-        response.status_code = 201
-        return response
-
-    @app.post("/api/payments")
-    def pay() -> Response:
-        body = _valid_payment(json_object())
-        key = request.headers.get(KEY_HEADER)
-        if key is None:
-            if require_key:
-                raise APIError(400, f"Send an {KEY_HEADER} header so this POST can be retried",
-                               details={KEY_HEADER: ["Required"]})
-            return respond(ledger.charge(body))
-        if not 1 <= len(key) <= 255:
-            raise APIError(400, f"Invalid {KEY_HEADER}", details={
-                KEY_HEADER: ["Must be 1 to 255 characters"]})
-        fingerprint = _fingerprint(body)
-        with ledger.lock:
-            stored = ledger.responses.get(key)
-            if stored is None and key in ledger.in_flight:
-                raise APIError(409, "A request with this Idempotency-Key is still being "
-                                    "processed; retry later", details={KEY_HEADER: [key]})
-            if stored is None:
-                ledger.in_flight.add(key)
-        if stored is not None:
-            if stored[0] != fingerprint:
-                raise APIError(422, f"This {KEY_HEADER} was used with a different body",
-                               details={KEY_HEADER: [key]})
-            response = jsonify(stored[2])
-            response.status_code = stored[1]
-            response.headers["Idempotent-Replayed"] = "true"
-            return response
-        try:
-            payment = ledger.charge(body)
-            with ledger.lock:
-                ledger.responses[key] = (fingerprint, 201, payment)
-        finally:
-            with ledger.lock:
-                ledger.in_flight.discard(key)
-        return respond(payment)
-
-    @app.get("/api/payments")
-    def payments() -> Response:
-        with ledger.lock:
-            return jsonify({"charges": list(ledger.charges)})
-
+    app.extensions["interview-payments"] = _PaymentsLab(ledger, require_key, lose_responses)
+    app.register_blueprint(routes)
     return app
 
 
+def _respond(payment: dict[str, Any]) -> Response:
+    lab = _lab()
+    with lab.ledger.lock:
+        lose = lab.losses_left > 0
+        lab.losses_left -= lose
+    if lose:
+        _drop_connection()
+    response = jsonify(payment)
+    response.status_code = 201
+    return response
+
+
+@routes.post("/api/payments")
+def pay() -> Response:
+    lab, body = _lab(), _valid_payment(json_object())
+    ledger = lab.ledger
+    key = request.headers.get(KEY_HEADER)
+    if key is None:
+        if lab.require_key:
+            raise APIError(400, f"Send an {KEY_HEADER} header so this POST can be retried",
+                           details={KEY_HEADER: ["Required"]})
+        return _respond(ledger.charge(body))
+    if not 1 <= len(key) <= 255:
+        raise APIError(400, f"Invalid {KEY_HEADER}", details={
+            KEY_HEADER: ["Must be 1 to 255 characters"]})
+    fingerprint = _fingerprint(body)
+    with ledger.lock:
+        stored = ledger.responses.get(key)
+        if stored is None and key in ledger.in_flight:
+            raise APIError(409, "A request with this Idempotency-Key is still being "
+                                "processed; retry later", details={KEY_HEADER: [key]})
+        if stored is None:
+            ledger.in_flight.add(key)
+    if stored is not None:
+        if stored[0] != fingerprint:
+            raise APIError(422, f"This {KEY_HEADER} was used with a different body",
+                           details={KEY_HEADER: [key]})
+        response = jsonify(stored[2])
+        response.status_code = stored[1]
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    try:
+        payment = ledger.charge(body)
+        with ledger.lock:
+            ledger.responses[key] = (fingerprint, 201, payment)
+    finally:
+        with ledger.lock:
+            ledger.in_flight.discard(key)
+    return _respond(payment)
+
+
+@routes.get("/api/payments")
+def payments() -> Response:
+    ledger = _lab().ledger
+    with ledger.lock:
+        return jsonify({"charges": list(ledger.charges)})
+
+
+class PaymentsHandle(ServerHandle):
+    """The payment server: ``ledger.charges`` lists every charge made."""
+
+    ledger: PaymentLedger
+
+
 def start(*, name: str = "payments", require_key: bool = False,
-          lose_responses: int = 0) -> ServerHandle:
+          lose_responses: int = 0) -> PaymentsHandle:
     """Serve the payment API; ``handle.ledger.charges`` lists every charge made."""
     ledger = PaymentLedger()
-    handle = serve_wsgi(name, create_app(ledger, require_key=require_key,
-                                         lose_responses=lose_responses))
-    handle.ledger = ledger  # type: ignore[attr-defined]
-    return handle
+    app = create_app(ledger, require_key=require_key, lose_responses=lose_responses)
+    return serve_wsgi(name, app, handle=PaymentsHandle, ledger=ledger)

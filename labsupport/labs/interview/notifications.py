@@ -7,7 +7,7 @@ that last step, per notification, after the commit:
 
 - **preferences**: a user who muted a kind keeps it in the inbox, never pushed;
 - **presence**: a user with no open SSE connection is offline; the
-  notification is held and pushed the moment the user connects again;
+  notification is held and pushed as soon as the user connects again;
 - **rate limiting**: a token bucket per user (``burst``, then ``per_second``);
   over it, the notification stays in the inbox, and the next push says how
   many were held back.
@@ -24,9 +24,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from ... import sse
 from ...ratelimit import RateLimiter, TokenBucket
 from ..queues import Worker
+from ..sse.server import Broker
 
 __all__ = ["Delivery", "attach"]
 
@@ -34,10 +34,16 @@ KIND = "order"   # the pipeline's notifications are about orders
 
 
 class Delivery:
-    """Routes committed notifications: muted, held for an offline user, limited, or pushed."""
+    """Routes committed notifications: muted, held for an offline user, limited, or pushed.
 
-    def __init__(self, broker: sse.Broker, *, burst: int = 3, per_second: float = 0.2,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    Presence is what the SSE broker says: a user is online while a stream of
+    theirs is open. A watcher looks every ``presence_interval`` seconds and
+    pushes what is held for users who have come back. ``close()`` ends it.
+    """
+
+    def __init__(self, broker: Broker, *, burst: int = 3, per_second: float = 0.2,
+                 clock: Callable[[], float] = time.monotonic,
+                 presence_interval: float = 0.05) -> None:
         self.broker = broker
         self.clock = clock
         self.muted: dict[str, set[str]] = defaultdict(set)
@@ -46,8 +52,10 @@ class Delivery:
         self.limited: Counter[str] = Counter()
         self.outcomes: list[tuple[str, str, str]] = []   # (user, outcome, text)
         self._lock = threading.Lock()
-        self._connect = broker.connect
-        broker.connect = self._connect_and_flush  # type: ignore[method-assign]
+        self._closed = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, args=(presence_interval,),
+                                         name="interview-presence", daemon=True)
+        self._watcher.start()
 
     def mute(self, user_id: int, kind: str = KIND) -> None:
         """The user's preference: never push ``kind`` (it still reaches the inbox)."""
@@ -80,14 +88,26 @@ class Delivery:
         held_back = self.limited.pop(client, 0)
         self.broker.publish("notification", {**note, "held_back": held_back}, to=client)
 
-    def _connect_and_flush(self, client_id: str, last_event_id: str | None):
-        connection, replay = self._connect(client_id, last_event_id)
-        with self._lock:
-            waiting = self.held.pop(client_id, [])
-        for note in waiting:        # the connection is registered: these reach it
-            self._push(client_id, note)
-            self.outcomes.append((client_id, "returned: pushed on connect", note["text"]))
-        return connection, replay
+    def _watch(self, interval: float) -> None:
+        while not self._closed.wait(interval):
+            online = set(self.broker.connections())
+            with self._lock:
+                for client in [c for c in self.held if c in online]:
+                    for note in self.held.pop(client):
+                        self._push(client, note)
+                        self.outcomes.append((client, "returned: pushed on connect",
+                                              note["text"]))
+
+    def close(self) -> None:
+        """Stop watching for returning users."""
+        self._closed.set()
+        self._watcher.join(timeout=2)
+
+    def __enter__(self) -> Delivery:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def attach(pipeline: Any, **options: Any) -> Delivery:

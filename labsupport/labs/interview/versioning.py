@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from ... import database
-from ...api_errors import APIError, install_error_handlers
+from ...api_errors import APIError, OrderedJSONProvider, install_error_handlers
 from ...database import User, db
 from ...harness import ServerHandle, serve_wsgi
 
 __all__ = ["Clock", "Lifecycle", "lifecycle_headers", "parse_deprecation", "parse_sunset",
-           "create_app", "start"]
+           "create_app", "start", "VersionsHandle", "describe"]
 
 HeaderMaker = Callable[[dt.datetime, dt.datetime, str], dict[str, str]]
 
@@ -85,55 +85,79 @@ def parse_sunset(value: str | None) -> dt.datetime | None:
     return parsed
 
 
+@dataclass
+class _VersionsLab:
+    """What the routes serve from, kept in ``app.extensions["interview-versions"]``."""
+
+    lifecycle: Lifecycle
+    clock: Clock
+    headers: HeaderMaker
+
+
+routes = Blueprint("interview-versions", __name__)
+
+
+def _lab() -> _VersionsLab:
+    lab: _VersionsLab = current_app.extensions["interview-versions"]
+    return lab
+
+
 def create_app(lifecycle: Lifecycle, clock: Clock,
                headers: HeaderMaker = lifecycle_headers) -> Flask:
     """v1 and v2 of ``GET /api/vN/users/<id>``; v1 deprecated and sunset per ``lifecycle``."""
     app = Flask(__name__)
-    app.json.sort_keys = False
+    app.json = OrderedJSONProvider(app)
     install_error_handlers(app)
-
-    @app.teardown_appcontext
-    def remove_session(_exc: BaseException | None) -> None:
-        db.session.remove()
-
-    def user(user_id: int) -> User:
-        found = db.session.get(User, user_id)
-        if found is None:
-            raise APIError(404, f"User {user_id} not found")
-        return found
-
-    @app.get("/api/v1/users/<int:user_id>")
-    def get_user_v1(user_id: int) -> Response:
-        now = clock()
-        successor = f"{lifecycle.successor}/{user_id}"
-        if now >= lifecycle.sunset_at:
-            raise APIError(410, "API v1 was retired; use v2", details={
-                "successor": [successor]})
-        response = jsonify(user(user_id).to_dict_v1())
-        if now >= lifecycle.deprecated_at:
-            response.headers.update(headers(lifecycle.deprecated_at, lifecycle.sunset_at,
-                                            successor))
-        return response
-
-    @app.get("/api/v2/users/<int:user_id>")
-    def get_user_v2(user_id: int) -> Response:
-        return jsonify(user(user_id).to_dict_v2())
-
+    app.extensions["interview-versions"] = _VersionsLab(lifecycle, clock, headers)
+    app.register_blueprint(routes)
     return app
 
 
+@routes.teardown_app_request
+def _remove_session(_exc: BaseException | None) -> None:
+    db.session.remove()
+
+
+def _user(user_id: int) -> User:
+    found = db.session.get(User, user_id)
+    if found is None:
+        raise APIError(404, f"User {user_id} not found")
+    return found
+
+
+@routes.get("/api/v1/users/<int:user_id>")
+def get_user_v1(user_id: int) -> Response:
+    lab = _lab()
+    now = lab.clock()
+    successor = f"{lab.lifecycle.successor}/{user_id}"
+    if now >= lab.lifecycle.sunset_at:
+        raise APIError(410, "API v1 was retired; use v2", details={"successor": [successor]})
+    response = jsonify(_user(user_id).to_dict_v1())
+    if now >= lab.lifecycle.deprecated_at:
+        response.headers.update(lab.headers(lab.lifecycle.deprecated_at,
+                                            lab.lifecycle.sunset_at, successor))
+    return response
+
+
+@routes.get("/api/v2/users/<int:user_id>")
+def get_user_v2(user_id: int) -> Response:
+    return jsonify(_user(user_id).to_dict_v2())
+
+
+class VersionsHandle(ServerHandle):
+    """The versions server: set ``clock.now`` to travel in time."""
+
+    clock: Clock
+    lifecycle: Lifecycle
+
+
 def start(lifecycle: Lifecycle, *, clock: Clock | None = None, name: str = "versions",
-          headers: HeaderMaker = lifecycle_headers, fresh_data: bool = False) -> ServerHandle:
+          headers: HeaderMaker = lifecycle_headers, fresh_data: bool = False) -> VersionsHandle:
     """Serve v1 and v2; ``handle.clock.now`` is the server's time (set it to travel)."""
-    if fresh_data:
-        database.reset()
-    else:
-        database.current_engine()
+    database.ready(fresh_data)
     clock = clock or Clock()
-    handle = serve_wsgi(name, create_app(lifecycle, clock, headers))
-    handle.clock = clock  # type: ignore[attr-defined]
-    handle.lifecycle = lifecycle  # type: ignore[attr-defined]
-    return handle
+    return serve_wsgi(name, create_app(lifecycle, clock, headers), handle=VersionsHandle,
+                      clock=clock, lifecycle=lifecycle)
 
 
 def describe(response: Any) -> dict[str, Any]:
