@@ -1,6 +1,6 @@
 """Benchmark of the interview lab: its Run-All budget, game bandwidth, and Q5's delivery time.
 
-    python tools/bench_interview.py [--rounds 3] [--orders 20] [--no-notebook]
+    python -m tools.bench_interview [--rounds 3] [--orders 20] [--no-notebook]
 
 - Run-All of 09-interview-questions against its 60 s budget, and as a ratio to a
   bare kernel start with the labs' imports;
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,16 +25,12 @@ from pathlib import Path
 import nbformat
 import requests
 
+from labsupport.labs import queues
+from labsupport.labs.interview import game, notifications
+from labsupport.labs.sse.server import Listener
+from tools.bench import baseline, timed_run
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
-
-from bench import baseline, timed_run  # noqa: E402
-
-from labsupport import sse  # noqa: E402
-from labsupport.labs import queues  # noqa: E402
-from labsupport.labs.interview import game, notifications  # noqa: E402
-
 NOTEBOOK = ROOT / "notebooks" / "09-interview-questions.ipynb"
 BUDGET_S = 60.0
 
@@ -86,8 +81,8 @@ def bench_delivery(orders: int) -> None:
     floor = tcp_round_trip()
     with queues.start(name="bench-broker") as broker, \
             queues.pipeline.start(broker, name="bench-pipeline", worker=False) as pipeline:
-        notifications.attach(pipeline, burst=orders, per_second=100.0)
-        listener = sse.Listener(f"{pipeline.url}/events?client_id=user-101")
+        delivery = notifications.attach(pipeline, burst=orders, per_second=100.0)
+        listener = Listener(f"{pipeline.url}/events?client_id=user-101")
         times = []
         try:
             for n in range(orders):
@@ -100,6 +95,7 @@ def bench_delivery(orders: int) -> None:
                 times.append(time.perf_counter() - started)
         finally:
             listener.close()
+            delivery.close()
     median = statistics.median(times)
     print(f"Q5 order -> push through outbox, JetStream, worker and SSE ({len(times)} orders): "
           f"median {median / floor:.0f}x a loopback TCP round trip, "
