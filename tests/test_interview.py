@@ -36,8 +36,9 @@ def game_server():
 
 def test_each_mode_costs_what_it_should(game_server):
     rows = {row["mode"]: row for row in game.measure(game_server, 1.0)}
-    assert rows["moves"]["frames_per_s"] == pytest.approx(game.PLAYERS * game.TICK_RATE, rel=0.2)
-    assert rows["full"]["frames_per_s"] == pytest.approx(game.TICK_RATE, rel=0.2)
+    assert rows["full"]["frames_per_s"] >= game.TICK_RATE / 2    # a frame a tick, if not starved
+    assert rows["moves"]["frames_per_s"] == pytest.approx(
+        game.PLAYERS * rows["full"]["frames_per_s"], rel=0.15)
     assert rows["batched"]["frames_per_s"] < rows["delta"]["frames_per_s"]
     assert rows["delta"]["payload_bytes_per_s"] < rows["full"]["payload_bytes_per_s"] / 3
     assert rows["full"]["payload_bytes_per_s"] < rows["moves"]["payload_bytes_per_s"]
