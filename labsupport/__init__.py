@@ -32,6 +32,7 @@ SHORT_NAMES = {
     "subscriptions": "labs.graphql_api.subscriptions",
     "grpc_service": "labs.grpc_service.server",
     "chat": "labs.websocket_chat.server",
+    "socketio_chat": "labs.websocket_chat.socketio_server",
     "sse": "labs.sse.server",
     "long_polling": "labs.long_polling.server",
 }

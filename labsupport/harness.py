@@ -212,30 +212,36 @@ def _capture_app_logger(app: Any, log: collections.deque[str]) -> None:
 
 
 @overload
-def serve_wsgi(name: str, app: Any, *, on_stop: Callable[[], None] | None = None) -> ServerHandle:
+def serve_wsgi(
+    name: str, app: Any, *, on_stop: Callable[[], None] | None = None,
+    log: collections.deque[str] | None = None,
+) -> ServerHandle:
     ...
 
 
 @overload
 def serve_wsgi(
-    name: str, app: Any, *, on_stop: Callable[[], None] | None = None, handle: type[H],
-    **attributes: Any,
+    name: str, app: Any, *, on_stop: Callable[[], None] | None = None,
+    log: collections.deque[str] | None = None, handle: type[H], **attributes: Any,
 ) -> H:
     ...
 
 
 def serve_wsgi(
     name: str, app: Any, *, on_stop: Callable[[], None] | None = None,
+    log: collections.deque[str] | None = None,
     handle: type[ServerHandle] = ServerHandle, **attributes: Any,
 ) -> ServerHandle:
     """Serve a WSGI app (Flask) on 127.0.0.1 and a free port, in a daemon thread.
 
     ``on_stop`` runs after the server has stopped accepting requests, e.g. to
-    wake long-lived streaming responses so their threads can end. ``handle``
-    is the lab's handle class, built with ``attributes``.
+    wake long-lived streaming responses so their threads can end. ``log`` is the
+    deque the server's log lines go to (a new one by default), shown by
+    ``handle.logs()``. ``handle`` is the lab's handle class, built with ``attributes``.
     """
     stop_previous(name)
-    log: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
+    if log is None:
+        log = collections.deque(maxlen=LOG_LINES_KEPT)
     server = cast(_LoggingWSGIServer, make_server(
         LOOPBACK, 0, app, threaded=True, request_handler=_QuietRequestHandler))
     server.lab_log = log

@@ -177,12 +177,13 @@ def test_a_sigkilled_process_leaves_no_broker(options):
 def test_a_sigkilled_kernel_leaves_no_broker():
     manager, client = start_new_kernel(kernel_name="python3")
     try:
+        outputs: list[dict] = []
         reply = client.execute_interactive(
             "from labsupport.labs import queues\n"
             "broker = queues.start()\n"
             "print(broker.nodes[0].pid, broker.store)",
-            timeout=30, output_hook=lambda msg: outputs.append(msg),
-        ) if (outputs := []) is not None else None
+            timeout=30, output_hook=outputs.append,
+        )
         assert reply["content"]["status"] == "ok"
         text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
         pid, store = text.split()

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import time
 
-from browser_helpers import browser  # noqa: F401
-
 from labsupport.labs import queues
 from labsupport.labs.queues import pipeline
 
 
-def wait_until(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return condition()
-
-
-def test_the_orders_page_gets_its_notification_and_catches_up(browser):  # noqa: F811
+def test_the_orders_page_gets_its_notification_and_catches_up(browser, wait_until):
     with queues.start(name="queues-browser") as broker:
         app = pipeline.start(broker, name="queues-browser-app")
         try:

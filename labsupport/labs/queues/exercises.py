@@ -156,6 +156,7 @@ async def _drive_idempotent(process: Callable[..., Any]) -> dict[str, Any]:
         "Otherwise insert it into processed and insert the row into sent.",
     ],
     reference=process,
+    timeout=20,
 )
 def check_idempotent(process: Callable[[sqlite3.Connection, Message], None]) -> str:
     outcome = _run(_drive_idempotent(process))

@@ -20,14 +20,16 @@ the missed notifications on reconnect (``Last-Event-ID``).
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, send_from_directory
+from flask import Blueprint, Response, jsonify
+from sqlalchemy.engine import Engine
 
-from ... import database, sse
+from ... import database
 from ...api_errors import APIError, json_object
 from ...harness import ServerHandle, serve_wsgi
+from ...pages import static_file
+from ..sse import server as sse
 from . import store
 from .broker import BrokerHandle
 from .bus import Bus
@@ -37,7 +39,6 @@ from .worker import Worker, ensure_streams
 
 __all__ = ["start", "PipelineHandle"]
 
-STATIC = Path(__file__).with_name("static")
 PRICE_CENTS = 1250
 
 
@@ -48,6 +49,8 @@ class PipelineHandle(ServerHandle):
     worker: Worker | None
     relay: Relay
     bus: Bus
+    engine: Engine
+    servers: list[str]
 
     def start_worker(self, **options: Any) -> Worker:
         """Start the notification worker (again); it resumes where its durable consumer was."""
@@ -68,12 +71,15 @@ class PipelineHandle(ServerHandle):
 
 
 def _orders_blueprint(engine: Any, relay: Relay) -> Blueprint:
-    orders = Blueprint("orders", __name__, static_folder=str(STATIC),
-                       static_url_path="/orders-static")
+    orders = Blueprint("orders", __name__)
 
     @orders.get("/orders-page")
     def page() -> Response:
-        return send_from_directory(STATIC, "orders.html")
+        return Response(*static_file(__package__, "orders.html"))
+
+    @orders.get("/orders-static/orders.js")
+    def script() -> Response:
+        return Response(*static_file(__package__, "orders.js"))
 
     @orders.post("/orders")
     def create_order() -> tuple[Response, int]:
@@ -109,18 +115,18 @@ def start(broker: BrokerHandle, *, name: str = "queues-pipeline", heartbeat: flo
           retry_ms: int = 500, worker: bool = True, fresh_data: bool = True) -> PipelineHandle:
     """Serve the Q5 pipeline against ``broker``; the worker runs unless ``worker=False``."""
     engine = database.reset() if fresh_data else database.current_engine()
-    store.ensure_tables(engine)
+    writer = store.ensure_tables(engine)
     bus = Bus(broker.servers, name=f"{name}-bus")
     try:
         bus.run(ensure_streams(bus.js))
     except BaseException:
         bus.close()
         raise
-    relay = Relay(engine, bus)
+    relay = Relay(writer, bus)
     sse_broker = sse.Broker()
     stop = threading.Event()
     app = sse.create_app(sse_broker, heartbeat=heartbeat, retry_ms=retry_ms, stop=stop)
-    app.register_blueprint(_orders_blueprint(engine, relay))
+    app.register_blueprint(_orders_blueprint(writer, relay))
     holder: dict[str, PipelineHandle] = {}
 
     def on_stop() -> None:
@@ -131,13 +137,9 @@ def start(broker: BrokerHandle, *, name: str = "queues-pipeline", heartbeat: flo
         relay.stop()
         bus.close()
 
-    served = serve_wsgi(name, app, on_stop=on_stop)
-    served.__class__ = PipelineHandle  # serve_wsgi builds a plain handle: give it our methods
-    handle: PipelineHandle = served  # type: ignore[assignment]
+    handle = serve_wsgi(name, app, on_stop=on_stop, handle=PipelineHandle, sse=sse_broker,
+                        relay=relay, bus=bus, engine=writer, servers=broker.servers, worker=None)
     holder["handle"] = handle
-    handle.sse, handle.relay, handle.bus, handle.engine = sse_broker, relay, bus, engine
-    handle.servers = broker.servers
-    handle.worker = None
     if worker:
         handle.start_worker()
     return handle
