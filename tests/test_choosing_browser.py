@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from browser_helpers import browser  # noqa: F401  (the fixture)
 
 from labsupport import sse
 
@@ -24,15 +23,6 @@ for (let n = 0; n < 7; n++) {
 """
 
 
-def wait_until(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 @pytest.fixture
 def sse_server():
     with sse.start(name="choosing-browser-sse", heartbeat=0.5) as server:
@@ -43,7 +33,7 @@ def streams(server):
     return [c for c in server.broker.connections() if c.startswith("limit")]
 
 
-def test_the_seventh_eventsource_waits_until_another_closes(browser, sse_server):  # noqa: F811
+def test_the_seventh_eventsource_waits_until_another_closes(browser, sse_server, wait_until):
     page = browser.new_page()
     page.goto(f"{sse_server.url}/api/clients")  # same origin, and no stream of its own
     page.evaluate(OPEN_SEVEN)

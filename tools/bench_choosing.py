@@ -1,6 +1,6 @@
 """The choosing lab's decision matrix, measured outside Jupyter: the same table as the notebook.
 
-    python tools/bench_choosing.py [--scale 4] [--upload-mb 20] [--idle 1000] [--notebook]
+    python -m tools.bench_choosing [--scale 4] [--upload-mb 20] [--idle 1000] [--notebook]
 
 Every time is printed as a ratio to the raw TCP floor measured in the same run.
 ``--scale`` (default ``$PROTOCOL_LAB_SCALE`` or 4) multiplies rounds, messages and
@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
+from labsupport.labs.choosing import experiments, matrix, resources
+from labsupport.labs.choosing.driver import Run, scale_from_env
 
-from labsupport.labs.choosing import experiments, matrix, resources  # noqa: E402
-from labsupport.labs.choosing.driver import Run, scale_from_env  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def raise_open_files(wanted: int) -> None:
@@ -54,7 +51,7 @@ def print_verdicts(run: Run) -> None:
 def time_notebook() -> None:
     import nbformat
 
-    from notebooks import execute
+    from tools.notebooks import execute
 
     path = ROOT / "notebooks" / "08-choosing-a-protocol.ipynb"
     started = time.perf_counter()

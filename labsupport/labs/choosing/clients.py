@@ -14,15 +14,23 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from websockets.sync.client import ClientConnection, connect
 
-from ... import grpc_service, long_polling, sse
+from ..grpc_service import server as grpc_service
+from ..long_polling import server as long_polling
+from ..sse import server as sse
 from . import relay
 
 OnMessage = Callable[[dict, float], None]
+
+
+class Receiver(Protocol):
+    """What every receiver offers the experiments."""
+
+    def close(self) -> None: ...
 _END = object()
 
 

@@ -8,7 +8,7 @@ import requests
 from websockets.exceptions import ConnectionClosed
 from wsproto.frame_protocol import FrameProtocol
 
-from ... import sse
+from ..sse import server as sse
 from .clients import SSEReceiver, WebSocketReceiver, wait_until
 from .driver import Run
 
@@ -16,7 +16,7 @@ __all__ = ["sse_vs_websockets"]
 
 
 def _direction(run: Run) -> tuple[str, str]:
-    status = requests.post(f"{run.servers['sse'].url}/events", json={}, timeout=5).status_code
+    status = requests.post(f"{run.sse.url}/events", json={}, timeout=5).status_code
     chat = run.result("Real-time chat", "WebSockets")
     sent = "frames both ways on one connection" + (
         f" (chat: {chat.extra['delivered']} delivered)" if chat else "")
@@ -38,14 +38,14 @@ def _reconnection(run: Run) -> tuple[str, str]:
         receiver.close()
     sse_fact = (f"the client reconnected by itself ({connections} connections) and resumed "
                 f"after event {resumed[0] if resumed else '—'}: got {events}")
-    ws_server = run.servers["websockets"]
-    receiver = WebSocketReceiver(ws_server.ws_url.rsplit("/ws", 1)[0], ws_server.token_for(102),
-                                 "resume", set(), lambda *_: None)
-    receiver.joined.wait(2)
+    ws_server = run.chat
+    ws = WebSocketReceiver(ws_server.ws_url.rsplit("/ws", 1)[0], ws_server.token_for(102),
+                           "resume", set(), lambda *_: None)
+    ws.joined.wait(2)
     ws_server.drop(102)
-    receiver.thread.join(2)
+    ws.thread.join(2)
     try:
-        receiver.ws.send('{"type": "typing", "room_id": "resume", "is_typing": true}')
+        ws.ws.send('{"type": "typing", "room_id": "resume", "is_typing": true}')
         after = "the connection still sends"
     except ConnectionClosed as closed:
         after = (f"closed with {closed.rcvd.code if closed.rcvd else '—'}; nothing reconnects "
@@ -53,7 +53,7 @@ def _reconnection(run: Run) -> tuple[str, str]:
     return sse_fact, after
 
 
-def _binary() -> tuple[str, str]:
+def _binary(run: Run) -> tuple[str, str]:
     blob = bytes(range(256))
     frame = FrameProtocol(client=False, extensions=[]).send_data(blob, fin=True)
     text = f"data: {base64.b64encode(blob).decode()}\n\n"
@@ -77,12 +77,12 @@ def _bytes_per_push(run: Run) -> tuple[str, str]:
 
 
 def _proxies(run: Run) -> tuple[str, str]:
-    response = requests.get(f"{run.servers['sse'].url}/events?client_id=headers", stream=True,
+    response = requests.get(f"{run.sse.url}/events?client_id=headers", stream=True,
                             timeout=5)
     headers = {k: response.headers.get(k) for k in ("Content-Type", "Cache-Control",
                                                     "X-Accel-Buffering")}
     response.close()
-    run.servers["sse"].broker.drop_all()
+    run.sse.broker.drop_all()
     return ("plain HTTP; a buffering proxy holds events unless told not to: "
             + ", ".join(f"{k}: {v}" for k, v in headers.items()),
             "an Upgrade: a proxy must pass the upgrade through, or the handshake fails")
@@ -94,6 +94,6 @@ def sse_vs_websockets(run: Run) -> list[dict[str, str]]:
     for feature, measure in (("Direction", _direction), ("Reconnection", _reconnection),
                              ("Bytes per push", _bytes_per_push), ("Binary", _binary),
                              ("Memory", _memory), ("Proxies", _proxies)):
-        facts = measure() if measure is _binary else measure(run)
+        facts = measure(run)
         rows.append({"feature": feature, "SSE": facts[0], "WebSockets": facts[1]})
     return rows

@@ -22,10 +22,19 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from ... import chat, graphql_api, grpc_service, long_polling, rest, sse
 from ...harness import LOOPBACK, ServerHandle
+from ..graphql_api import server as graphql_api
+from ..graphql_api.server import GraphQLHandle
+from ..grpc_service import server as grpc_service
+from ..long_polling import server as long_polling
+from ..long_polling.server import LongPollingHandle
+from ..rest import server as rest
+from ..sse import server as sse
+from ..sse.server import SSEHandle
+from ..websocket_chat import server as chat
+from ..websocket_chat.server import ChatError, ChatHandle
 from . import relay
 from .tap import WireTap
 
@@ -167,6 +176,27 @@ class Run:
         for name in names:
             self.servers[name] = starts[name]()
 
+    # The servers, typed: ``run.sse.broker``, ``run.chat.token_for(101)``...
+    @property
+    def graphql(self) -> GraphQLHandle:
+        return cast(GraphQLHandle, self.servers["graphql"])
+
+    @property
+    def chat(self) -> ChatHandle:
+        return cast(ChatHandle, self.servers["websockets"])
+
+    @property
+    def sse(self) -> SSEHandle:
+        return cast(SSEHandle, self.servers["sse"])
+
+    @property
+    def long_polling(self) -> LongPollingHandle:
+        return cast(LongPollingHandle, self.servers["long-polling"])
+
+    @property
+    def relay(self) -> relay.RelayHandle:
+        return cast(relay.RelayHandle, self.servers["relay"])
+
     def sized(self, count: int | float, minimum: int = 1) -> int:
         """``count`` times this run's scale, at least ``minimum``."""
         return max(minimum, round(count * self.scale))
@@ -207,12 +237,10 @@ class Run:
 PLAYERS = tuple(f"user{n}" for n in range(1, 21)) + ("feed",)
 
 
-def relay_state(chat_server, client, data):
+def relay_state(chat_server: chat.ChatServer, client: chat.Client, data: dict[str, Any]) -> None:
     """A chat-server handler for game state: relayed to the room, never stored."""
     room_id = data.get("room_id")
-    if room_id not in client.rooms:
-        from ...chat import ChatError
-
+    if not isinstance(room_id, str) or room_id not in client.rooms:
         raise ChatError("join the room before sending state")
     chat_server.broadcast(room_id, {"type": "state", "state": data.get("state")},
                           exclude=client)

@@ -10,8 +10,8 @@ from dataclasses import fields
 
 import requests
 
-from ... import rest
 from ...engine import NotAttempted, Unmet, exercise, expect
+from ..rest import server as rest
 from . import experiments
 from .driver import Run
 from .picker import Pick, Requirements
@@ -27,7 +27,8 @@ REQUIREMENT_NAMES = tuple(f.name for f in fields(Requirements))
 def _valid_pick(answer: object) -> Pick:
     if answer is None or answer is Ellipsis:
         raise NotAttempted("your function returns None; return a Pick(protocol, decided_by)")
-    expect(isinstance(answer, Pick), f"return a Pick(protocol, decided_by), not {answer!r}")
+    if not isinstance(answer, Pick):
+        raise Unmet(f"return a Pick(protocol, decided_by), not {answer!r}")
     expect(answer.protocol in PROTOCOL_NAMES,
            f"protocol {answer.protocol!r} is not one of {', '.join(PROTOCOL_NAMES)}")
     expect(answer.decided_by in REQUIREMENT_NAMES,

@@ -7,32 +7,45 @@ names (through a wire tap, so bytes are counted on the wire), keeps the
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import requests
 from cachecontrol import CacheControl
 from sqlalchemy import select
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
-from ... import graphql_api, grpc_service
 from ...codegen import load
 from ...database import Post, db
-from .clients import PollReceiver, RelayStream, SSEReceiver, WebSocketReceiver, wait_until
+from ..graphql_api import server as graphql_api
+from ..grpc_service import server as grpc_service
+from ..sse import server as sse
+from .clients import (
+    PollReceiver,
+    Receiver,
+    RelayStream,
+    SSEReceiver,
+    WebSocketReceiver,
+    wait_until,
+)
 from .driver import Result, Run
-from .tap import WireTap
+from .tap import DOWN, UP, WireTap
 
 __all__ = ["crud", "chat", "live_updates", "idle", "microservices", "public_api", "gaming",
            "ALL"]
 
 user_service_pb2, user_service_pb2_grpc = load("user_service")
+T = TypeVar("T")
 WS_USERS = range(101, 121)
 
 
-def _timed(latencies: list[float], call: Callable[..., object], *args: object,
-           **kwargs: object) -> object:
+def _timed(latencies: list[float], call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``call(*args, **kwargs)``, its duration appended to ``latencies``."""
     started = time.perf_counter()
     value = call(*args, **kwargs)
@@ -40,6 +53,10 @@ def _timed(latencies: list[float], call: Callable[..., object], *args: object,
         value.raise_for_status()
     latencies.append(time.perf_counter() - started)
     return value
+
+
+def _at_least(deliveries: _Deliveries, count: int) -> bool:
+    return deliveries.count() >= count
 
 
 def _result(row: str, protocol: str, tap: WireTap, latencies: list[float], operations: int,
@@ -142,50 +159,66 @@ class _Deliveries:
             return len(self.latencies)
 
 
-def _connect_all(kind: str, run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
-                 room: str):
-    """One receiver per name; ``send(i, payload)`` has receiver ``i`` publish ``payload``."""
-    if kind == "websockets":
-        server = run.servers["websockets"]
-        ws_base = f"ws://{tap.address}"
-        receivers = [WebSocketReceiver(ws_base, server.token_for(WS_USERS[i]), room,
-                                       {"new_message", "state", "update"},
-                                       _unwrap_ws(deliveries.receiver(name)))
-                     for i, name in enumerate(names)]
-        wait_until(lambda: all(r.joined.is_set() for r in receivers), 5)
+Send = Callable[[int, dict[str, Any]], None]
 
-        def send(i: int, payload: dict) -> None:
-            if room == "arena":
-                receivers[i].send({"type": "state", "room_id": room, "state": payload})
-            else:
-                receivers[i].send({"type": "send_message", "room_id": room,
-                                   "message": json.dumps(payload)})
-        return receivers, send
-    if kind == "grpc":
-        relay_handle = run.servers["relay"]
-        before = relay_handle.relay.listening
-        receivers = [RelayStream(tap.address, deliveries.receiver(name), bidirectional=True)
-                     for name in names]
-        wait_until(lambda: relay_handle.relay.listening >= before + len(names), 5)
-        return receivers, lambda i, payload: receivers[i].send(payload)
-    if kind == "sse":
-        receivers = [SSEReceiver(tap.url, f"{room}-{name}", deliveries.receiver(name))
-                     for name in names]
-        sessions = [requests.Session() for _ in names]
 
-        def send(i: int, payload: dict) -> None:
-            sessions[i].post(f"{tap.url}/api/broadcast", json={"type": room, "data": payload},
-                             timeout=5)
-        return receivers, send
-    receivers = [PollReceiver(tap.url, "feed", deliveries.receiver(name)) for name in names]
-    hub = run.servers["long-polling"].hub
-    wait_until(lambda: hub.waiting() >= len(names), 5)
+def _connect_websockets(run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
+                        room: str) -> tuple[list[Receiver], Send]:
+    ws_base = f"ws://{tap.address}"
+    receivers = [WebSocketReceiver(ws_base, run.chat.token_for(WS_USERS[i]), room,
+                                   {"new_message", "state", "update"},
+                                   _unwrap_ws(deliveries.receiver(name)))
+                 for i, name in enumerate(names)]
+    wait_until(lambda: all(r.joined.is_set() for r in receivers), 5)
+
+    def send(i: int, payload: dict[str, Any]) -> None:
+        if room == "arena":  # game state: relayed, never stored
+            receivers[i].send({"type": "state", "room_id": room, "state": payload})
+        else:
+            receivers[i].send({"type": "send_message", "room_id": room,
+                               "message": json.dumps(payload)})
+    return list(receivers), send
+
+
+def _connect_grpc(run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
+                  room: str) -> tuple[list[Receiver], Send]:
+    before = run.relay.relay.listening
+    receivers = [RelayStream(tap.address, deliveries.receiver(name), bidirectional=True)
+                 for name in names]
+    wait_until(lambda: run.relay.relay.listening >= before + len(names), 5)
+
+    def send(i: int, payload: dict[str, Any]) -> None:
+        receivers[i].send(payload)
+    return list(receivers), send
+
+
+def _connect_sse(run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
+                 room: str) -> tuple[list[Receiver], Send]:
+    receivers = [SSEReceiver(tap.url, f"{room}-{name}", deliveries.receiver(name))
+                 for name in names]
     sessions = [requests.Session() for _ in names]
 
-    def send(i: int, payload: dict) -> None:
+    def send(i: int, payload: dict[str, Any]) -> None:
+        sessions[i].post(f"{tap.url}/api/broadcast", json={"type": room, "data": payload},
+                         timeout=5)
+    return list(receivers), send
+
+
+def _connect_long_polling(run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
+                          room: str) -> tuple[list[Receiver], Send]:
+    receivers = [PollReceiver(tap.url, "feed", deliveries.receiver(name)) for name in names]
+    wait_until(lambda: run.long_polling.hub.waiting() >= len(names), 5)
+    sessions = [requests.Session() for _ in names]
+
+    def send(i: int, payload: dict[str, Any]) -> None:
         sessions[i].post(f"{tap.url}/api/notifications/send",
                          json={"user_id": "feed", "type": room, "data": payload}, timeout=5)
-    return receivers, send
+    return list(receivers), send
+
+
+# One receiver per name; ``send(i, payload)`` has receiver ``i`` publish ``payload``.
+_CONNECT = {"websockets": _connect_websockets, "grpc": _connect_grpc, "sse": _connect_sse,
+            "long-polling": _connect_long_polling}
 
 
 def _unwrap_ws(arrived: Callable[[dict, float], None]) -> Callable[[dict, float], None]:
@@ -199,16 +232,17 @@ def _unwrap_ws(arrived: Callable[[dict, float], None]) -> Callable[[dict, float]
     return unwrap
 
 
-def _close_all(kind: str, run: Run, receivers: list, tap: WireTap) -> None:
+def _close_all(kind: str, run: Run, receivers: list[Receiver], tap: WireTap) -> None:
     """Close receivers together: wake every waiting read once, rather than one by one."""
     if kind == "long-polling":
         for receiver in receivers:
-            receiver.stop()
-        run.servers["long-polling"].hub.send("feed", "stop", {})
+            if isinstance(receiver, PollReceiver):
+                receiver.stop()
+        run.long_polling.hub.send("feed", "stop", {})
     if kind == "sse":
         # Cut the streams first: closing a response that another thread is reading blocks
         # until that read returns (the next event or heartbeat).
-        run.servers["sse"].broker.drop_all()
+        run.sse.broker.drop_all()
         tap.close()
     for receiver in receivers:
         receiver.close()
@@ -225,7 +259,7 @@ def _fan_out(run: Run, kind: str, row: str, clients: int, room: str,
     deliveries = _Deliveries()
     names = [f"c{i}" for i in range(clients)]
     with run.tap(server) as tap:
-        receivers, send = _connect_all(kind, run, tap, names, deliveries, room)
+        receivers, send = _CONNECT[kind](run, tap, names, deliveries, room)
         try:
             time.sleep(0.05)
             tap.reset()
@@ -315,7 +349,7 @@ def live_updates(run: Run, events: int | None = None, gap: float = 0.01,
                     deliveries.sent[tag] = time.perf_counter()
                     publish({"tag": tag, "value": k})
                     time.sleep(gap)
-                wait_until(lambda d=deliveries: d.count() >= events, 10)
+                wait_until(functools.partial(_at_least, deliveries, events), 10)
                 results.append(_result("Live updates", protocol, tap, list(deliveries.latencies),
                                        max(deliveries.count(), 1),
                                        delivered=f"{deliveries.count()}/{events}"))
@@ -326,45 +360,48 @@ def live_updates(run: Run, events: int | None = None, gap: float = 0.01,
     return run.add(*results)
 
 
-def _live_client(run: Run, kind: str, tap: WireTap, deliveries: _Deliveries):
+Publish = Callable[[dict[str, Any]], object]
+
+
+def _live_client(run: Run, kind: str, tap: WireTap, deliveries: _Deliveries
+                 ) -> tuple[Receiver, Publish]:
+    """One receiving client of ``kind``, and how the server publishes to it in-process."""
     arrived = deliveries.receiver("client")
     if kind == "sse":
-        broker = run.servers["sse"].broker
+        broker = run.sse.broker
         return SSEReceiver(tap.url, "live", arrived), lambda d: broker.publish("update", d)
     if kind == "long-polling":
-        hub = run.servers["long-polling"].hub
-        receiver = PollReceiver(tap.url, "feed", arrived)
+        hub = run.long_polling.hub
+        poll = PollReceiver(tap.url, "feed", arrived)
         wait_until(lambda: hub.waiting() >= 1, 5)
-        return receiver, lambda d: hub.send("feed", "update", d)
+        return poll, lambda d: hub.send("feed", "update", d)
     if kind == "grpc":
-        relay_handle = run.servers["relay"]
-        before = relay_handle.relay.listening
-        receiver = RelayStream(tap.address, arrived, bidirectional=False)
-        wait_until(lambda: relay_handle.relay.listening > before, 5)
-        return receiver, lambda d: relay_handle.relay.publish(json.dumps(d).encode())
-    server = run.servers["websockets"]
-    receiver = WebSocketReceiver(f"ws://{tap.address}", server.token_for(101), "live",
-                                 {"update"}, _unwrap_ws(arrived))
-    receiver.joined.wait(5)
-    loop = server.loop.loop
+        relay_service = run.relay.relay
+        before = relay_service.listening
+        stream = RelayStream(tap.address, arrived, bidirectional=False)
+        wait_until(lambda: relay_service.listening > before, 5)
+        return stream, lambda d: relay_service.publish(json.dumps(d).encode())
+    chat_server = run.chat
+    ws = WebSocketReceiver(f"ws://{tap.address}", chat_server.token_for(101), "live",
+                           {"update"}, _unwrap_ws(arrived))
+    ws.joined.wait(5)
+    loop = chat_server.loop.loop
 
-    def publish(data: dict) -> None:
-        loop.call_soon_threadsafe(server.app.broadcast, "live", {"type": "update", **data})
-    return receiver, publish
+    def publish(data: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(chat_server.app.broadcast, "live", {"type": "update", **data})
+    return ws, publish
 
 
 def _live_graphql(run: Run, events: int, gap: float) -> Result:
     """GraphQL subscriptions: ``postAdded`` over graphql-transport-ws, matched in order."""
-    from websockets.sync.client import connect
-
-    graphql = run.servers["graphql"]
+    graphql = run.graphql
     post_ids = list(db.session.scalars(select(Post.id).limit(events)))
     db.session.remove()
     latencies: list[float] = []
     sent: list[float] = []
     with WireTap(graphql.ws.port) as tap:
-        with connect(f"ws://{tap.address}/graphql", subprotocols=["graphql-transport-ws"],
-                     open_timeout=5) as ws:
+        with connect(f"ws://{tap.address}/graphql",
+                     subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=5) as ws:
             ws.send(json.dumps({"type": "connection_init"}))
             ws.recv(timeout=5)
             ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
@@ -411,8 +448,6 @@ IDLE_DEFAULTS = {
 def _idle_bytes(run: Run, protocol: str, interval: float, window: float) -> tuple[int, int, int]:
     """(bytes, wake-ups, connections) of one idle client over ``window`` s, waking every
     ``interval`` s (the protocol's default interval, shortened to fit a notebook)."""
-    from websockets.sync.client import connect
-
     if protocol in ("REST", "GraphQL"):
         server = "rest" if protocol == "REST" else "graphql"
         with run.tap(server) as tap, requests.Session() as http:
@@ -435,11 +470,10 @@ def _idle_bytes(run: Run, protocol: str, interval: float, window: float) -> tupl
             time.sleep(window)
             idle = tap.total_bytes
             channel.close()
-            return idle, len([m for m in tap.messages()]), 1
+            return idle, len(tap.messages()), 1
     if protocol == "WebSockets":
-        server = run.servers["websockets"]
         with run.tap("websockets") as tap:
-            ws = connect(f"ws://{tap.address}/ws?token={server.token_for(101)}",
+            ws = connect(f"ws://{tap.address}/ws?token={run.chat.token_for(101)}",
                          ping_interval=interval, open_timeout=5, legacy=True)
             ws.recv(timeout=5)
             tap.reset()
@@ -449,26 +483,24 @@ def _idle_bytes(run: Run, protocol: str, interval: float, window: float) -> tupl
             ws.close()
             return idle, pings, 1
     if protocol == "SSE":
-        from ... import sse
-
-        server = sse.start(name="choosing-sse-idle", heartbeat=interval)
-        with server, WireTap(server.port) as tap:
-                receiver = SSEReceiver(tap.url, "idle", lambda *_: None)
-                tap.reset()
-                time.sleep(window + interval / 2)
-                beats = sum(m.label.startswith("comment") for m in tap.messages())
-                idle = tap.total_bytes
-                server.broker.drop_all()
-                tap.close()
-                receiver.close()
-                return idle, beats, 1
+        sse_server = sse.start(name="choosing-sse-idle", heartbeat=interval)
+        with sse_server, WireTap(sse_server.port) as tap:
+            stream = SSEReceiver(tap.url, "idle", lambda *_: None)
+            tap.reset()
+            time.sleep(window + interval / 2)
+            beats = sum(m.label.startswith("comment") for m in tap.messages())
+            idle = tap.total_bytes
+            sse_server.broker.drop_all()
+            tap.close()
+            stream.close()
+            return idle, beats, 1
     with run.tap("long-polling") as tap:
-        receiver = PollReceiver(tap.url, "user20", lambda *_: None, timeout=interval)
+        poll = PollReceiver(tap.url, "user20", lambda *_: None, timeout=interval)
         time.sleep(0.05)
         tap.reset()
         time.sleep(window)
         idle, polls = tap.total_bytes, len(tap.connections)
-        receiver.close()
+        poll.close()
         return idle, polls, polls
 
 
@@ -557,8 +589,9 @@ def public_api(run: Run, reads: int = 3) -> list[Result]:
             first_bytes = tap.total_bytes
             for _ in range(reads - 1):
                 _timed(latencies, read, http, tap.url)
-            reached = [m for m in tap.messages() if m.direction == "client→server"]
-            answers = [m.label for m in tap.messages() if m.direction == "server→client"]
+            messages = tap.messages()
+            reached = [m for m in messages if m.direction == UP]
+            answers = [m.label for m in messages if m.direction == DOWN]
             results.append(Result("Public APIs", protocol, latencies,
                                   tap.total_bytes - first_bytes, reads - 1, len(tap.connections),
                                   {"reads": reads, "reached server": len(reached),

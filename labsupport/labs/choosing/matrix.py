@@ -1,9 +1,10 @@
 """The document's decision matrix, each cell judged against this run's measurements.
 
 A cell's verdict compares the protocol with the best protocol measured in the
-same row, on that row's key figure (:data:`KEY_FIGURES`), as a factor (1 = the
-best). A claim of fitness ("Perfect", "Good", "Efficient", ...) is confirmed when
-the factor is small; a claim of unfitness ("Too slow", "Battery drain", "One-way",
+same row, on that row's key figures (:data:`KEY_FIGURES`), as a factor (1 = the
+best; with two figures, the geometric mean of the two factors). A claim of
+fitness ("Perfect", "Good", "Efficient", ...) is confirmed when the factor is
+small; a claim of unfitness ("Too slow", "Battery drain", "One-way",
 "Limited") when it is large; in between it is nuanced. A claim that it can be done
 ("Possible", "Subscriptions", "Streaming") is confirmed when it was done at a
 reasonable cost, and nuanced when at a high one. Cells no experiment here
@@ -47,30 +48,25 @@ ROWS = {"CRUD Operations": "CRUD", "Real-time Chat": "Real-time chat",
         "File Upload": "File upload", "Gaming": "Gaming"}
 
 
-def _crud(r: Result) -> float:
-    return r.p50 * r.bytes_per_op
-
-
-def _upload(r: Result) -> float:
-    return r.extra["time vs raw TCP"] * (1 + r.extra["peak vs file"])
-
-
 def _full_answers(r: Result) -> float:
     return r.extra["answers"].count("200")
 
 
-# Lower is better. What each row's factor is computed from, and how it reads.
-KEY_FIGURES: dict[str, tuple[Callable[[Result], float], str]] = {
-    "CRUD": (_crud, "p50 latency × bytes per operation"),
-    "Real-time chat": (lambda r: r.p50 * r.bytes_per_op,
-                       "p50 latency × bytes per delivered message (20 clients)"),
-    "Live updates": (lambda r: r.p50 * r.bytes_per_op, "p50 push latency × bytes per update"),
-    "Mobile apps": (lambda r: r.extra["wake-ups/min"] + 1, "radio wake-ups per minute, idle"),
-    "Microservices": (lambda r: r.p50, "p50 latency, 4 concurrent clients"),
-    "Public APIs": (_full_answers, "full answers the server sent for 3 identical reads"),
-    "File upload": (_upload, "time vs raw TCP × (1 + server peak memory / file)"),
-    "Gaming": (lambda r: r.p99 * r.bytes_per_op,
-               "p99 state latency × bytes per update, 10 players at 30 Hz"),
+# What each row is judged on (lower is better for each figure) and how it reads. With two
+# figures, a protocol's factor is the geometric mean of its factors on each.
+KEY_FIGURES: dict[str, tuple[Callable[[Result], tuple[float, ...]], str]] = {
+    "CRUD": (lambda r: (r.p50, r.bytes_per_op), "p50 latency and bytes per operation"),
+    "Real-time chat": (lambda r: (r.p50, r.bytes_per_op),
+                       "p50 latency and bytes per delivered message (20 clients)"),
+    "Live updates": (lambda r: (r.p50, r.bytes_per_op), "p50 push latency and bytes per update"),
+    "Mobile apps": (lambda r: (r.extra["wake-ups/min"] + 1,), "radio wake-ups per minute, idle"),
+    "Microservices": (lambda r: (r.p50,), "p50 latency, 4 concurrent clients"),
+    "Public APIs": (lambda r: (_full_answers(r),),
+                    "full answers the server sent for 3 identical reads"),
+    "File upload": (lambda r: (r.extra["time vs raw TCP"], 1 + r.extra["peak vs file"]),
+                    "time vs raw TCP and (1 + server peak memory / file)"),
+    "Gaming": (lambda r: (r.p99, r.bytes_per_op),
+               "p99 state latency and bytes per update, 10 players at 30 Hz"),
 }
 
 NEGATIVE = ("Too slow", "Battery drain", "One-way", "Limited")
@@ -113,6 +109,14 @@ class Cell:
     why: str
 
 
+def _factor(figures: tuple[float, ...], bests: list[float]) -> float:
+    """The geometric mean of ``figures`` each divided by the row's best (1 = the best)."""
+    product = 1.0
+    for value, best in zip(figures, bests, strict=True):
+        product *= value / best if best > 0 else (1.0 if value == best else float("inf"))
+    return product ** (1 / len(figures))
+
+
 def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
@@ -149,20 +153,20 @@ def judge(run: Run) -> list[Cell]:
     for use_case, claims in DOCUMENT.items():
         row = ROWS[use_case]
         key, meaning = KEY_FIGURES[row]
-        measured = {p: run.result(row, p) for p in PROTOCOLS}
-        measured = {p: r for p, r in measured.items() if r is not None and (
-            r.latencies or r.extra)}
-        scores = {p: key(r) for p, r in measured.items()}
-        best = min(scores.values(), default=None)
+        measured = {p: r for p in PROTOCOLS
+                    if (r := run.result(row, p)) is not None and (r.latencies or r.extra)}
+        figures = {p: key(r) for p, r in measured.items()}
+        bests = [min(column) for column in zip(*figures.values(), strict=True)]
+        factors = {p: _factor(f, bests) for p, f in figures.items()}
         for protocol, claim in zip(PROTOCOLS, claims, strict=True):
-            if protocol not in scores or not best:
+            if protocol not in factors:
                 reason = NOT_MEASURED.get((row, protocol), "this row was not run")
                 cells.append(Cell(use_case, protocol, claim, "—", "not measured", reason))
                 continue
-            factor = scores[protocol] / best
-            best_protocol = min(scores, key=scores.get)
-            why = (f"{meaning}: the best here" if factor == 1 else
-                   f"{meaning}: {_fmt(factor)}× {best_protocol}'s")
+            factor = factors[protocol]
+            best_protocol = min(factors, key=lambda p: factors[p])
+            why = (f"{meaning}: the best here" if protocol == best_protocol else
+                   f"{meaning}: {_fmt(factor)}× the best here ({best_protocol})")
             cells.append(Cell(use_case, protocol, claim, _measured(row, measured[protocol], run),
                               _verdict(claim, factor), why))
     return cells

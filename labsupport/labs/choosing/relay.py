@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Iterator
 from concurrent import futures
 
 import grpc
 
 from ...harness import LOOPBACK, ServerHandle, register, stop_previous
 
-__all__ = ["start", "CHAT", "SUBSCRIBE"]
+__all__ = ["start", "Relay", "RelayHandle", "CHAT", "SUBSCRIBE"]
 
 SERVICE = "choosing.Relay"
 CHAT = f"/{SERVICE}/Chat"
@@ -32,7 +33,7 @@ class Relay:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queues: set[queue.SimpleQueue] = set()
+        self._queues: set[queue.SimpleQueue[object]] = set()
 
     @property
     def listening(self) -> int:
@@ -53,19 +54,19 @@ class Relay:
         for target in targets:
             target.put(_END)
 
-    def _stream(self, context: grpc.ServicerContext):
-        outgoing: queue.SimpleQueue = queue.SimpleQueue()
+    def _stream(self, context: grpc.ServicerContext) -> Iterator[bytes]:
+        outgoing: queue.SimpleQueue[object] = queue.SimpleQueue()
         with self._lock:
             self._queues.add(outgoing)
         context.add_callback(lambda: outgoing.put(_END))
         try:
-            while (message := outgoing.get()) is not _END:
+            while isinstance(message := outgoing.get(), bytes):
                 yield message
         finally:
             with self._lock:
                 self._queues.discard(outgoing)
 
-    def chat(self, requests, context: grpc.ServicerContext):
+    def chat(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
         def read() -> None:
             try:
                 for message in requests:
@@ -76,11 +77,17 @@ class Relay:
         threading.Thread(target=read, name="relay-read", daemon=True).start()
         yield from self._stream(context)
 
-    def subscribe(self, request: bytes, context: grpc.ServicerContext):
+    def subscribe(self, request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
         yield from self._stream(context)
 
 
-def start(*, name: str = "choosing-relay", max_workers: int = 48) -> ServerHandle:
+class RelayHandle(ServerHandle):
+    """The relay's server: ``relay.publish(b"...")`` pushes to every open stream."""
+
+    relay: Relay
+
+
+def start(*, name: str = "choosing-relay", max_workers: int = 48) -> RelayHandle:
     """Serve the relay on 127.0.0.1 (a free port); ``handle.relay.publish(b"...")`` pushes."""
     stop_previous(name)
     relay = Relay()
@@ -98,6 +105,4 @@ def start(*, name: str = "choosing-relay", max_workers: int = 48) -> ServerHandl
         relay.close_all()
         server.stop(0.5).wait(5)
 
-    handle = ServerHandle(name, port, stop, scheme="grpc", app=relay)
-    handle.relay = relay  # type: ignore[attr-defined]
-    return register(handle)
+    return register(RelayHandle(name, port, stop, scheme="grpc", app=relay, relay=relay))

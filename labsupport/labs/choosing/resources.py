@@ -18,8 +18,8 @@ import requests
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import Request
 
-from ... import grpc_service
 from ...harness import LOOPBACK
+from ..grpc_service import server as grpc_service
 from .clients import wait_until
 from .driver import Result, Run
 from .serve import UPLOAD_CHUNK, spawn

@@ -48,8 +48,9 @@ class Child:
         """What the server printed when it was ready (waits for it, bounded)."""
         if self._info is None:
             line: list[bytes] = []
-            reader = threading.Thread(target=lambda: line.append(self.process.stdout.readline()),
-                                      daemon=True)
+            stdout = self.process.stdout
+            assert stdout is not None
+            reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
             reader.start()
             reader.join(self.timeout)
             if not line or not line[0]:
@@ -139,7 +140,9 @@ def _uploads() -> dict[str, Any]:
 
 
 def _push_lab(kind: str) -> dict[str, Any]:
-    from ... import chat, long_polling, sse
+    from ..long_polling import server as long_polling
+    from ..sse import server as sse
+    from ..websocket_chat import server as chat
 
     if kind == "sse":
         return {"port": sse.start(heartbeat=15.0).port}

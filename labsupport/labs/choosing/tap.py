@@ -16,6 +16,7 @@ the IP and TCP headers of each segment are not part of the stream and are not co
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import threading
 import time
@@ -153,7 +154,7 @@ class WireTap:
                 connection = Connection(len(self._connections) + 1, time.perf_counter())
                 self._connections.append(connection)
                 self._sockets.update((client, server))
-            halves = threading.Barrier(2, action=lambda c=client, s=server: self._done(c, s))
+            halves = threading.Barrier(2, action=functools.partial(self._done, client, server))
             for source, sink, direction in ((client, server, UP), (server, client, DOWN)):
                 threading.Thread(target=self._pump, args=(source, sink, direction, connection,
                                                           halves),

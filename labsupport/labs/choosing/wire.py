@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import h11
 import hpack
 from hyperframe.frame import Frame
-from wsproto.extensions import PerMessageDeflate
+from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from .tap import DOWN, UP, Connection
@@ -248,7 +248,7 @@ def _websocket(number: int, timeline: _Timeline, start: int | None, from_server:
     if start is None:
         return []
     offered = [e.strip() for e in extensions.split(",") if e.strip()]
-    deflate = []
+    deflate: list[Extension] = []
     for offer in offered:
         if offer.startswith("permessage-deflate"):
             extension = PerMessageDeflate()
@@ -305,9 +305,10 @@ def _h2_frames(number: int, timeline: _Timeline, offset: int, direction: str) ->
 def _h2_label(frame: Frame, decoder: hpack.Decoder) -> str:
     kind = type(frame).__name__.removesuffix("Frame").upper()
     stream = f" s{frame.stream_id}" if frame.stream_id else ""
+    data: bytes = getattr(frame, "data", b"")  # HEADERS and DATA frames carry a block
     if kind == "HEADERS":
         try:
-            headers = dict(decoder.decode(frame.data, raw=False))
+            headers = {str(k): str(v) for k, v in decoder.decode(data, raw=False)}
         except hpack.HPACKError:
             return f"HEADERS{stream}"
         shown = (headers.get(":path") or
@@ -315,5 +316,5 @@ def _h2_label(frame: Frame, decoder: hpack.Decoder) -> str:
                  or f":status {headers.get(':status', '?')}")
         return f"HEADERS{stream} {shown}"
     if kind == "DATA":
-        return f"DATA{stream} {len(frame.data)} B"
+        return f"DATA{stream} {len(data)} B"
     return f"{kind}{stream}"
