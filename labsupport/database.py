@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import datetime as dt
 import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,15 +40,48 @@ from sqlalchemy.orm import (
 
 __all__ = [
     "db", "Base", "User", "Address", "Post", "Comment", "Order", "ChatMessage",
-    "reset", "current_engine", "count_statements", "SAMPLE_EPOCH", "CATALOG",
+    "reset", "current_engine", "count_statements", "own_session", "SAMPLE_EPOCH", "CATALOG",
 ]
 
 #: The sample data's clock starts here (naive UTC, as SQLite stores it).
 SAMPLE_EPOCH = dt.datetime(2024, 1, 1, 12, 0, 0)
 
-session = scoped_session(sessionmaker(expire_on_commit=False))
+
+class _Operation:
+    """A key for one operation's session (weakly referenced, unlike a bare ``object()``)."""
+
+
+#: Set by :func:`own_session` for an operation sharing its thread with others (an event loop).
+_operation: contextvars.ContextVar[_Operation | None] = contextvars.ContextVar(
+    "db_operation", default=None)
+
+
+def _scope() -> object:
+    """The current operation if there is one, else the current thread."""
+    return _operation.get() or threading.current_thread()
+
+
+session = scoped_session(sessionmaker(expire_on_commit=False), scopefunc=_scope)
+# Weak keys: a thread's session goes with the thread, as with the default thread-local scope.
+session.registry.registry = weakref.WeakKeyDictionary()
 #: ``db.session`` as in the document's code.
 db = SimpleNamespace(session=session)
+
+
+@contextlib.contextmanager
+def own_session() -> Iterator[None]:
+    """Give the code inside, and the asyncio tasks it starts, a ``db.session`` of its own.
+
+    ``db.session`` is one per thread, but an event loop runs many operations on one thread:
+    one's ``db.session.remove()`` would detach the rows another is still reading. Enter this
+    around each operation; its session is removed on the way out.
+    """
+    token = _operation.set(_Operation())
+    try:
+        yield
+    finally:
+        session.remove()
+        _operation.reset(token)
 
 
 def utcnow() -> dt.datetime:

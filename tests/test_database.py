@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 from sqlalchemy import select
@@ -93,3 +94,26 @@ def test_emails_are_stored_in_one_canonical_form_whichever_lab_writes():
     finally:
         db.session.rollback()
         db.session.remove()
+
+
+def test_own_session_gives_each_operation_on_one_thread_its_own_session():
+    thread_session = db.session()
+
+    async def current():
+        return db.session()
+
+    async def operation():
+        with database.own_session():
+            mine = db.session()
+            await asyncio.sleep(0)  # the other operation runs here
+            started = await asyncio.create_task(current())
+            assert db.session() is mine and started is mine  # tasks it starts share it
+            return mine
+
+    async def main():
+        return await asyncio.gather(operation(), operation())
+
+    first, second = asyncio.run(main())
+    assert len({id(first), id(second), id(thread_session)}) == 3
+    assert db.session() is thread_session
+    db.session.remove()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import warnings
 
 import pytest
 import requests
+from graphql import ExecutionResult
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,8 +22,13 @@ def server(graphql_server):
     return graphql_server
 
 
-def post(server, query, variables=None, **body):
-    return requests.post(f"{server.url}/graphql", timeout=5,
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+#: What a client of the GraphQL-over-HTTP spec sends: request errors come back as 4xx.
+MODERN = {"Accept": GRAPHQL_RESPONSE}
+
+
+def post(server, query, variables=None, headers=None, **body):
+    return requests.post(f"{server.url}/graphql", timeout=5, headers=headers,
                          json={"query": query, "variables": variables, **body})
 
 
@@ -83,7 +90,7 @@ def test_introspection_works_despite_the_depth_limit(server):
      " } }", "GRAPHQL_VALIDATION_FAILED", "nests 9 levels deep; the limit is 6"),
 ])
 def test_bad_documents_are_400_with_a_code(server, query, code, message):
-    response = post(server, query)
+    response = post(server, query, headers=MODERN)
     assert response.status_code == 400
     body = response.json()
     assert "data" not in body
@@ -95,13 +102,14 @@ def test_depth_hidden_in_fragments_is_counted(server):
     query = """{ ...A } fragment A on Query { users { ...B } }
       fragment B on User { posts { comments { author { posts { comments { author {
         posts { id } } } } } } } }"""
-    response = post(server, query)
+    response = post(server, query, headers=MODERN)
     assert response.status_code == 400
     assert "nests 9 levels" in response.json()["errors"][0]["message"]
 
 
 def test_wrong_variable_type_is_400(server):
-    response = post(server, "query($n: Int!) { users(limit: $n) { id } }", {"n": "ten"})
+    response = post(server, "query($n: Int!) { users(limit: $n) { id } }", {"n": "ten"},
+                    headers=MODERN)
     assert response.status_code == 400
     assert codes(response) == ["BAD_USER_INPUT"]
     assert "Int cannot represent" in response.json()["errors"][0]["message"]
@@ -144,6 +152,124 @@ def test_mutation_over_get_is_refused(server):
     db.session.remove()
 
 
+# --- GraphQL over HTTP: media types and the status codes that go with them ----------
+
+REQUEST_ERRORS = {  # each stops the request before anything runs: no "data" entry
+    "parse": ("{ user(id: ", None, "GRAPHQL_PARSE_FAILED"),
+    "validation": ('{ user(id: "1") { password } }', None, "GRAPHQL_VALIDATION_FAILED"),
+    "operation": ('query A { user(id: "1") { id } } query B { user(id: "2") { id } }', None,
+                  "BAD_USER_INPUT"),
+    "variables": ("query($n: Int!) { users(limit: $n) { id } }", {"n": None}, "BAD_USER_INPUT"),
+}
+
+
+def media_type(response):
+    return response.headers["Content-Type"].split(";")[0]
+
+
+@pytest.mark.parametrize("kind", REQUEST_ERRORS)
+@pytest.mark.parametrize("accept, answered_as, status", [
+    (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE, 400),
+    ("application/json", "application/json", 200),
+    (None, "application/json", 200),
+])
+def test_request_errors_are_4xx_only_in_graphql_response_json(server, kind, accept,
+                                                              answered_as, status):
+    query, variables, code = REQUEST_ERRORS[kind]
+    response = post(server, query, variables, headers={"Accept": accept})
+    assert (response.status_code, media_type(response)) == (status, answered_as)
+    assert response.headers["Content-Type"].endswith("; charset=utf-8")
+    body = response.json()
+    assert "data" not in body and codes(response) == [code]
+
+
+@pytest.mark.parametrize("accept, status", [(GRAPHQL_RESPONSE, 400), ("application/json", 200)])
+def test_a_subscription_over_http_is_a_request_error_pointing_to_the_websocket(server, accept,
+                                                                              status):
+    response = post(server, "subscription { postAdded { id } }", headers={"Accept": accept})
+    assert response.status_code == status
+    assert "data" not in response.json() and codes(response) == ["BAD_REQUEST"]
+    assert "graphql-transport-ws" in response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("accept, answered_as", [
+    (GRAPHQL_RESPONSE, GRAPHQL_RESPONSE),
+    ("application/json", "application/json"),
+    ("*/*", "application/json"),
+    (None, "application/json"),
+    ("application/*", "application/json"),
+    (f"{GRAPHQL_RESPONSE}; charset=utf-8, application/json; charset=utf-8", GRAPHQL_RESPONSE),
+    (f"application/json, {GRAPHQL_RESPONSE}", "application/json"),
+    (f"{GRAPHQL_RESPONSE}, application/json;q=0.9", GRAPHQL_RESPONSE),
+    (f"application/json;q=0.5, {GRAPHQL_RESPONSE};q=0.8", GRAPHQL_RESPONSE),
+    (f"{GRAPHQL_RESPONSE}, */*", GRAPHQL_RESPONSE),
+    ("text/html, */*;q=0.1", "application/json"),
+    ("application/json;q=0, */*", GRAPHQL_RESPONSE),
+    (f"application/*;q=0.2, */*, {GRAPHQL_RESPONSE};q=0.5", GRAPHQL_RESPONSE),
+])
+def test_the_accept_header_picks_the_media_type(server, accept, answered_as):
+    response = post(server, '{ user(id: "101") { name } }', headers={"Accept": accept})
+    assert (response.status_code, media_type(response)) == (200, answered_as)
+    assert response.json() == {"data": {"user": {"name": "Ada Lovelace"}}}
+
+
+@pytest.mark.parametrize("accept", ["text/html", f"application/json;q=0, {GRAPHQL_RESPONSE};q=0"])
+def test_accepting_neither_media_type_is_406(server, accept):
+    response = post(server, '{ user(id: "101") { name } }', headers={"Accept": accept})
+    assert response.status_code == 406
+    assert codes(response) == ["NOT_ACCEPTABLE"]
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE, "application/json"])
+def test_field_errors_and_null_data_are_200_in_both_media_types(server, accept):
+    partial = post(server, '{ user(id: "101") { name } post(id: "abc") { id } }',
+                   headers={"Accept": accept})
+    assert partial.status_code == 200 and partial.json()["data"]["user"]
+    nulled = post(server, 'mutation { createUser(input: {name: " ", email: "x"}) { id } }',
+                  headers={"Accept": accept})
+    assert nulled.status_code == 200 and nulled.json()["data"] is None
+    assert codes(nulled) == ["BAD_USER_INPUT"]
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE, "application/json"])
+@pytest.mark.parametrize("body, status", [
+    ('{ "not a JSON', 400),
+    ('{"qeury": "{ __typename }"}', 400),
+    ('{"query": "{ __typename }", "variables": [7]}', 400),
+    ('{"query": "{ __typename }", "extensions": "yes"}', 400),
+    ('{"query": "{ __typename }", "extensions": {"some": "value"}}', 200),
+    ('{"query": "{ __typename }", "variables": null, "operationName": null, "extensions": null}',
+     200),
+])
+def test_requests_that_are_not_well_formed_are_400_in_both(server, accept, body, status):
+    response = requests.post(f"{server.url}/graphql", data=body, timeout=5, headers={
+        "Content-Type": "application/json", "Accept": accept})
+    assert (response.status_code, media_type(response)) == (status, accept)
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/json; charset=latin-1"])
+def test_a_body_that_is_not_utf8_json_is_415(server, content_type):
+    response = requests.post(f"{server.url}/graphql", data=b'{"query": "{ __typename }"}',
+                             timeout=5, headers={"Content-Type": content_type})
+    assert response.status_code == 415
+    assert codes(response) == ["UNSUPPORTED_MEDIA_TYPE"]
+
+
+def test_get_takes_json_variables_and_extensions_and_an_empty_operation_name(server):
+    response = requests.get(f"{server.url}/graphql", timeout=5, headers=MODERN, params={
+        "query": "query($id: ID!) { user(id: $id) { name } }", "variables": '{"id": "102"}',
+        "extensions": '{"some": "value"}', "operationName": ""})
+    assert (response.status_code, media_type(response)) == (200, GRAPHQL_RESPONSE)
+    assert response.json() == {"data": {"user": {"name": "Alan Turing"}}}
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE, "application/json"])
+def test_a_mutation_over_get_is_405_in_both_media_types(server, accept):
+    response = requests.get(f"{server.url}/graphql", timeout=5, headers={"Accept": accept},
+                            params={"query": 'mutation { deleteUser(id: "101") }'})
+    assert (response.status_code, response.headers["Allow"]) == (405, "POST")
+
+
 # --- execution errors: 200, data and errors side by side ----------------------------
 
 @pytest.mark.parametrize("query, message", [
@@ -175,6 +301,97 @@ def test_resolver_bugs_are_masked_as_internal_errors():
     assert "secret" not in response.text
     assert any("resolver failed at user.posts (ZeroDivisionError: secret detail)" in line
                for line in logged), logged
+
+
+# --- explicit null for a nullable argument: the default, or BAD_USER_INPUT; never a 500 ---
+
+#: Every nullable argument (and input field) of the schema: a query sending it as ``%s``, the
+#: variable type it takes, and the query that asks for the default (None: null is refused).
+NULLABLE = {
+    ("Query", "users", "limit"): ("{ users(limit: %s) { id } }", "Int", "{ users { id } }"),
+    ("Query", "users", "offset"): ("{ users(offset: %s) { id } }", "Int", "{ users { id } }"),
+    ("Query", "posts", "authorId"): ("{ posts(authorId: %s) { id } }", "ID", "{ posts { id } }"),
+    ("Query", "posts", "limit"): ("{ posts(limit: %s) { id } }", "Int", "{ posts { id } }"),
+    ("User", "posts", "limit"): ('{ user(id: "101") { posts(limit: %s) { id } } }', "Int",
+                                 '{ user(id: "101") { posts { id } } }'),
+    ("User", "orders", "limit"): ('{ user(id: "101") { orders(limit: %s) { id } } }', "Int",
+                                  '{ user(id: "101") { orders { id } } }'),
+    ("UpdateUserInput", "name", None): (
+        'mutation { updateUser(id: "101", input: {name: %s}) { name } }', "String", None),
+    ("UpdateUserInput", "email", None): (
+        'mutation { updateUser(id: "101", input: {email: %s}) { email } }', "String", None),
+    ("Subscription", "postAdded", "authorId"): (
+        "subscription { postAdded(authorId: %s) { id } }", "ID", None),
+}
+
+
+def nullable_arguments(schema):
+    """(type, field, argument) for every nullable argument; (input type, field, None) for
+    every nullable input field."""
+    from graphql import GraphQLInputObjectType, GraphQLObjectType, is_non_null_type
+
+    found = set()
+    for named in schema.type_map.values():
+        if named.name.startswith("__"):
+            continue
+        if isinstance(named, GraphQLObjectType):
+            found |= {(named.name, name, arg) for name, field in named.fields.items()
+                      for arg, value in field.args.items() if not is_non_null_type(value.type)}
+        elif isinstance(named, GraphQLInputObjectType):
+            found |= {(named.name, name, None) for name, field in named.fields.items()
+                      if not is_non_null_type(field.type)}
+    return found
+
+
+def test_every_nullable_argument_is_checked_with_null():
+    assert nullable_arguments(graphql_api.schema.graphql_schema) == set(NULLABLE)
+
+
+HTTP_NULLABLE = {key: value for key, value in NULLABLE.items() if key[0] != "Subscription"}
+
+
+@pytest.mark.parametrize("as_variable", [False, True], ids=["literal", "variable"])
+@pytest.mark.parametrize("key", HTTP_NULLABLE, ids=lambda key: ".".join(filter(None, key)))
+def test_null_for_a_nullable_argument_means_the_default_or_bad_user_input(server, key,
+                                                                           as_variable):
+    template, type_name, default_query = NULLABLE[key]
+    if as_variable:
+        operation = "mutation" if template.startswith("mutation") else "query"
+        query = f"{operation}($v: {type_name}) " + template.removeprefix(operation) % "$v"
+        response = post(server, query, {"v": None})
+    else:
+        response = post(server, template % "null")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    if default_query is None:
+        assert codes(response) == ["BAD_USER_INPUT"], body
+    else:
+        assert "errors" not in body, body
+        assert body == post(server, default_query).json()
+
+
+@pytest.mark.parametrize("as_variable", [False, True], ids=["literal", "variable"])
+def test_null_author_id_subscribes_to_every_author(as_variable):
+    template, type_name, _ = NULLABLE[("Subscription", "postAdded", "authorId")]
+    query = (f"subscription($v: {type_name}) " + template.removeprefix("subscription") % "$v"
+             if as_variable else template % "null")
+
+    async def main():
+        stream = await graphql_api.subscribe_query(query, {"v": None} if as_variable else None)
+        assert not isinstance(stream, ExecutionResult), stream
+        next_event = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)
+        result = await graphql_api.execute_query(
+            'mutation { createPost(input: {title: "any author", content: "x", '
+            'authorId: "107"}) { id } }')
+        event = await asyncio.wait_for(next_event, 3)
+        await stream.aclose()
+        return result, event
+
+    created, event = asyncio.run(main())
+    assert event.errors is None
+    assert event.data == {"postAdded": {"id": created.data["createPost"]["id"]}}
+    db.session.remove()
 
 
 # --- mutations --------------------------------------------------------------------

@@ -250,3 +250,65 @@ def test_twenty_starts_with_open_subscriptions_leave_nothing_behind():
     assert threading.active_count() <= threads
     assert open_sockets() <= sockets
     assert graphql_api.posts_bus.listening() == 0
+
+
+# --- many subscribers and queries at once: each operation its own database session ----------
+
+NESTED = ("id title content createdAt author { id name email orders(limit: 2) { item status } }"
+          " comments { id }")
+STABLE_QUERY = ('{ user(id: "104") { name orders(limit: 3) { item } }'
+                ' post(id: "1") { title author { name } comments { content author { name } } } }')
+SUBSCRIBERS, POSTS, QUERY_CLIENTS, QUERIES_EACH = 10, 5, 3, 15
+
+
+def run_over_ws(ws, id, query, variables=None):
+    """One query or mutation over an open session: its ``next`` payload (then ``complete``)."""
+    send(ws, {"id": id, "type": "subscribe",
+              "payload": {"query": query, "variables": variables or {}}})
+    answer = receive(ws)
+    assert receive(ws) == {"id": id, "type": "complete"}
+    return answer["payload"]
+
+
+def test_ten_subscribers_with_nested_fields_and_concurrent_queries_all_get_full_data(server):
+    expected_query = requests.post(f"{server.url}/graphql", json={"query": STABLE_QUERY},
+                                   timeout=5).json()
+    assert "errors" not in expected_query
+    answers, failures = [], []
+
+    def query_client(n):
+        try:
+            with open_session(server) as ws:
+                for i in range(QUERIES_EACH):
+                    answers.append(run_over_ws(ws, f"q{n}-{i}", STABLE_QUERY))
+        except Exception as error:  # reported below, with the answers
+            failures.append(repr(error))
+
+    with contextlib.ExitStack() as stack:
+        subscribers = [stack.enter_context(open_session(server)) for _ in range(SUBSCRIBERS)]
+        for ws in subscribers:
+            subscribe(ws, "sub", f"subscription {{ postAdded {{ {NESTED} }} }}")
+        writer = stack.enter_context(open_session(server))
+        clients = [threading.Thread(target=query_client, args=(n,)) for n in range(QUERY_CLIENTS)]
+        for client in clients:
+            client.start()
+        created = [run_over_ws(writer, f"m{n}", CREATE_POST, {"a": str(102 + n % 3),
+                                                              "t": f"burst {n}"})
+                   for n in range(POSTS)]
+        received = [[receive(ws) for _ in range(POSTS)] for ws in subscribers]
+        for client in clients:
+            client.join(timeout=30)
+    assert not failures, failures
+    wrong = [answer for answer in answers if answer != expected_query]
+    assert len(answers) == QUERY_CLIENTS * QUERIES_EACH
+    assert not wrong, f"{len(wrong)} of {len(answers)} queries over WebSocket: {wrong[0]}"
+    assert all("errors" not in payload for payload in created), created
+    expected_events = []
+    for payload in created:
+        post_id = payload["data"]["createPost"]["id"]
+        body = requests.post(f"{server.url}/graphql", timeout=5, json={
+            "query": f'{{ post(id: "{post_id}") {{ {NESTED} }} }}'}).json()
+        expected_events.append({"id": "sub", "type": "next",
+                                "payload": {"data": {"postAdded": body["data"]["post"]}}})
+    wrong = [events for events in received if events != expected_events]
+    assert not wrong, f"{len(wrong)} of {SUBSCRIBERS} subscribers got other events: {wrong[0]}"

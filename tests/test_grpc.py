@@ -404,9 +404,9 @@ def test_reflection_lets_a_client_call_without_the_proto(channel):
 def test_twenty_restarts_leave_one_server_answering():
     ports = [grpc_service.start(name="grpc-rerun", fresh_data=False).port for _ in range(20)]
     try:
-        assert len(set(ports)) == 20
+        # The OS may hand a freed port out again, so compare distinct ports, not 20 of them.
         answering = []
-        for port in ports:
+        for port in sorted(set(ports)):
             with grpc_service.channel(f"127.0.0.1:{port}") as chan:
                 try:
                     pb_grpc.UserServiceStub(chan).GetUser(pb.GetUserRequest(id=101), timeout=1)

@@ -25,6 +25,7 @@ from graphql import (
     validate,
 )
 
+from ... import database
 from ...database import db
 from .loaders import new_context
 from .schema import posts_bus, schema
@@ -145,6 +146,11 @@ async def execute_query(
                        measure=depth_measure)
     if isinstance(document, list):
         return ExecutionResult(None, document)
+    operation = get_operation_ast(document, operation_name)
+    if operation is not None and operation.operation == OperationType.SUBSCRIPTION:
+        return ExecutionResult(None, [GraphQLError(
+            "Subscriptions stream over the WebSocket (graphql-transport-ws), not over HTTP",
+            extensions={"code": "BAD_REQUEST"})])
     result = execute(served_schema.graphql_schema, document, variable_values=variables,
                      operation_name=operation_name,
                      context_value=context if context is not None else new_context())
@@ -176,10 +182,8 @@ async def subscribe_query(query: str, variables: dict[str, Any] | None = None,
         return ExecutionResult(None, document)
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation != OperationType.SUBSCRIPTION:
-        try:
+        with database.own_session():  # other operations run on this loop's thread meanwhile
             return await execute_query(query, variables, operation_name, context=context)
-        finally:
-            db.session.remove()
     stream = await subscribe(schema.graphql_schema, document, variable_values=variables,
                              operation_name=operation_name,
                              context_value=context if context is not None else {"bus": posts_bus})
@@ -191,9 +195,15 @@ async def subscribe_query(query: str, variables: dict[str, Any] | None = None,
 async def _masked_stream(
     stream: AsyncIterator[ExecutionResult],
 ) -> AsyncGenerator[ExecutionResult, None]:
+    """Each event read and resolved in a database session of its own, then masked."""
     try:
-        async for result in stream:
-            yield _mask_unexpected(result)
+        while True:
+            with database.own_session():
+                try:
+                    result = _mask_unexpected(await anext(stream))
+                except StopAsyncIteration:
+                    return
+            yield result
     finally:
         close = getattr(stream, "aclose", None)  # graphql-core's streams have one
         if close is not None:

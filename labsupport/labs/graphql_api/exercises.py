@@ -22,7 +22,9 @@ NOTEBOOK = "02-graphql"
 
 
 def _post(server, query, variables=None):
+    """POST as a GraphQL-over-HTTP client does: a refused request comes back as a 4xx."""
     response = requests.post(f"{server.url}/graphql", timeout=5,
+                             headers={"Accept": graphql_api.GRAPHQL_RESPONSE},
                              json={"query": query, "variables": variables})
     return response, response.json()
 

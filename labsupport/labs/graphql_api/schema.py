@@ -3,6 +3,7 @@ write, and the ``postAdded`` subscription."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ from graphql import (
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ... import database
 from ...database import Order, Post, User, db
 from ..rest.server import validate_user
 from .subscriptions import PostBus
@@ -57,6 +59,20 @@ def _recent(posts: list[Post], limit: int | None) -> list[Post]:
     return posts[:bounded_limit(limit)]
 
 
+class DateTime(graphene.DateTime):
+    """graphene's ``DateTime``, written the way every lab writes an instant (graphene's own
+    prints our naive UTC datetimes with no offset at all)."""
+
+    class Meta:
+        description = "An instant in RFC 3339 form, in UTC with its offset: 2024-01-01T12:00:00Z"
+
+    @staticmethod
+    def serialize(moment: dt.datetime) -> str:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+        return database.isoformat(moment)
+
+
 class UserType(graphene.ObjectType):
     class Meta:
         name = "User"
@@ -68,7 +84,7 @@ class UserType(graphene.ObjectType):
                              limit=graphene.Int())
     orders = graphene.NonNull(graphene.List(graphene.NonNull(lambda: OrderType)),
                               limit=graphene.Int())
-    created_at = graphene.DateTime(required=True)
+    created_at = DateTime(required=True)
 
     def resolve_posts(self, info, limit=None):
         loader = _context(info).get("post_loader")
@@ -103,7 +119,7 @@ class OrderType(graphene.ObjectType):
     quantity = graphene.Int(required=True)
     total_cents = graphene.Int(required=True)
     status = graphene.String(required=True)
-    created_at = graphene.DateTime(required=True)
+    created_at = DateTime(required=True)
 
 
 class PostType(graphene.ObjectType):
@@ -115,7 +131,7 @@ class PostType(graphene.ObjectType):
     content = graphene.String(required=True)
     author = graphene.Field(UserType, required=True)
     comments = graphene.NonNull(graphene.List(graphene.NonNull(lambda: CommentType)))
-    created_at = graphene.DateTime(required=True)
+    created_at = DateTime(required=True)
 
     def resolve_author(self, info):
         return _author(info, self.author_id, lambda: self.author)
@@ -135,7 +151,7 @@ class CommentType(graphene.ObjectType):
     content = graphene.String(required=True)
     author = graphene.Field(UserType, required=True)
     post = graphene.Field(PostType, required=True)
-    created_at = graphene.DateTime(required=True)
+    created_at = DateTime(required=True)
 
     def resolve_author(self, info):
         return _author(info, self.author_id, lambda: self.author)
@@ -152,7 +168,8 @@ class Query(graphene.ObjectType):
     def resolve_user(self, info, id):
         return db.session.get(User, parse_id(id))
 
-    def resolve_users(self, info, limit=None, offset=0):
+    def resolve_users(self, info, limit=None, offset=None):
+        offset = 0 if offset is None else offset  # an explicit null means the default
         if offset < 0:
             raise user_error(f"offset must not be negative, got {offset}", argument="offset")
         query = select(User).order_by(User.id).offset(offset).limit(bounded_limit(limit))
@@ -321,8 +338,7 @@ class Subscription(graphene.ObjectType):
 async def _new_posts(post_ids, author_id: int | None) -> AsyncIterator[Post]:
     try:
         async for post_id in post_ids:
-            db.session.remove()  # a fresh session per event: never a stale row
-            post = db.session.get(Post, post_id)
+            post = db.session.get(Post, post_id)  # in the event's own session: never stale
             if post is not None and author_id in (None, post.author_id):
                 yield post
     finally:

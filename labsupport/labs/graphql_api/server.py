@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,35 +63,98 @@ HTTP_CODES = {**CODES, 500: "INTERNAL_SERVER_ERROR"}
 
 
 # --- GraphQL over HTTP --------------------------------------------------------
+# Per the GraphQL-over-HTTP specification (graphql.github.io/graphql-over-http).
+
+#: The spec's media type for responses: its status codes say what happened.
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+#: The legacy media type: a well-formed request is answered 200 even when nothing could run.
+JSON = "application/json"
+
 
 class RequestError(Exception):
-    """A request that is not a GraphQL request at all: answered with ``status``."""
+    """A request that is not a well-formed GraphQL-over-HTTP request: answered with ``status``."""
 
     def __init__(self, status: int, message: str, code: str = "BAD_REQUEST") -> None:
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
 
 
-def graphql_response(payload: Mapping[str, object], status: int = 200,
+def _accept_ranges(header: str) -> Iterator[tuple[str, float]]:
+    """``(media range, quality)`` of each entry of an Accept header, in the client's order."""
+    for entry in header.split(","):
+        media_range, *parameters = (piece.strip() for piece in entry.split(";"))
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if media_range:
+            yield media_range.lower(), quality
+
+
+def _specificity(media_range: str, offered: str) -> int:
+    """How closely ``media_range`` names ``offered``: 2 by name, 1 or 0 by wildcard, -1 not."""
+    return {offered: 2, "application/*": 1, "*/*": 0}.get(media_range, -1)
+
+
+def response_media_type(accept: str | None) -> str | None:
+    """The media type to answer in for this ``Accept`` header, or None if it takes neither.
+
+    The higher quality wins; on a tie, the type the client names itself, then the one it
+    names first. No header, or only wildcards, gets ``application/json``: what the spec's audit
+    (graphql-http 1.23) checks for, and what clients older than the spec understand.
+    """
+    if not accept:
+        return JSON
+    ranges = list(_accept_ranges(accept))
+    ranked = []
+    for offered in (GRAPHQL_RESPONSE, JSON):
+        # The most specific range that matches decides the quality (RFC 9110, 12.5.1).
+        specificity, earliest, quality = max(
+            ((_specificity(media_range, offered), -position, quality)
+             for position, (media_range, quality) in enumerate(ranges)), default=(-1, 0, 0.0))
+        if specificity >= 0 and quality > 0:
+            ranked.append((quality, specificity == 2, earliest, offered == JSON, offered))
+    return max(ranked)[-1] if ranked else None
+
+
+def graphql_response(payload: Mapping[str, object], status: int = 200, media_type: str = JSON,
                      **headers: str) -> Response:
-    """A GraphQL response body, compact JSON."""
+    """A GraphQL response body, compact JSON in UTF-8, labelled with its media type."""
     return Response(json.dumps(payload, separators=(",", ":")), status, headers,
-                    mimetype="application/json")
+                    content_type=f"{media_type}; charset=utf-8")
+
+
+def _errors(message: str, code: str) -> dict[str, Any]:
+    """A response that is one error and no ``data``."""
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def _json_param(raw: dict[str, Any], name: str) -> None:
+    """Decode a GET parameter that carries JSON (``variables``, ``extensions``) in place."""
+    if isinstance(raw.get(name), str):
+        try:
+            raw[name] = json.loads(raw[name])
+        except ValueError:
+            raise RequestError(400, f"{name} must be a JSON object") from None
 
 
 def _params() -> tuple[str, dict | None, str | None]:
     """``query``, ``variables`` and ``operationName`` from a GET or a JSON POST."""
     if request.method == "GET":
-        raw = dict(request.args)
-        if isinstance(raw.get("variables"), str):
-            try:
-                raw["variables"] = json.loads(raw["variables"])
-            except ValueError:
-                raise RequestError(400, "variables must be a JSON object") from None
+        raw: Any = dict(request.args)
+        _json_param(raw, "variables")
+        _json_param(raw, "extensions")
+        if raw.get("operationName") == "":
+            raw["operationName"] = None  # the spec: the same as leaving it out
     else:
-        if request.mimetype != "application/json":
-            raise RequestError(415, "POST a JSON body with Content-Type: application/json",
-                               "UNSUPPORTED_MEDIA_TYPE")
+        charset = request.mimetype_params.get("charset", "utf-8").lower()
+        if request.mimetype != JSON or charset not in ("utf-8", "utf8"):
+            raise RequestError(415, "POST a JSON body with Content-Type: application/json "
+                               "(UTF-8)", "UNSUPPORTED_MEDIA_TYPE")
         try:
             raw = json.loads(request.get_data())
         except ValueError:
@@ -105,6 +168,9 @@ def _params() -> tuple[str, dict | None, str | None]:
         raise RequestError(400, "variables must be a JSON object")
     if operation is not None and not isinstance(operation, str):
         raise RequestError(400, "operationName must be a string")
+    extensions = raw.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise RequestError(400, "extensions must be a JSON object")
     return query, variables, operation
 
 
@@ -154,21 +220,23 @@ def _remove_session(_exc: BaseException | None) -> None:
 @routes.route("/graphql", methods=["GET", "POST"])
 def graphql_view() -> Response:
     lab: _GraphQLLab = current_app.extensions["graphql"]
+    media_type = response_media_type(request.headers.get("Accept"))
+    if media_type is None:
+        return graphql_response(_errors(f"Accept {GRAPHQL_RESPONSE} or {JSON}",
+                                        "NOT_ACCEPTABLE"), 406)
     try:
         query, variables, operation = _params()
     except RequestError as error:
-        return graphql_response(
-            {"errors": [{"message": error.message, "extensions": {"code": error.code}}]},
-            error.status)
+        return graphql_response(_errors(error.message, error.code), error.status, media_type)
     if request.method == "GET":
         document = prepare(query, served_schema=lab.served_schema, max_depth=lab.max_depth,
                            measure=lab.depth_measure)
         if not isinstance(document, list):
             chosen = get_operation_ast(document, operation)
             if chosen is not None and chosen.operation != OperationType.QUERY:
-                return graphql_response({"errors": [{
-                    "message": "Only queries may be sent with GET; POST mutations",
-                    "extensions": {"code": "METHOD_NOT_ALLOWED"}}]}, 405, Allow="POST")
+                return graphql_response(
+                    _errors("Only queries may be sent with GET; POST mutations",
+                            "METHOD_NOT_ALLOWED"), 405, media_type, Allow="POST")
     logger = current_app.logger
 
     async def run() -> ExecutionResult:
@@ -179,9 +247,13 @@ def graphql_view() -> Response:
                                    depth_measure=lab.depth_measure)
 
     result = asyncio.run(run())
-    if is_request_error(result):  # nothing ran: no "data" entry, 400
-        return graphql_response({"errors": result.formatted["errors"]}, 400)
-    return graphql_response(result.formatted)
+    if is_request_error(result):
+        # Nothing ran (parse, validation, operation or variables): no "data" entry.
+        # application/graphql-response+json says so with 400; application/json answers
+        # 200, the one status a client can trust did not come from a proxy.
+        status = 400 if media_type == GRAPHQL_RESPONSE else 200
+        return graphql_response({"errors": result.formatted["errors"]}, status, media_type)
+    return graphql_response(result.formatted, 200, media_type)
 
 
 @routes.app_errorhandler(Exception)
@@ -195,10 +267,10 @@ def any_error(error: Exception) -> Response:
         status, message = 500, "Internal server error"
     if status == 413:
         message = f"The request body is too large: the limit is {MAX_BODY_BYTES} bytes"
-    code = HTTP_CODES.get(status, "ERROR")
     allow = getattr(error, "valid_methods", None)
-    return graphql_response({"errors": [{"message": message, "extensions": {"code": code}}]},
-                            status, **({"Allow": ", ".join(allow)} if allow else {}))
+    return graphql_response(_errors(message, HTTP_CODES.get(status, "ERROR")), status,
+                            response_media_type(request.headers.get("Accept")) or JSON,
+                            **({"Allow": ", ".join(allow)} if allow else {}))
 
 
 class GraphQLHandle(ServerHandle):
