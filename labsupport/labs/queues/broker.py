@@ -105,7 +105,7 @@ class BrokerHandle(ServerHandle):
     def kill_node(self, index: int) -> Node:
         """Kill node ``index`` with SIGKILL, as a crash would; returns it."""
         node = self.nodes[index]
-        if node.running:
+        if node.watchdog is not None and node.running:
             os.kill(node.pid, HARD_KILL)
             node.watchdog.wait(STOP_TIMEOUT)
         return node
@@ -152,14 +152,15 @@ def _free_ports(count: int) -> list[int]:
 def _launch(binary: str, node: Node, args: list[str], log: collections.deque[str]) -> None:
     """Start ``node`` under the watchdog and wait (bounded) until it accepts clients."""
     command = [sys.executable, "-I", str(WATCHDOG), binary, *args]
-    node.watchdog = subprocess.Popen(
+    watchdog = node.watchdog = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True,  # a kernel interrupt (SIGINT to its group) must not reach it
     )
     ready = threading.Event()
 
     def read_log() -> None:
-        with node.watchdog.stdout as output:  # closed here, at end of file, by its only reader
+        assert watchdog.stdout is not None
+        with watchdog.stdout as output:  # closed here, at end of file, by its only reader
             for raw in output:
                 line = raw.decode(errors="replace").rstrip()
                 log.append(f"{node.name}: {line}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import nats
@@ -73,7 +73,7 @@ class Bus:
     async def _nothing() -> None:
         pass
 
-    def run(self, coro: Awaitable[T], timeout: float | None = None) -> T:
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coro`` on the bus's loop and wait for it, at most ``timeout`` s."""
         return self._background.run(coro, timeout or self.timeout + 1)
 
@@ -89,7 +89,7 @@ class Bus:
         """Core NATS publish: fire and forget, no stream, no acknowledgement."""
         async def publish_and_flush() -> None:
             await self.nc.publish(subject, encode(data))
-            await self.nc.flush(self.timeout)
+            await self.nc.flush(int(self.timeout))
         self.run(publish_and_flush())
 
     def request(self, subject: str, data: Any, timeout: float = 1.0) -> bytes:

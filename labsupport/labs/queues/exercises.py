@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import nats
+import nats.aio.msg
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 
 from ...engine import NotAttempted, Unmet, exercise, expect
@@ -39,7 +40,7 @@ CHECK_BROKER = "queues-checks"
 
 def _broker() -> BrokerHandle:
     handle = running().get(CHECK_BROKER)
-    return handle if handle is not None else start(name=CHECK_BROKER)
+    return handle if isinstance(handle, BrokerHandle) else start(name=CHECK_BROKER)
 
 
 @contextlib.asynccontextmanager
@@ -377,7 +378,7 @@ def check_partition(partition: Callable[[str, int], int]) -> str:
 def place_order(conn: sqlite3.Connection, user_id: str, item: str) -> int:
     """Write the order and its message in the caller's transaction; the order's id."""
     order_id = conn.execute("INSERT INTO orders (user_id, item) VALUES (?, ?)",
-                            (user_id, item)).lastrowid
+                            (user_id, item)).lastrowid or 0
     body = json.dumps({"order_id": order_id, "user_id": user_id, "item": item})
     conn.execute("INSERT INTO outbox (message_id, subject, body) VALUES (?, ?, ?)",
                  (f"order-{order_id}", "orders.created", body))

@@ -15,7 +15,7 @@ import threading
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from ... import database
@@ -29,9 +29,11 @@ __all__ = ["place_order", "publish_pending", "Relay"]
 def place_order(conn: Connection, user_id: int, item: str, quantity: int = 1,
                 total_cents: int = 0) -> dict[str, Any]:
     """Insert an order and its ``orders.created.<user>`` message in the caller's transaction."""
-    order_id = conn.execute(database.Order.__table__.insert().values(
+    inserted = conn.execute(insert(database.Order).values(
         user_id=user_id, item=item, quantity=quantity, total_cents=total_cents,
-        status="pending", created_at=database.utcnow())).inserted_primary_key[0]
+        status="pending", created_at=database.utcnow()))
+    assert inserted.inserted_primary_key is not None
+    order_id = inserted.inserted_primary_key[0]
     body = {"order_id": order_id, "user_id": str(user_id), "item": item, "quantity": quantity}
     message_id = f"order-{order_id}-{uuid.uuid4().hex[:8]}"
     conn.execute(store.outbox.insert().values(

@@ -98,7 +98,7 @@ def _orders_blueprint(engine: Any, relay: Relay) -> Blueprint:
             errors["quantity"] = ["must be a whole number from 1 to 100"]
         unknown = sorted(set(body) - {"user_id", "item", "quantity"})
         errors.update({field: ["Unknown field"] for field in unknown})
-        if errors:
+        if errors or not isinstance(user_id, int) or not isinstance(item, str):
             raise APIError(422, "Validation failed", details=errors)
         with engine.begin() as conn:
             users = database.User.__table__

@@ -60,8 +60,10 @@ class Message:
         """The body as a JSON object, or :class:`Malformed` saying why not."""
         try:
             data = json.loads(self.body)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise Malformed(f"body is not JSON ({exc.msg})") from None
+        except UnicodeDecodeError as exc:
+            raise Malformed(f"body is not JSON ({exc.reason})") from None
         if not isinstance(data, dict):
             raise Malformed(f"body is JSON {type(data).__name__}, not an object")
         return data
@@ -188,6 +190,8 @@ class Worker:
 
     def _finish(self, timeout: float) -> None:
         loop, self._loop = self._loop, None
+        if loop is None:
+            return
         # already finished, or could not end in time: either way the loop goes
         with contextlib.suppress(Exception):
             loop.run(end_tasks(self._task, timeout), timeout + 1)
@@ -217,7 +221,9 @@ class Worker:
                                cb=functools.partial(self._exhausted, js))
             if not ready.done():
                 ready.set_result(True)
-            while not self._stopping.is_set():
+            stopping = self._stopping
+            assert stopping is not None
+            while not stopping.is_set():
                 try:
                     msgs = await sub.fetch(self.batch, timeout=0.2)
                 except TimeoutError:  # nats-py raises its own or asyncio's
