@@ -22,9 +22,24 @@ from .database import db, isoformat, utcnow
 CODES = {
     400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 409: "CONFLICT", 410: "GONE",
-    413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR",
-    429: "RATE_LIMITED", 500: "INTERNAL_ERROR",
+    413: "PAYLOAD_TOO_LARGE", 414: "URI_TOO_LONG", 415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR", 429: "RATE_LIMITED", 431: "REQUEST_HEADER_FIELDS_TOO_LARGE",
+    500: "INTERNAL_ERROR", 501: "NOT_IMPLEMENTED", 505: "HTTP_VERSION_NOT_SUPPORTED",
 }
+
+
+def envelope(
+    status: int, message: str, code: str | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The document's error body for ``status``."""
+    return {
+        "error": {
+            "message": message,
+            "code": code or CODES.get(status, "ERROR"),
+            "details": details or {},
+            "timestamp": isoformat(utcnow()),
+        }
+    }
 
 
 class OrderedJSONProvider(DefaultJSONProvider):
@@ -61,14 +76,7 @@ class APIError(HTTPException):
         return self.code if self.code is not None else 500
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "code": self.error_code,
-                "details": self.details,
-                "timestamp": isoformat(utcnow()),
-            }
-        }
+        return envelope(self.status, self.message, self.error_code, self.details)
 
     def get_response(self, environ: Any = None, scope: Any = None) -> Response:
         body = json.dumps(self.to_dict(), ensure_ascii=False)
@@ -107,6 +115,11 @@ def json_object() -> dict[str, Any]:
         raise APIError(400, "The body is not valid JSON") from None
     if not isinstance(body, dict):
         raise APIError(400, f"The body must be a JSON object, not {type(body).__name__}")
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise APIError(400, "The body holds a lone surrogate escape (\\ud800-\\udfff), "
+                            "which is not a character (RFC 7493, section 2.1)") from None
     return body
 
 

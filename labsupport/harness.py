@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import json
 import logging
 import os
 import threading
@@ -24,6 +25,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Self, TypeVar, cast, overload
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from .api_errors import envelope
 
 __all__ = [
     "ServerHandle", "AsyncioHandle", "serve_wsgi", "serve_asyncio", "register", "running",
@@ -175,6 +178,25 @@ class _QuietRequestHandler(WSGIRequestHandler):
 
     def log(self, type: str, message: str, *args: Any) -> None:
         self.server.lab_log.append(f"{type}: {message % args}")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer what ``http.server`` refuses before the app runs (a 414 for a URL past
+        64 kB, a 431 for a header line too long or too many headers, a 400 for a malformed
+        request line) with the document's JSON error envelope instead of an HTML page."""
+        short, _long = self.responses.get(code, ("Error", ""))
+        message = message or short
+        self.log_error("code %d, message %s", code, message)
+        self.send_response(code, short)
+        self.send_header("Connection", "close")
+        body = b""
+        if code >= 200 and code not in (204, 205, 304):
+            details = {"reason": [explain]} if explain else None
+            body = json.dumps(envelope(code, message, details=details)).encode()
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
 
 
 class LogToHandle(logging.Handler):

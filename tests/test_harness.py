@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -140,3 +141,58 @@ def test_servers_stop_when_the_interpreter_exits():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "200"
+
+
+def raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client tidies them up) and read the answer to its end."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), headers, body
+
+
+TOO_MANY_HEADERS = "".join(f"X-Header-{i}: {i}\r\n" for i in range(101))
+REFUSED_BEFORE_THE_APP = {
+    "a 70 kB URL": (f"GET /{'a' * 70_000} HTTP/1.1\r\nHost: x\r\n\r\n", 414, "URI_TOO_LONG"),
+    "a 70 kB header": (f"GET / HTTP/1.1\r\nHost: x\r\nX-Big: {'b' * 70_000}\r\n\r\n", 431,
+                       "REQUEST_HEADER_FIELDS_TOO_LARGE"),
+    "101 headers": (f"GET / HTTP/1.1\r\nHost: x\r\n{TOO_MANY_HEADERS}\r\n", 431,
+                    "REQUEST_HEADER_FIELDS_TOO_LARGE"),
+    "a space in the URL": ("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400, "BAD_REQUEST"),
+}
+
+
+@pytest.mark.parametrize("request_text, status, code", REFUSED_BEFORE_THE_APP.values(),
+                         ids=REFUSED_BEFORE_THE_APP.keys())
+def test_errors_before_the_app_runs_use_the_json_envelope(request_text, status, code):
+    with harness.serve_wsgi("hello", hello_app()) as server:
+        got, headers, body = raw_exchange(server.port, request_text.encode("latin-1"))
+    assert got == status
+    assert headers["Content-Type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] == code
+    assert set(error) == {"message", "code", "details", "timestamp"}
+    assert any(f"code {status}" in line for line in server.logs())
+
+
+def test_every_werkzeug_lab_answers_a_too_long_url_in_json():
+    from labsupport import graphql_api, long_polling, sse
+
+    for lab in (rest, graphql_api, sse, long_polling):
+        with lab.start(name=f"{lab.__name__}-414") as server:
+            status, headers, body = raw_exchange(
+                server.port, f"GET /{'a' * 70_000} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert (status, headers["Content-Type"]) == (414, "application/json"), lab.__name__
+        assert json.loads(body)["error"]["code"] == "URI_TOO_LONG"
+
+
+def test_a_head_request_refused_before_the_app_has_no_body():
+    with harness.serve_wsgi("hello", hello_app()) as server:
+        status, headers, body = raw_exchange(
+            server.port, f"HEAD / HTTP/1.1\r\nHost: x\r\n{TOO_MANY_HEADERS}\r\n".encode())
+    assert status == 431 and headers["Content-Type"] == "application/json" and body == b""

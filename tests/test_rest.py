@@ -131,6 +131,8 @@ def test_delete_is_204_then_404_and_takes_the_orders(api):
     ('{"name": ', {"Content-Type": "application/json"}, 400, "BAD_REQUEST"),
     ('["a", "list"]', {"Content-Type": "application/json"}, 400, "BAD_REQUEST"),
     ("", {"Content-Type": "application/json"}, 400, "BAD_REQUEST"),
+    ('{"name": "\\ud800", "email": "s@example.com"}', {"Content-Type": "application/json"}, 400,
+     "BAD_REQUEST"),
 ])
 def test_unreadable_bodies(api, body, headers, status, code):
     response = requests.post(f"{api}/users", data=body, headers=headers, timeout=5)
@@ -174,8 +176,12 @@ def test_versions_by_url_header_and_query(server, api):
     assert "Accept" in by_header.headers["Vary"]
     by_query = requests.get(f"{server.url}/api/users/101", params={"version": "1"}, timeout=5)
     assert set(by_query.json()) == {"id", "name", "email", "created_at"}
-    unknown = requests.get(f"{server.url}/api/users", params={"version": "3"}, timeout=5)
+    unknown = requests.get(f"{server.url}/api/users",
+                           headers={"Accept": "application/vnd.myapi.v3+json"}, timeout=5)
     assert_envelope(unknown, 406, "NOT_ACCEPTABLE")
+    bad_parameter = requests.get(f"{server.url}/api/users", params={"version": "3"}, timeout=5)
+    assert assert_envelope(bad_parameter, 400, "INVALID_PARAMETER")["details"] == {
+        "version": ["must be 1 or 2"]}
     listing = requests.get(f"{server.url}/api/v2/users", params={"limit": 2}, timeout=5).json()
     assert listing["pagination"] == {"page": 1, "per_page": 2, "total": 25, "pages": 13,
                                      "has_next": True, "has_prev": False}

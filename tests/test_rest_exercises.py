@@ -7,10 +7,13 @@ import re
 import pytest
 import requests
 from exercise_helpers import assert_fails, assert_passes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import and_, or_, select
 
 from labsupport import database, rest
 from labsupport.database import Post, db
+from labsupport.labs.rest.exercises import validate_user as hand_written_validator
 from labsupport.ratelimit import TokenBucket
 
 
@@ -115,6 +118,20 @@ def test_validation_crashing_on_types_fails():
         return errors
 
     assert_fails("rest.validation", strips_blindly, "answered 500, expected 422")
+
+
+bodies = st.dictionaries(
+    st.sampled_from(["name", "email", "role", "id"]),
+    st.none() | st.integers() | st.text(max_size=120) | st.emails().map(str)
+    | st.sampled_from(["", " ", "\u3000", "a@b.c", " ada@x.org ", "x" * 101]),
+    max_size=3,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=bodies, partial=st.booleans())
+def test_the_reference_solution_refuses_what_the_server_schema_refuses(body, partial):
+    assert set(hand_written_validator(body, partial)) == set(rest.validate_user(body, partial))
 
 
 # --- rest.keyset --------------------------------------------------------------

@@ -11,7 +11,10 @@ error envelope (never a 500), no mass assignment, a unique constraint behind
 409, ``Location`` on 201, ``ETag``/``If-None-Match`` and 304, a token-bucket
 rate limiter with 429 and ``Retry-After``, bounded ``limit``, keyset cursors
 that skip nothing on ties, PUT that replaces and PATCH that merges, and
-versioning by URL, by ``Accept`` header and by query parameter.
+versioning by URL, by ``Accept`` header and by query parameter, and its
+contract: ``/openapi.json`` (OpenAPI 3.1), generated from the marshmallow
+schemas that validate every request (``schemas.py`` beside this file), with
+Swagger UI at ``/docs/``.
 """
 
 from __future__ import annotations
@@ -24,79 +27,52 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from flask import Blueprint, Flask, Response, jsonify, request, url_for
+from marshmallow import ValidationError
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ... import database
-from ...api_errors import (
-    APIError,
-    OrderedJSONProvider,
-    install_error_handlers,
-    json_object,
-    query_int,
-)
+from ...api_errors import APIError, OrderedJSONProvider, install_error_handlers, json_object
 from ...database import CATALOG, Comment, Order, Post, User, db
 from ...harness import ServerHandle, serve_wsgi
+from ...openapi import build_spec, contract_blueprint, operation
 from ...pagination import PaginatedResponse, decode_cursor, encode_cursor, paginate
 from ...ratelimit import RateLimiter, TokenBucket
+from . import schemas
+from .schemas import MAX_LIMIT, SUPPORTED_VERSIONS, OrderBody, UserBody
 
-__all__ = ["create_app", "start", "validate_user", "newest_posts", "MAX_LIMIT"]
+__all__ = ["create_app", "start", "validate_user", "newest_posts", "openapi_document",
+           "UserBody", "MAX_LIMIT"]
 
-MAX_LIMIT = 100
+
 USER_FIELDS = ("name", "email")
 VENDOR_MEDIA_TYPE = re.compile(r"application/vnd\.myapi\.v(\d+)\+json")
-SUPPORTED_VERSIONS = (1, 2)
-ORDER_STATUSES = ("pending", "paid", "shipped", "delivered")
+#: The largest id SQLite stores; a bigger one in a URL names nothing (404), not a 500.
+MAX_ID = 2**63 - 1
 
 
 # --- request parsing --------------------------------------------------------
 
-def int_param(name: str, default: int, low: int, high: int | None = None) -> int:
-    """A bounded integer query parameter, or a 400 that says what is allowed."""
-    return query_int(request.args.get(name), name, default, low, high)
-
-
-def sort_order(model: Any, allowed: tuple[str, ...]) -> list[Any]:
-    """``?sort=name,-created_at`` as ORDER BY terms (id breaks ties)."""
-    terms = []
-    for field in filter(None, request.args.get("sort", "id").split(",")):
-        name = field.lstrip("-")
-        if name not in allowed:
-            raise APIError(400, "Invalid query parameter 'sort'", "INVALID_PARAMETER",
-                           {"sort": [f"can sort by {', '.join(allowed)}; got {name!r}"]})
-        column = getattr(model, name)
-        terms.append(column.desc() if field.startswith("-") else column.asc())
+def sort_order(model: Any, sort: str) -> list[Any]:
+    """``?sort=name,-created_at`` (checked by the query schema) as ORDER BY terms;
+    the id breaks ties."""
+    terms = [
+        getattr(model, field.lstrip("-")).desc() if field.startswith("-")
+        else getattr(model, field).asc()
+        for field in filter(None, sort.split(","))
+    ]
     return [*terms, model.id.asc()]
 
 
 def validate_user(data: dict, partial: bool = False) -> dict[str, list[str]]:
     """Field errors of a user body, in the document's ``details`` format.
 
-    A full body (POST, PUT) needs ``name`` and ``email``; a partial one (PATCH)
-    may leave either out. Fields other than those are refused, so a client
-    cannot set ``id`` or ``role`` (mass assignment).
+    The rules are :class:`~labsupport.labs.rest.schemas.UserBody`'s, the schema the
+    contract publishes: a full body (POST, PUT) needs ``name`` and ``email``; a
+    partial one (PATCH) may leave either out; any other field is refused, so a
+    client cannot set ``id`` or ``role`` (mass assignment).
     """
-    errors: dict[str, list[str]] = {}
-    for field in data:
-        if field not in ("name", "email"):
-            errors[field] = ["Unknown field"]
-    if "name" in data:
-        name = data["name"]
-        if not isinstance(name, str) or not name.strip():
-            errors["name"] = ["Name must be a non-empty string"]
-        elif len(name) > 100:
-            errors["name"] = ["Name must be at most 100 characters"]
-    elif not partial:
-        errors["name"] = ["Name is required"]
-    if "email" in data:
-        email = data["email"]
-        if not isinstance(email, str) or not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email):
-            errors["email"] = ["Email must look like name@example.com"]
-        elif len(email) > 255:
-            errors["email"] = ["Email must be at most 255 characters"]
-    elif not partial:
-        errors["email"] = ["Email is required"]
-    return errors
+    return UserBody().validate(data, partial=partial)
 
 
 def newest_posts(after: tuple[dt.datetime, int] | None, limit: int) -> list[Post]:
@@ -130,7 +106,7 @@ def create_app(
     header, else address), or ``None``. ``bucket``, ``validator`` and
     ``posts_page`` let exercises plug a learner's code into the live server.
     """
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.json = OrderedJSONProvider(app)
     install_error_handlers(app)
 
@@ -160,7 +136,25 @@ def create_app(
     app.register_blueprint(_orders_blueprint(), url_prefix="/api/v1")
     app.register_blueprint(_posts_blueprint(posts_page), url_prefix="/api/v1")
     app.register_blueprint(_versioned_blueprint())
+    app.register_blueprint(contract_blueprint(openapi_document, title="Protocol Lab REST API"))
+    app.config["RATE_LIMITED"] = rate_limit is not None
     return app
+
+
+def openapi_document(app: Flask) -> dict[str, Any]:
+    """The app's OpenAPI 3.1 contract, built from its routes and their schemas."""
+    every_operation: dict[int, Any] = {500: None}
+    description = ("The document's user API, corrected. Every error answers the document's "
+                   "envelope (ErrorEnvelope).")
+    if app.config.get("RATE_LIMITED"):
+        every_operation[429] = None
+        description += (" Clients are rate-limited by X-API-Key, else by address: 429 with "
+                        "Retry-After.")
+    return build_spec(
+        app, title="Protocol Lab REST API", version="1.0.0", description=description,
+        every_operation=every_operation,
+        path_examples={"user_id": 101, "order_id": 1, "post_id": 1},  # in the sample data
+    )
 
 
 def conditional(payload: Any, status: int = 200) -> Response:
@@ -173,7 +167,7 @@ def conditional(payload: Any, status: int = 200) -> Response:
 
 def get_or_404(model: Any, id: int) -> Any:
     """The row with ``id``, or a 404 in the error envelope."""
-    row = db.session.get(model, id)
+    row = db.session.get(model, id) if id <= MAX_ID else None
     if row is None:
         raise APIError(404, f"{model.__name__} {id} not found")
     return row
@@ -189,6 +183,23 @@ def commit_or_conflict(what: str) -> None:
             "email": ["Email already exists"]}) from None
 
 
+USER_LINKS = {201: {
+    "GetUser": ("users.get_user", {"user_id": "$response.body#/id"}),
+    "ReplaceUser": ("users.replace_user", {"user_id": "$response.body#/id"}),
+    "UpdateUser": ("users.update_user", {"user_id": "$response.body#/id"}),
+    "DeleteUser": ("users.delete_user", {"user_id": "$response.body#/id"}),
+    "ListOrders": ("orders.list_orders", {"user_id": "$response.body#/id"}),
+    "CreateOrder": ("orders.create_order", {"user_id": "$response.body#/id"}),
+}}
+ORDER_LINKS = {201: {
+    "GetOrder": ("orders.get_order", {"user_id": "$request.path.user_id",
+                                      "order_id": "$response.body#/id"}),
+}}
+#: What a body can be refused with: not JSON (415), unreadable or not an object (400),
+#: invalid (422).
+BODY_ERRORS = {400: None, 415: None, 422: None}
+
+
 def _users_blueprint(validator: Callable[..., dict[str, list[str]]]) -> Blueprint:
     bp = Blueprint("users", __name__)
 
@@ -200,15 +211,13 @@ def _users_blueprint(validator: Callable[..., dict[str, list[str]]]) -> Blueprin
         return data
 
     @bp.get("/users")
-    def list_users() -> Response:
+    @operation("List users, a page at a time, filtered and sorted", query=schemas.UsersQuery,
+               responses={200: schemas.UsersPage, 304: None, 400: None}, etag=True)
+    def list_users(args: dict[str, Any]) -> Response:
         """Collection: ``?page``, ``?limit`` (1-100), ``?name`` filter, ``?sort``."""
-        page = int_param("page", 1, 1)
-        limit = int_param("limit", 10, 1, MAX_LIMIT)
-        query = select(User).order_by(*sort_order(User, ("id", "name", "email", "created_at")))
-        if name := request.args.get("name"):
-            if "\x00" in name:  # SQLite's LIKE ends the pattern at a NUL: it would match everyone
-                raise APIError(400, "Invalid query parameter 'name'", "INVALID_PARAMETER",
-                               {"name": ["must not contain a NUL character"]})
+        page, limit = args["page"], args["limit"]
+        query = select(User).order_by(*sort_order(User, args["sort"]))
+        if name := args.get("name"):
             query = query.where(User.name.icontains(name, autoescape=True))
         users = paginate(query, page, limit)
         return conditional({
@@ -217,10 +226,13 @@ def _users_blueprint(validator: Callable[..., dict[str, list[str]]]) -> Blueprin
         })
 
     @bp.get("/users/<int:user_id>")
+    @operation("Read a user", responses={200: schemas.UserV1, 304: None, 404: None}, etag=True)
     def get_user(user_id: int) -> Response:
         return conditional(get_or_404(User, user_id).to_dict())
 
     @bp.post("/users")
+    @operation("Create a user", body=UserBody, links=USER_LINKS,
+               responses={201: schemas.UserV1, 409: None, **BODY_ERRORS})
     def create_user() -> tuple[Response, int, dict[str, str]]:
         data = valid_body(partial=False)
         user = User(name=data["name"], email=data["email"])
@@ -230,6 +242,8 @@ def _users_blueprint(validator: Callable[..., dict[str, list[str]]]) -> Blueprin
         return jsonify(user.to_dict()), 201, {"Location": location}
 
     @bp.put("/users/<int:user_id>")
+    @operation("Replace a user: every writable field must be sent", body=UserBody,
+               responses={200: schemas.UserV1, 404: None, 409: None, **BODY_ERRORS})
     def replace_user(user_id: int) -> Response:
         """PUT replaces: every writable field must be sent."""
         user = get_or_404(User, user_id)
@@ -239,6 +253,8 @@ def _users_blueprint(validator: Callable[..., dict[str, list[str]]]) -> Blueprin
         return jsonify(user.to_dict())
 
     @bp.patch("/users/<int:user_id>")
+    @operation("Change some fields of a user", body=UserBody(partial=True),
+               responses={200: schemas.UserV1, 404: None, 409: None, **BODY_ERRORS})
     def update_user(user_id: int) -> Response:
         """PATCH merges: only the fields sent change."""
         user = get_or_404(User, user_id)
@@ -250,6 +266,7 @@ def _users_blueprint(validator: Callable[..., dict[str, list[str]]]) -> Blueprin
         return jsonify(user.to_dict())
 
     @bp.delete("/users/<int:user_id>")
+    @operation("Delete a user, with their orders", responses={204: None, 404: None})
     def delete_user(user_id: int) -> tuple[str, int]:
         db.session.delete(get_or_404(User, user_id))
         db.session.commit()
@@ -262,42 +279,40 @@ def _orders_blueprint() -> Blueprint:
     bp = Blueprint("orders", __name__)
 
     @bp.get("/users/<int:user_id>/orders")
-    def list_orders(user_id: int) -> Response:
+    @operation("A user's orders, a page at a time", query=schemas.OrdersQuery,
+               responses={200: schemas.OrdersPage, 304: None, 400: None, 404: None}, etag=True)
+    def list_orders(user_id: int, args: dict[str, Any]) -> Response:
         """A user's orders: ``?status`` filter, ``?sort``, ``?page``, ``?limit``."""
         get_or_404(User, user_id)
-        page = int_param("page", 1, 1)
-        limit = int_param("limit", 20, 1, MAX_LIMIT)
-        order_by = sort_order(Order, ("id", "created_at", "total_cents", "status"))
+        page, limit = args["page"], args["limit"]
+        order_by = sort_order(Order, args["sort"])
         query = select(Order).where(Order.user_id == user_id).order_by(*order_by)
-        if status := request.args.get("status"):
-            if status not in ORDER_STATUSES:
-                raise APIError(400, "Invalid query parameter 'status'", "INVALID_PARAMETER",
-                               {"status": [f"must be one of {', '.join(ORDER_STATUSES)}"]})
+        if status := args.get("status"):
             query = query.where(Order.status == status)
         orders = paginate(query, page, limit)
         return conditional(PaginatedResponse(orders.items, page, limit, orders.total).to_dict())
 
     @bp.get("/users/<int:user_id>/orders/<int:order_id>")
+    @operation("Read one order of a user", responses={200: schemas.Order, 304: None, 404: None},
+               etag=True)
     def get_order(user_id: int, order_id: int) -> Response:
-        order = db.session.get(Order, order_id)
+        order = db.session.get(Order, order_id) if order_id <= MAX_ID else None
         if order is None or order.user_id != user_id:
             raise APIError(404, f"Order {order_id} of user {user_id} not found")
         return conditional(order.to_dict())
 
     @bp.post("/users/<int:user_id>/orders")
+    @operation("Order an item of the catalog for a user; the price comes from the catalog",
+               body=OrderBody, links=ORDER_LINKS,
+               responses={201: schemas.Order, 404: None, **BODY_ERRORS})
     def create_order(user_id: int) -> tuple[Response, int, dict[str, str]]:
         get_or_404(User, user_id)
         data = json_object()
-        errors: dict[str, list[str]] = {
-            field: ["Unknown field"] for field in data if field not in ("item", "quantity")
-        }
-        item, quantity = data.get("item"), data.get("quantity", 1)
-        if not isinstance(item, str) or item not in CATALOG:
-            errors["item"] = [f"Item must be one of {', '.join(CATALOG)}"]
-        if type(quantity) is not int or not 1 <= quantity <= 1000:
-            errors["quantity"] = ["Quantity must be a whole number from 1 to 1000"]
-        if errors:
-            raise APIError(422, "Validation failed", details=errors)
+        try:
+            order_fields = OrderBody().load(data)
+        except ValidationError as error:
+            raise APIError(422, "Validation failed", details=error.normalized_messages()) from None
+        item, quantity = order_fields["item"], order_fields["quantity"]
         order = Order(user_id=user_id, item=item, quantity=quantity,
                       total_cents=CATALOG[str(item)] * quantity)
         db.session.add(order)
@@ -312,11 +327,14 @@ def _posts_blueprint(posts_page: Callable[..., list[Post]]) -> Blueprint:
     bp = Blueprint("posts", __name__)
 
     @bp.get("/posts")
-    def list_posts() -> Response:
+    @operation("Posts newest first, keyset-paginated: follow next_cursor until it is null",
+               query=schemas.PostsQuery, etag=True,
+               responses={200: schemas.PostsPage, 304: None, 400: None})
+    def list_posts(args: dict[str, Any]) -> Response:
         """Newest first, keyset-paginated: follow ``next_cursor`` until it is null."""
-        limit = int_param("limit", 20, 1, MAX_LIMIT)
+        limit = args["limit"]
         after = None
-        if cursor := request.args.get("cursor"):
+        if cursor := args.get("cursor"):
             try:
                 after = decode_cursor(cursor)
             except ValueError as exc:
@@ -328,10 +346,13 @@ def _posts_blueprint(posts_page: Callable[..., list[Post]]) -> Blueprint:
         return conditional({"data": [p.to_dict() for p in posts], "next_cursor": next_cursor})
 
     @bp.get("/posts/<int:post_id>")
+    @operation("Read a post", responses={200: schemas.Post, 304: None, 404: None}, etag=True)
     def get_post(post_id: int) -> Response:
         return conditional(get_or_404(Post, post_id).to_dict())
 
     @bp.get("/posts/<int:post_id>/comments")
+    @operation("A post's comments", etag=True,
+               responses={200: schemas.Comments, 304: None, 404: None})
     def list_comments(post_id: int) -> Response:
         get_or_404(Post, post_id)
         query = select(Comment).where(Comment.post_id == post_id).order_by(Comment.id)
@@ -340,13 +361,15 @@ def _posts_blueprint(posts_page: Callable[..., list[Post]]) -> Blueprint:
     return bp
 
 
+V1_MEDIA_TYPE = "application/vnd.myapi.v1+json"
+V2_MEDIA_TYPE = "application/vnd.myapi.v2+json"
+
+
 def _versioned_blueprint() -> Blueprint:
     """v2 by URL (``/api/v2/users``), and both versions by header or query parameter."""
     bp = Blueprint("versions", __name__)
 
-    def users_page(version: int) -> dict[str, Any]:
-        page = int_param("page", 1, 1)
-        limit = int_param("limit", 10, 1, MAX_LIMIT)
+    def users_page(version: int, page: int, limit: int) -> dict[str, Any]:
         users = paginate(select(User).order_by(User.id), page, limit)
         if version == 1:
             return {"users": [u.to_dict_v1() for u in users.items],
@@ -358,20 +381,26 @@ def _versioned_blueprint() -> Blueprint:
         return user.to_dict_v1() if version == 1 else user.to_dict_v2()
 
     @bp.get("/api/v2/users")
-    def list_users_v2() -> Response:
-        return conditional(users_page(2))
+    @operation("List users, v2 representation", query=schemas.PageQuery,
+               responses={200: schemas.UsersV2Page, 304: None, 400: None}, etag=True)
+    def list_users_v2(args: dict[str, Any]) -> Response:
+        return conditional(users_page(2, args["page"], args["limit"]))
 
     @bp.get("/api/v2/users/<int:user_id>")
+    @operation("Read a user, v2 representation",
+               responses={200: schemas.UserV2, 304: None, 404: None}, etag=True)
     def get_user_v2(user_id: int) -> Response:
         return conditional(user_doc(2, user_id))
 
-    def negotiated_version() -> int:
+    def negotiated_version(version_parameter: int) -> int:
+        """The version ``Accept`` names (406 if we have not got it), else ``?version=``."""
         match = VENDOR_MEDIA_TYPE.search(request.headers.get("Accept", ""))
-        raw = match.group(1) if match else request.args.get("version", "1")
-        if not raw.isdigit() or int(raw) not in SUPPORTED_VERSIONS:
-            raise APIError(406, f"API version {raw!r} is not supported", details={
+        if match is None:
+            return version_parameter
+        if not match.group(1).isdigit() or int(match.group(1)) not in SUPPORTED_VERSIONS:
+            raise APIError(406, f"API version {match.group(1)!r} is not supported", details={
                 "supported": [f"application/vnd.myapi.v{v}+json" for v in SUPPORTED_VERSIONS]})
-        return int(raw)
+        return int(match.group(1))
 
     def vendor_response(version: int, payload: Any) -> Response:
         response = conditional(payload)
@@ -379,14 +408,25 @@ def _versioned_blueprint() -> Blueprint:
         response.vary.add("Accept")
         return response
 
+    negotiated = ("Content negotiation: Accept: application/vnd.myapi.v2+json (or v1) picks "
+                  "the version, else ?version=; an Accept naming another version is a 406.")
+
     @bp.get("/api/users")
-    def list_users_negotiated() -> Response:
-        version = negotiated_version()
-        return vendor_response(version, users_page(version))
+    @operation("List users in the version the client asks for", query=schemas.VersionedPageQuery,
+               description=negotiated, etag=True, responses={
+                   200: {V1_MEDIA_TYPE: schemas.UsersPage, V2_MEDIA_TYPE: schemas.UsersV2Page},
+                   304: None, 400: None, 406: None})
+    def list_users_negotiated(args: dict[str, Any]) -> Response:
+        version = negotiated_version(args["version"])
+        return vendor_response(version, users_page(version, args["page"], args["limit"]))
 
     @bp.get("/api/users/<int:user_id>")
-    def get_user_negotiated(user_id: int) -> Response:
-        version = negotiated_version()
+    @operation("Read a user in the version the client asks for", query=schemas.VersionQuery,
+               description=negotiated, etag=True, responses={
+                   200: {V1_MEDIA_TYPE: schemas.UserV1, V2_MEDIA_TYPE: schemas.UserV2},
+                   304: None, 400: None, 404: None, 406: None})
+    def get_user_negotiated(user_id: int, args: dict[str, Any]) -> Response:
+        version = negotiated_version(args["version"])
         return vendor_response(version, user_doc(version, user_id))
 
     return bp

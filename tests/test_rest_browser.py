@@ -1,0 +1,30 @@
+"""Swagger UI, in a real browser: it renders the REST lab's contract from the lab server alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from labsupport import rest
+
+
+@pytest.fixture(scope="module")
+def server():
+    with rest.start(name="rest-browser", rate_limit=None) as handle:
+        yield handle
+
+
+def test_swagger_ui_renders_every_operation_offline(browser, server):
+    page = browser.new_page()
+    elsewhere: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(server.url)
+            else elsewhere.append(request.url))
+    try:
+        page.goto(f"{server.url}/docs/", timeout=10_000)
+        page.wait_for_selector(".opblock", timeout=10_000)
+        operations = page.locator(".opblock").count()
+        title = page.locator(".info .title").first.inner_text(timeout=5_000)
+    finally:
+        page.close()
+    assert operations == 19
+    assert title.startswith("Protocol Lab REST API")
+    assert elsewhere == [], "Swagger UI fetched something from outside the lab server"
