@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = [
     "Unmet", "Exercise", "Verdict", "exercise", "check", "hint", "solution", "progress",
-    "progress_path", "expect", "reveal",
+    "progress_path", "expect", "reveal", "mark", "marked",
 ]
 
 PROGRESS_ENV = "PROTOCOL_LAB_PROGRESS"
@@ -238,24 +238,32 @@ def progress_path() -> Path:
 _progress_lock = threading.Lock()
 
 
-def _read_solved() -> dict[str, str]:
+def _read_progress() -> dict[str, Any]:
     try:
         data = json.loads(progress_path().read_text())
     except (OSError, ValueError):
         return {}
-    solved = data.get("solved", {}) if isinstance(data, dict) else {}
-    return solved if isinstance(solved, dict) else {}
+    return data if isinstance(data, dict) else {}
 
 
-def _record_solved(id: str) -> None:
+def marked(section: str = "solved") -> dict[str, str]:
+    """The ids recorded in one section of the progress file, with the date of each."""
+    entries = _read_progress().get(section, {})
+    return entries if isinstance(entries, dict) else {}
+
+
+def mark(id: str, section: str = "solved") -> None:
+    """Record ``id`` (once, with today's date) in ``section`` of the progress file."""
     with _progress_lock:
-        solved = _read_solved()
-        solved.setdefault(id, dt.date.today().isoformat())
+        data = _read_progress()
+        entries = marked(section)
+        entries.setdefault(id, dt.date.today().isoformat())
+        data[section] = entries
         path = progress_path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_suffix(".tmp")
-            temporary.write_text(json.dumps({"solved": solved}, indent=1, sort_keys=True))
+            temporary.write_text(json.dumps(data, indent=1, sort_keys=True))
             temporary.replace(path)
         except OSError:
             pass  # a read-only home must not break a check
@@ -263,6 +271,14 @@ def _record_solved(id: str) -> None:
 
 def _solved_mark(solved: bool) -> str:
     return "✅ solved " if solved else "⬜ not yet"
+
+
+def _read_solved() -> dict[str, str]:
+    return marked("solved")
+
+
+def _record_solved(id: str) -> None:
+    mark(id, "solved")
 
 
 class Progress:
