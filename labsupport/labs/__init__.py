@@ -19,6 +19,7 @@ LABS = [
     "long_polling",
     "queues",
     "choosing",
+    "interview",
 ]
 
 
