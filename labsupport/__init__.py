@@ -20,10 +20,10 @@ import sys
 from types import ModuleType
 
 from .display import show
-from .engine import check, hint, progress, solution
+from .engine import check, hint, progress, reveal, solution
 from .harness import running, stop_all
 
-__all__ = ["check", "hint", "solution", "progress", "running", "stop_all", "show"]
+__all__ = ["check", "hint", "solution", "progress", "reveal", "running", "stop_all", "show"]
 
 #: Short names kept for the notebooks, and the modules they stand for.
 SHORT_NAMES = {

@@ -24,7 +24,7 @@ from typing import Any
 
 __all__ = [
     "Unmet", "Exercise", "Verdict", "exercise", "check", "hint", "solution", "progress",
-    "progress_path", "expect",
+    "progress_path", "expect", "reveal", "mark", "marked",
 ]
 
 PROGRESS_ENV = "PROTOCOL_LAB_PROGRESS"
@@ -113,10 +113,15 @@ class Verdict:
     message: str
     details: list[str] = field(default_factory=list)
 
+    @property
+    def status(self) -> str:
+        """The verdict in words, so it reads without colour or an emoji font."""
+        return "passed" if self.passed else "not yet"
+
     def __str__(self) -> str:
         mark = "✅" if self.passed else "❌"
-        lines = [f"{mark} {self.id}: {self.message}"] + [f"   {line}" for line in self.details]
-        return "\n".join(lines)
+        lines = [f"{mark} {self.status} · {self.id}: {self.message}"]
+        return "\n".join(lines + [f"   {line}" for line in self.details])
 
     __repr__ = __str__
 
@@ -126,7 +131,8 @@ class Verdict:
         extra = "".join(f"<div>{html.escape(line)}</div>" for line in self.details)
         return (
             f'<div style="border-left:4px solid {colour};padding:4px 10px">'
-            f"<b>{mark} {html.escape(self.id)}</b>: {html.escape(self.message)}{extra}</div>"
+            f'{mark} <b style="color:{colour}">{self.status}</b> · '
+            f"<b>{html.escape(self.id)}</b>: {html.escape(self.message)}{extra}</div>"
         )
 
 
@@ -193,6 +199,15 @@ def solution(id: str) -> _Code:
     return _Code(get(id).solution_source)
 
 
+def reveal(guess: Any, actual: Any) -> _Text:
+    """Compare a learner's prediction with what really happened, in words."""
+    if guess is Ellipsis:
+        return _Text(f"No prediction yet (replace the ... with your guess).\nIt is {actual!r}.")
+    if guess == actual:
+        return _Text(f"You predicted {guess!r}: right.\nIt is {actual!r}.")
+    return _Text(f"You predicted {guess!r}; not quite.\nIt is {actual!r}.")
+
+
 class _Text(str):
     def _repr_html_(self) -> str:
         head, _, body = self.partition("\n")
@@ -223,27 +238,47 @@ def progress_path() -> Path:
 _progress_lock = threading.Lock()
 
 
-def _read_solved() -> dict[str, str]:
+def _read_progress() -> dict[str, Any]:
     try:
         data = json.loads(progress_path().read_text())
     except (OSError, ValueError):
         return {}
-    solved = data.get("solved", {}) if isinstance(data, dict) else {}
-    return solved if isinstance(solved, dict) else {}
+    return data if isinstance(data, dict) else {}
 
 
-def _record_solved(id: str) -> None:
+def marked(section: str = "solved") -> dict[str, str]:
+    """The ids recorded in one section of the progress file, with the date of each."""
+    entries = _read_progress().get(section, {})
+    return entries if isinstance(entries, dict) else {}
+
+
+def mark(id: str, section: str = "solved") -> None:
+    """Record ``id`` (once, with today's date) in ``section`` of the progress file."""
     with _progress_lock:
-        solved = _read_solved()
-        solved.setdefault(id, dt.date.today().isoformat())
+        data = _read_progress()
+        entries = marked(section)
+        entries.setdefault(id, dt.date.today().isoformat())
+        data[section] = entries
         path = progress_path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_suffix(".tmp")
-            temporary.write_text(json.dumps({"solved": solved}, indent=1, sort_keys=True))
+            temporary.write_text(json.dumps(data, indent=1, sort_keys=True))
             temporary.replace(path)
         except OSError:
             pass  # a read-only home must not break a check
+
+
+def _solved_mark(solved: bool) -> str:
+    return "✅ solved " if solved else "⬜ not yet"
+
+
+def _read_solved() -> dict[str, str]:
+    return marked("solved")
+
+
+def _record_solved(id: str) -> None:
+    mark(id, "solved")
 
 
 class Progress:
@@ -258,8 +293,8 @@ class Progress:
         done = sum(e.id in self.solved for e in self.exercises)
         lines = [f"{done} of {len(self.exercises)} exercises solved"]
         for ex in self.exercises:
-            mark = "✅" if ex.id in self.solved else "⬜"
-            lines.append(f"{mark} {ex.notebook:<16} {ex.id:<22} {ex.title}")
+            lines.append(f"{_solved_mark(ex.id in self.solved)} {ex.notebook:<16} {ex.id:<22} "
+                         f"{ex.title}")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -267,7 +302,7 @@ class Progress:
     def _repr_html_(self) -> str:
         done = sum(e.id in self.solved for e in self.exercises)
         rows = "".join(
-            f"<tr><td>{'✅' if ex.id in self.solved else '⬜'}</td>"
+            f"<tr><td>{_solved_mark(ex.id in self.solved)}</td>"
             f"<td>{html.escape(ex.notebook)}</td><td><code>{html.escape(ex.id)}</code></td>"
             f"<td>{html.escape(ex.title)}</td></tr>"
             for ex in self.exercises

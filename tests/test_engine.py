@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from labsupport import check, hint, progress, solution
+from labsupport import check, hint, progress, reveal, solution
 from labsupport.engine import Unmet, _exercises, exercise, expect, progress_path
 
 
@@ -23,7 +23,7 @@ def check_double(fn):
 def test_a_right_answer_passes_and_is_recorded():
     verdict = check("test.double", reference)
     assert verdict.passed
-    assert str(verdict) == "✅ test.double: checks passed: fn(2) == 4"
+    assert str(verdict) == "✅ passed · test.double: checks passed: fn(2) == 4"
     assert json.loads(progress_path().read_text())["solved"].keys() == {"test.double"}
 
 
@@ -31,7 +31,14 @@ def test_a_wrong_answer_says_what_is_wrong_without_raising():
     verdict = check("test.double", lambda x: x + 1)
     assert not verdict.passed
     assert verdict.message == "fn(2) should be 4, got 3"
+    assert str(verdict).startswith("❌ not yet · test.double: fn(2) should be 4, got 3")
     assert "hint('test.double')" in str(verdict)
+
+
+def test_a_verdict_says_passed_or_not_yet_in_words_in_html_too():
+    passed, failed = check("test.double", reference), check("test.double", lambda x: x + 1)
+    assert ">passed</b> · <b>test.double</b>: checks passed" in passed._repr_html_()
+    assert ">not yet</b> · <b>test.double</b>: fn(2) should be 4" in failed._repr_html_()
 
 
 def test_an_exception_in_learner_code_is_reported():
@@ -83,10 +90,10 @@ def test_solution_shows_the_reference_source():
 def test_progress_lists_every_exercise_and_marks_solved(monkeypatch, tmp_path):
     monkeypatch.setenv("PROTOCOL_LAB_PROGRESS", str(tmp_path / "elsewhere" / "p.json"))
     before = str(progress())
-    assert "⬜ zz-test" in before and "rest.keyset" in before
+    assert "⬜ not yet zz-test" in before and "rest.keyset" in before
     check("test.double", reference)
     after = progress()
-    assert "✅ zz-test          test.double" in str(after)
+    assert "✅ solved  zz-test          test.double" in str(after)
     assert (tmp_path / "elsewhere" / "p.json").exists()
     assert str(after).startswith("1 of ")
 
@@ -101,4 +108,11 @@ def test_a_corrupt_progress_file_counts_as_empty():
 def test_progress_of_one_notebook():
     report = str(progress("zz-test"))
     assert report.splitlines() == [
-        "0 of 1 exercises solved", "⬜ zz-test          test.double            Double it"]
+        "0 of 1 exercises solved", "⬜ not yet zz-test          test.double            Double it"]
+
+
+def test_reveal_compares_a_prediction_with_what_happened():
+    assert reveal(500, 500) == "You predicted 500: right.\nIt is 500."
+    assert reveal(200, 500) == "You predicted 200; not quite.\nIt is 500."
+    assert reveal(..., 500).startswith("No prediction yet")
+    assert "&lt;b&gt;" in reveal("<b>", "x")._repr_html_()

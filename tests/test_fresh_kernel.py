@@ -41,6 +41,14 @@ response = requests.get(f"{server.url}/api/chat/general/messages", timeout=5,
                         headers={"Authorization": f"Bearer {server.token_for(101)}"})
 print(response.status_code, 101)
 """,
+    "queues": """
+import requests
+from labsupport.labs import queues
+broker = queues.start()
+app = queues.pipeline.start(broker, fresh_data=False)
+print(requests.post(f"{app.url}/orders", json={"user_id": 101, "item": "Keyboard"},
+                    timeout=5).json()["user_id"])
+""",
 }
 
 

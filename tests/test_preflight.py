@@ -31,7 +31,8 @@ def test_this_environment_passes_and_the_command_says_so():
                           text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == f"ok   packages: all {len(preflight.PACKAGES)} importable"
+    assert lines[0] == (f"ok   packages: all {len(preflight.PACKAGES) + len(preflight.PROGRAMS)} "
+                        "installed")
     for lab in ("REST (01)", "GraphQL (02)", "gRPC (03)", "WebSockets (04)", "SSE (05)",
                 "long polling (06)"):
         assert any(line.startswith(f"ok   {lab} server: ") for line in lines), lab
@@ -44,7 +45,7 @@ def test_this_environment_passes_and_the_command_says_so():
 def test_every_dependency_in_pyproject_is_checked():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = {re.split(r"[\[<>=]", r, maxsplit=1)[0] for r in project["dependencies"]}
-    assert names == set(preflight.PACKAGES)
+    assert names == set(preflight.PACKAGES) | set(preflight.PROGRAMS)
 
 
 def test_a_missing_package_is_named_with_the_fix(monkeypatch, capsys):

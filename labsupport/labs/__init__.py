@@ -17,7 +17,9 @@ LABS = [
     "websocket_chat",
     "sse",
     "long_polling",
+    "queues",
     "choosing",
+    "interview",
 ]
 
 

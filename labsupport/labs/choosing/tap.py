@@ -193,6 +193,8 @@ class WireTap:
     def close(self) -> None:
         """Stop listening and cut every connection through the tap."""
         self._closed = True
+        with contextlib.suppress(OSError):   # wakes the thread blocked in accept() (Linux)
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         with self._lock:
             open_sockets = list(self._sockets)

@@ -1,0 +1,13 @@
+"""The interview-questions lab (notebooks/09-interview-questions.ipynb).
+
+Its pieces, one job each: ``game`` (Q6's game-state server) and ``prediction``;
+``versioning``, ``evolution``, ``graphql_deprecation`` and ``protodiff`` (Q7);
+``idempotency`` and ``backpressure`` (the extra questions); ``evidence`` and
+``tap`` (measurements on the other labs' servers); ``design`` (Q4's budgets);
+``questions`` (``ask()``); ``onepage`` (the summary page and its export); ``exercises``.
+"""
+
+from .onepage import summary
+from .questions import ask, practised
+
+__all__ = ["ask", "practised", "summary"]

@@ -1,0 +1,155 @@
+"""Every exercise of 07-queues-vs-direct: the reference passes, plausible wrong answers fail."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from exercise_helpers import assert_fails, assert_passes
+
+from labsupport.labs.queues import exercises
+
+# --- queues.idempotent ----------------------------------------------------------
+
+
+def test_idempotent_reference_passes():
+    assert_passes("queues.idempotent")
+
+
+def test_idempotent_stub_is_not_attempted():
+    assert_fails("queues.idempotent", lambda conn, message: None, "not solved yet")
+
+
+def test_sending_on_every_delivery_fails():
+    def every_time(conn, message):
+        order = message.json()
+        conn.execute("INSERT INTO sent VALUES (?, ?, ?)", (message.id, order["user_id"], "hi"))
+
+    assert_fails("queues.idempotent", every_time, "sent 2 times")
+
+
+def test_skipping_every_redelivery_fails():
+    def first_delivery_only(conn, message):
+        if message.deliveries > 1:
+            return
+        order = message.json()
+        conn.execute("INSERT INTO sent VALUES (?, ?, ?)", (message.id, order["user_id"], "hi"))
+
+    assert_fails("queues.idempotent", first_delivery_only,
+                 "its first attempt was rolled back, so the redelivery must send it")
+
+
+def test_remembering_ids_outside_the_transaction_fails():
+    seen = set()
+
+    def in_memory(conn, message):
+        if message.id in seen:
+            return
+        seen.add(message.id)  # kept even when the transaction rolls back
+        order = message.json()
+        conn.execute("INSERT INTO sent VALUES (?, ?, ?)", (message.id, order["user_id"], "hi"))
+
+    assert_fails("queues.idempotent", in_memory, "never sent")
+
+
+# --- queues.retry-dlq ------------------------------------------------------------
+
+
+def test_retry_reference_passes():
+    assert_passes("queues.retry-dlq")
+
+
+def test_nak_without_delay_fails():
+    async def no_delay(js, msg, error, max_attempts=3):
+        if msg.metadata.num_delivered < max_attempts:
+            await msg.nak()
+            return
+        await js.publish("dlq.orders", msg.data, headers={"Reason": str(error)})
+        await msg.term()
+
+    assert_fails("queues.retry-dlq", no_delay, "nak with a delay")
+
+
+def test_never_dead_lettering_fails():
+    async def retry_forever(js, msg, error, max_attempts=3):
+        await msg.nak(delay=0.05 * msg.metadata.num_delivered)
+
+    assert_fails("queues.retry-dlq", retry_forever, "is not in the dead-letter stream")
+
+
+def test_dead_lettering_without_term_fails():
+    async def no_term(js, msg, error, max_attempts=3):
+        attempt = msg.metadata.num_delivered
+        if attempt < max_attempts:
+            await msg.nak(delay=0.05 * 2 ** (attempt - 1))
+        elif attempt == max_attempts:
+            await js.publish("dlq.orders", msg.data, headers={"Reason": str(error)})
+
+    assert_fails("queues.retry-dlq", no_term, "must not come back after the third")
+
+
+# --- queues.per-key-order ----------------------------------------------------------
+
+
+def test_partition_reference_passes():
+    assert_passes("queues.per-key-order")
+
+
+def test_random_partition_fails():
+    rng = random.Random(1)
+    assert_fails("queues.per-key-order", lambda key, n: rng.randrange(n),
+                 "a different answer for the same key")
+
+
+def test_one_partition_fails():
+    assert_fails("queues.per-key-order", lambda key, n: 0, "used only 1 of 4 partitions")
+
+
+def test_out_of_range_partition_fails():
+    assert_fails("queues.per-key-order", lambda key, n: len(key), "return 0, 1, 2 or 3")
+
+
+# --- queues.outbox ---------------------------------------------------------------
+
+
+def test_outbox_reference_passes():
+    assert_passes("queues.outbox")
+
+
+def test_relay_without_msg_id_fails():
+    def no_msg_id(conn, publish):
+        rows = conn.execute("SELECT id, subject, body FROM outbox WHERE published = 0").fetchall()
+        for row_id, subject, body in rows:
+            publish(subject, body.encode())
+            conn.execute("UPDATE outbox SET published = 1 WHERE id = ?", (row_id,))
+            conn.commit()
+        return len(rows)
+
+    assert_fails("queues.outbox", no_msg_id, "publish with msg_id=")
+
+
+def test_marking_before_publishing_fails():
+    def mark_first(conn, publish):
+        rows = conn.execute("SELECT id, message_id, subject, body FROM outbox "
+                            "WHERE published = 0").fetchall()
+        for row_id, message_id, subject, body in rows:
+            conn.execute("UPDATE outbox SET published = 1 WHERE id = ?", (row_id,))
+            conn.commit()
+            publish(subject, body.encode(), msg_id=message_id)
+        return len(rows)
+
+    assert_fails("queues.outbox", mark_first, "never reached the stream")
+
+
+def test_the_lab_place_order_writes_both_rows_or_neither():
+    conn = exercises._outbox_tables()
+    conn.execute("BEGIN")
+    order_id = exercises.place_order(conn, "u1", "Keyboard")
+    conn.rollback()
+    assert conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 0
+    assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+    conn.execute("BEGIN")
+    order_id = exercises.place_order(conn, "u1", "Keyboard")
+    conn.commit()
+    body = conn.execute("SELECT body FROM outbox").fetchone()[0]
+    assert json.loads(body)["order_id"] == order_id
