@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 NOTEBOOKS = ROOT / "notebooks"
 LABS = ["00-start-here", "01-rest", "02-graphql", "03-grpc", "04-websockets", "05-sse",
-        "06-long-polling"]
+        "06-long-polling", "07-queues-vs-direct", "08-choosing-a-protocol", "09-interview-questions"]
 PLOTTED = ["02-graphql", "03-grpc", "04-websockets", "06-long-polling"]
 UPCOMING = {"07-queues-vs-direct.ipynb", "08-choosing-a-protocol.ipynb",
             "09-interview-questions.ipynb"}

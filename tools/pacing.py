@@ -3,7 +3,8 @@
     python -m tools.pacing
 
 - first hands-on: the first cell the learner writes in (an exercise starter, metadata
-  ``"exercise"``, or a prediction, metadata ``"predict"``), as a fraction of the cells before it;
+  ``"exercise"``; a prediction, metadata ``"predict"``; or a cell the learner changes and runs
+  again, metadata ``"your_turn"``), as a fraction of the cells before it;
 - reading: words of prose at 200 words a minute, plus half a minute per code cell to run it and
   read what it shows (the exercises come on top), split into core and deep dives (sections whose
   heading ends "*(deep dive)*", up to the next heading of the same or a higher level).
@@ -74,7 +75,9 @@ def in_deep_dives(cells: list[nbformat.NotebookNode]) -> list[bool]:
 
 
 def is_hands_on(cell: nbformat.NotebookNode) -> bool:
-    return bool(cell.get("metadata", {}).get("exercise") or cell.get("metadata", {}).get("predict"))
+    """An exercise starter, a prediction, or a "your turn" cell the learner edits and re-runs."""
+    metadata = cell.get("metadata", {})
+    return bool(metadata.get("exercise") or metadata.get("predict") or metadata.get("your_turn"))
 
 
 def pacing(path: Path) -> Pacing:
