@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 NOTEBOOKS = ROOT / "notebooks"
 LABS = ["00-start-here", "01-rest", "02-graphql", "03-grpc", "04-websockets", "05-sse",
-        "06-long-polling", "07-queues-vs-direct", "08-choosing-a-protocol", "09-interview-questions"]
+        "06-long-polling", "07-queues-vs-direct", "08-choosing-a-protocol",
+        "09-interview-questions"]
 PLOTTED = ["02-graphql", "03-grpc", "04-websockets", "06-long-polling"]
-UPCOMING = {"07-queues-vs-direct.ipynb", "08-choosing-a-protocol.ipynb",
-            "09-interview-questions.ipynb"}
+UPCOMING: set[str] = set()
 
 
 def cells(name: str) -> list[nbformat.NotebookNode]:

@@ -168,6 +168,7 @@ def _launch(binary: str, node: Node, args: list[str], log: collections.deque[str
                     node.pid = int(match.group(1))
                 if match := CLIENT_PORT.search(line):
                     node.port = int(match.group(1))
+                elif node.port and "Server is ready" in line:  # logged after the listener
                     ready.set()
         ready.set()  # the server ended: stop waiting
 
