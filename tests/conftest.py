@@ -1,5 +1,5 @@
 """Fixtures the tests share: bounded waiting, headless Chromium, the lab servers several
-test files start the same way (GraphQL, REST, the queues broker).
+test files start the same way (GraphQL, gRPC, REST, the queues broker).
 
 Tests that use the ``browser`` fixture skip, saying why, where no Chromium is found
 (Debian's chromium, driven by Playwright); CI installs it (.ci/run).
@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import nbformat
 import pytest
 
-from labsupport import database, graphql_api, rest
+from labsupport import database, graphql_api, grpc_service, rest
 from labsupport.harness import ServerHandle
 from labsupport.labs import queues
 
@@ -49,6 +50,20 @@ def graphql_server() -> Iterator[ServerHandle]:
     """The GraphQL lab, as a notebook starts it (HTTP plus the subscription server)."""
     with graphql_api.start() as handle:
         yield handle
+
+
+@pytest.fixture(scope="module")
+def grpc_server() -> Iterator[ServerHandle]:
+    """The gRPC lab on fresh sample data."""
+    with grpc_service.start(name="grpc-test") as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def grpc_channel(grpc_server: ServerHandle) -> Iterator[grpc.Channel]:
+    """A channel to ``grpc_server``, closed after the module."""
+    with grpc_service.channel(grpc_server.url) as channel:
+        yield channel
 
 
 @pytest.fixture(scope="module")
