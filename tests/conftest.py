@@ -1,4 +1,5 @@
-"""Fixtures the tests share: bounded waiting, headless Chromium, the GraphQL lab server.
+"""Fixtures the tests share: bounded waiting, headless Chromium, the lab servers several
+test files start the same way (GraphQL, gRPC, REST, the queues broker).
 
 Tests that use the ``browser`` fixture skip, saying why, where no Chromium is found
 (Debian's chromium, driven by Playwright); CI installs it (.ci/run).
@@ -12,11 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import nbformat
 import pytest
 
-from labsupport import graphql_api
+from labsupport import database, graphql_api, grpc_service, rest
 from labsupport.harness import ServerHandle
+from labsupport.labs import queues
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +49,36 @@ def wait_until() -> Callable[..., bool]:
 def graphql_server() -> Iterator[ServerHandle]:
     """The GraphQL lab, as a notebook starts it (HTTP plus the subscription server)."""
     with graphql_api.start() as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def grpc_server() -> Iterator[ServerHandle]:
+    """The gRPC lab on fresh sample data."""
+    with grpc_service.start(name="grpc-test") as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def grpc_channel(grpc_server: ServerHandle) -> Iterator[grpc.Channel]:
+    """A channel to ``grpc_server``, closed after the module."""
+    with grpc_service.channel(grpc_server.url) as channel:
+        yield channel
+
+
+@pytest.fixture(scope="module")
+def rest_server() -> Iterator[ServerHandle]:
+    """The REST lab without its rate limit (tested on its own): tests are fast clients.
+    The sample data is reset afterwards, whatever the tests wrote."""
+    with rest.start(name="rest-test", rate_limit=None) as handle:
+        yield handle
+    database.reset()
+
+
+@pytest.fixture(scope="module")
+def queues_broker() -> Iterator[queues.BrokerHandle]:
+    """The queues lab's NATS server with its JetStream streams."""
+    with queues.start(name="queues-test") as handle:
         yield handle
 
 

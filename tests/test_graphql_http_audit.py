@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from labsupport import graphql_api
-
 AUDIT = Path(__file__).resolve().parent.parent / "tools" / "graphql_http_audit"
 NODE = shutil.which("node")
 
@@ -27,10 +25,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def audit():
-    with graphql_api.start(name="graphql-audit") as server:
-        finished = subprocess.run([NODE, "audit.mjs", f"{server.url}/graphql"], cwd=AUDIT,
-                                  capture_output=True, text=True, timeout=60, check=True)
+def audit(graphql_server):
+    finished = subprocess.run([NODE, "audit.mjs", f"{graphql_server.url}/graphql"], cwd=AUDIT,
+                              capture_output=True, text=True, timeout=60, check=True)
     return json.loads(finished.stdout)
 
 

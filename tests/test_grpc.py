@@ -26,21 +26,9 @@ from labsupport.grpc_service import user_service_pb2_grpc as pb_grpc
 TIMEOUT = 5
 
 
-@pytest.fixture(scope="module")
-def server():
-    with grpc_service.start(name="grpc-test") as handle:
-        yield handle
-
-
-@pytest.fixture(scope="module")
-def channel(server):
-    with grpc_service.channel(server.url) as chan:
-        yield chan
-
-
 @pytest.fixture
-def stub(channel):
-    return pb_grpc.UserServiceStub(channel)
+def stub(grpc_channel):
+    return pb_grpc.UserServiceStub(grpc_channel)
 
 
 def user_count() -> int:
@@ -247,7 +235,7 @@ def test_stream_users_sends_every_match_in_order(stub):
     assert names == [u.name for u in page.users] and names
 
 
-def test_stream_users_stops_reading_when_the_client_cancels(server, stub):
+def test_stream_users_stops_reading_when_the_client_cancels(grpc_server, stub):
     for batch in range(2):
         many = (pb.CreateUserRequest(name=f"Bulk {i}", email=f"bulk{batch}.{i}@example.com")
                 for i in range(1000))
@@ -258,10 +246,10 @@ def test_stream_users_stops_reading_when_the_client_cancels(server, stub):
         stream.cancel()
         assert [r.user.id for r in first] == [101, 102, 103]
         deadline = time.monotonic() + 3
-        while not any("went away" in line for line in server.logs()):
-            assert time.monotonic() < deadline, server.logs()
+        while not any("went away" in line for line in grpc_server.logs()):
+            assert time.monotonic() < deadline, grpc_server.logs()
             time.sleep(0.02)
-        line = next(line for line in server.logs() if "went away" in line)
+        line = next(line for line in grpc_server.logs() if "went away" in line)
         sent, read = map(int, re.search(r"after (\d+) users; (\d+) rows read", line).groups())
         assert 3 <= sent <= read < 2025, line
     finally:
@@ -307,8 +295,8 @@ def test_bulk_create_has_a_limit(stub):
     assert user_count() == before
 
 
-def test_lookup_users_answers_each_id_as_it_arrives(channel):
-    lookup = user_lookup_pb2_grpc.UserLookupStub(channel)
+def test_lookup_users_answers_each_id_as_it_arrives(grpc_channel):
+    lookup = user_lookup_pb2_grpc.UserLookupStub(grpc_channel)
     outbox: list = []
     ready = threading.Event()
 
@@ -369,8 +357,8 @@ def test_token_auth():
             health_pb2.HealthCheckResponse.SERVING
 
 
-def test_health_reports_each_service(channel):
-    health = health_pb2_grpc.HealthStub(channel)
+def test_health_reports_each_service(grpc_channel):
+    health = health_pb2_grpc.HealthStub(grpc_channel)
     for service in ("", "user.UserService", "user.UserLookup"):
         status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT)
         assert status.status == health_pb2.HealthCheckResponse.SERVING
@@ -388,16 +376,16 @@ def test_health_watchers_hear_not_serving_before_the_server_stops():
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def test_reflection_lets_a_client_call_without_the_proto(channel):
-    database_ = ProtoReflectionDescriptorDatabase(channel)
+def test_reflection_lets_a_client_call_without_the_proto(grpc_channel):
+    database_ = ProtoReflectionDescriptorDatabase(grpc_channel)
     assert set(grpc_service.SERVICE_NAMES) <= set(database_.get_services())
     pool = descriptor_pool.DescriptorPool(database_)
     method = pool.FindServiceByName("user.UserService").FindMethodByName("GetUser")
     request_class = message_factory.GetMessageClass(method.input_type)
     response_class = message_factory.GetMessageClass(method.output_type)
-    get_user = channel.unary_unary("/user.UserService/GetUser",
-                                   request_serializer=request_class.SerializeToString,
-                                   response_deserializer=response_class.FromString)
+    get_user = grpc_channel.unary_unary("/user.UserService/GetUser",
+                                        request_serializer=request_class.SerializeToString,
+                                        response_deserializer=response_class.FromString)
     assert get_user(request_class(id=102), timeout=TIMEOUT).user.name == "Alan Turing"
 
 
@@ -440,10 +428,10 @@ def test_oversized_message_is_resource_exhausted(stub):
     assert user_count() == before
 
 
-def test_bytes_that_are_no_message_get_grpcs_own_status(channel):
+def test_bytes_that_are_no_message_get_grpcs_own_status(grpc_channel):
     """gRPC's statuscodes.md: "Error parsing request proto: INTERNAL". The servicer never runs,
     so this is the one INTERNAL a client can cause; generated messages never reach it."""
-    raw = channel.unary_unary("/user.UserService/CreateUser")
+    raw = grpc_channel.unary_unary("/user.UserService/CreateUser")
     error = rpc_error(raw, b"\x0a\x02\xff\xfe")  # field 1 (name) holding invalid UTF-8
     assert error.code() == grpc.StatusCode.INTERNAL
     assert error.details() == "Exception deserializing request!"

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from labsupport import grpc_service
 from labsupport.database import User, db
 from labsupport.grpc_service import user_lookup_pb2_grpc
 from labsupport.grpc_service import user_service_pb2 as pb
@@ -29,15 +28,8 @@ tags = st.lists(st.one_of(short_text, st.text(min_size=45, max_size=60)), max_si
 
 
 @pytest.fixture(scope="module")
-def channel():
-    with grpc_service.start(name="grpc-fuzz") as server, \
-            grpc_service.channel(server.url) as chan:
-        yield chan
-
-
-@pytest.fixture(scope="module")
-def stub(channel):
-    return pb_grpc.UserServiceStub(channel)
+def stub(grpc_channel):
+    return pb_grpc.UserServiceStub(grpc_channel)
 
 
 def snapshot() -> list[tuple]:
@@ -125,8 +117,8 @@ def test_stream_users(stub, filter):
 
 @FUZZ
 @given(ids=st.lists(st.one_of(int64s, st.integers(95, 130)), max_size=10))
-def test_lookup_users(channel, ids):
-    lookup = user_lookup_pb2_grpc.UserLookupStub(channel)
+def test_lookup_users(grpc_channel, ids):
+    lookup = user_lookup_pb2_grpc.UserLookupStub(grpc_channel)
     answers = list(lookup.LookupUsers(iter(pb.GetUserRequest(id=i) for i in ids), timeout=5))
     assert len(answers) == len(ids)
     for id, answer in zip(ids, answers, strict=True):

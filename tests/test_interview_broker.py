@@ -13,15 +13,10 @@ from labsupport.labs import queues
 from labsupport.labs.interview import fanout, notifications
 
 
-@pytest.fixture(scope="module")
-def broker():
-    with queues.start(name="test-interview-broker") as handle:
-        yield handle
-
-
 @pytest.fixture()
-def pipeline(broker):
-    with queues.pipeline.start(broker, name="test-interview-pipeline", worker=False) as handle:
+def pipeline(queues_broker):
+    with queues.pipeline.start(queues_broker, name="test-interview-pipeline",
+                               worker=False) as handle:
         yield handle
 
 
@@ -116,8 +111,8 @@ def test_muted_users_keep_notifications_in_the_inbox_only(pipeline, attach):
     assert "103" in users
 
 
-def test_fanout_reaches_clients_of_every_server(broker):
-    with fanout.start(broker, count=3) as fleet:
+def test_fanout_reaches_clients_of_every_server(queues_broker):
+    with fanout.start(queues_broker, count=3) as fleet:
         listeners = [sse.Listener(f"{s.url}/events?client_id=c{n}")
                      for n, s in enumerate(fleet.servers)]
         try:

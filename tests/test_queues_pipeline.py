@@ -30,20 +30,14 @@ def test_a_good_token_makes_a_subject():
     assert token("user-7_b") == "user-7_b"
 
 
-@pytest.fixture(scope="module")
-def broker():
-    with queues.start(name="queues-pipeline-test") as handle:
-        yield handle
-
-
 @pytest.fixture
-def app(broker):
-    handle = pipeline.start(broker, name="queues-pipeline-app")
+def app(queues_broker):
+    handle = pipeline.start(queues_broker, name="queues-pipeline-app")
     try:
         yield handle
     finally:
         handle.stop()
-        with queues.Bus(broker.servers) as bus:  # the next test starts from empty streams
+        with queues.Bus(queues_broker.servers) as bus:  # the next test starts from empty streams
             for stream in ("ORDERS", "DLQ"):
                 bus.run(bus.js.delete_stream(stream))
 
@@ -95,7 +89,7 @@ def test_malformed_bodies_go_to_the_dlq_with_the_reason_and_the_worker_lives_on(
     assert app.worker.running and store.texts() == ["Your order 3 is confirmed"]
 
 
-def test_a_failing_effect_is_retried_then_dead_lettered(broker):
+def test_a_failing_effect_is_retried_then_dead_lettered(queues_broker):
     database.reset()
     attempts = []
 
@@ -103,10 +97,10 @@ def test_a_failing_effect_is_retried_then_dead_lettered(broker):
         attempts.append(message.deliveries)
         raise RuntimeError("email provider down")
 
-    with queues.Bus(broker.servers) as bus:
+    with queues.Bus(queues_broker.servers) as bus:
         bus.run(queues.ensure_streams(bus.js))
         bus.publish("orders.created.u1", {"order_id": 1, "user_id": "u1"})
-        with queues.Worker(broker.servers, effect=flaky, max_deliver=3, durable="flaky"):
+        with queues.Worker(queues_broker.servers, effect=flaky, max_deliver=3, durable="flaky"):
             deadline = time.monotonic() + 5
             while not bus.run(dead_letters(bus.js)) and time.monotonic() < deadline:
                 time.sleep(0.05)

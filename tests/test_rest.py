@@ -10,17 +10,10 @@ import requests
 from labsupport import database, rest
 
 
-@pytest.fixture(scope="module")
-def server():
-    """The lab server without its rate limit (tested on its own below): tests are fast clients."""
-    with rest.start(rate_limit=None) as handle:
-        yield handle
-
-
 @pytest.fixture
-def api(server):
+def api(rest_server):
     database.reset()
-    return f"{server.url}/api/v1"
+    return f"{rest_server.url}/api/v1"
 
 
 def assert_envelope(response: requests.Response, status: int, code: str) -> dict:
@@ -63,12 +56,12 @@ def test_get_user_and_404(api):
     assert error["message"] == "User 999 not found"
 
 
-def test_create_user_answers_201_with_location(api, server):
+def test_create_user_answers_201_with_location(api, rest_server):
     response = requests.post(f"{api}/users", json={"name": " Kathleen Booth ",
                                                    "email": "Kathleen@Example.com"}, timeout=5)
     assert response.status_code == 201
     assert response.headers["Location"] == "/api/v1/users/126"
-    created = requests.get(f"{server.url}{response.headers['Location']}", timeout=5).json()
+    created = requests.get(f"{rest_server.url}{response.headers['Location']}", timeout=5).json()
     assert created["name"] == "Kathleen Booth" and created["email"] == "kathleen@example.com"
 
 
@@ -166,23 +159,23 @@ def test_rate_limit_answers_429_with_retry_after():
     assert other_client.status_code == 200
 
 
-def test_versions_by_url_header_and_query(server, api):
-    v2 = requests.get(f"{server.url}/api/v2/users/101", timeout=5).json()
+def test_versions_by_url_header_and_query(rest_server, api):
+    v2 = requests.get(f"{rest_server.url}/api/v2/users/101", timeout=5).json()
     assert v2["address"]["city"] == "London" and v2["role"] == "admin"
-    by_header = requests.get(f"{server.url}/api/users/101",
+    by_header = requests.get(f"{rest_server.url}/api/users/101",
                              headers={"Accept": "application/vnd.myapi.v2+json"}, timeout=5)
     assert by_header.json() == v2
     assert by_header.headers["Content-Type"] == "application/vnd.myapi.v2+json"
     assert "Accept" in by_header.headers["Vary"]
-    by_query = requests.get(f"{server.url}/api/users/101", params={"version": "1"}, timeout=5)
+    by_query = requests.get(f"{rest_server.url}/api/users/101", params={"version": "1"}, timeout=5)
     assert set(by_query.json()) == {"id", "name", "email", "created_at"}
-    unknown = requests.get(f"{server.url}/api/users",
+    unknown = requests.get(f"{rest_server.url}/api/users",
                            headers={"Accept": "application/vnd.myapi.v3+json"}, timeout=5)
     assert_envelope(unknown, 406, "NOT_ACCEPTABLE")
-    bad_parameter = requests.get(f"{server.url}/api/users", params={"version": "3"}, timeout=5)
+    bad_parameter = requests.get(f"{rest_server.url}/api/users", params={"version": "3"}, timeout=5)
     assert assert_envelope(bad_parameter, 400, "INVALID_PARAMETER")["details"] == {
         "version": ["must be 1 or 2"]}
-    listing = requests.get(f"{server.url}/api/v2/users", params={"limit": 2}, timeout=5).json()
+    listing = requests.get(f"{rest_server.url}/api/v2/users", params={"limit": 2}, timeout=5).json()
     assert listing["pagination"] == {"page": 1, "per_page": 2, "total": 25, "pages": 13,
                                      "has_next": True, "has_prev": False}
 

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
 
-from labsupport import rest
-
-
-@pytest.fixture(scope="module")
-def server():
-    with rest.start(name="rest-browser", rate_limit=None) as handle:
-        yield handle
-
-
-def test_swagger_ui_renders_every_operation_offline(browser, server):
+def test_swagger_ui_renders_every_operation_offline(browser, rest_server):
     page = browser.new_page()
     elsewhere: list[str] = []
-    page.on("request", lambda request: None if request.url.startswith(server.url)
+    page.on("request", lambda request: None if request.url.startswith(rest_server.url)
             else elsewhere.append(request.url))
     try:
-        page.goto(f"{server.url}/docs/", timeout=10_000)
+        page.goto(f"{rest_server.url}/docs/", timeout=10_000)
         page.wait_for_selector(".opblock", timeout=10_000)
         operations = page.locator(".opblock").count()
         title = page.locator(".info .title").first.inner_text(timeout=5_000)

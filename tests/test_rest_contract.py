@@ -16,17 +16,10 @@ import requests
 from flask import Flask
 from openapi_spec_validator import validate
 
-from labsupport import database, rest
+from labsupport import rest
 from labsupport.openapi import documented_routes
 
 SCHEMATHESIS_CONFIG = Path(__file__).with_name("schemathesis.toml")
-
-
-@pytest.fixture(scope="module")
-def server():
-    with rest.start(name="rest-contract", rate_limit=None) as handle:
-        yield handle
-    database.reset()
 
 
 def undocumented(app: Flask, document: dict) -> set[tuple[str, str]]:
@@ -60,14 +53,14 @@ def test_a_route_left_out_of_the_document_is_found():
     assert undocumented(app, document) == {("GET", "/api/v1/secret")}
 
 
-def test_the_document_is_valid_openapi_3_1(server):
-    document = requests.get(f"{server.url}/openapi.json", timeout=5).json()
+def test_the_document_is_valid_openapi_3_1(rest_server):
+    document = requests.get(f"{rest_server.url}/openapi.json", timeout=5).json()
     assert document["openapi"] == "3.1.0"
     validate(document)
 
 
-def test_parameters_carry_their_bounds_and_bodies_their_rules(server):
-    document = requests.get(f"{server.url}/openapi.json", timeout=5).json()
+def test_parameters_carry_their_bounds_and_bodies_their_rules(rest_server):
+    document = requests.get(f"{rest_server.url}/openapi.json", timeout=5).json()
     listing = document["paths"]["/api/v1/users"]
     limit = next(p for p in listing["get"]["parameters"] if p["name"] == "limit")
     assert limit["schema"] == {"type": "integer", "default": 10, "minimum": 1, "maximum": 100}
@@ -88,12 +81,12 @@ def test_the_rate_limit_appears_in_the_document_when_it_runs():
     assert responses["429"]["headers"]["Retry-After"]["required"] is True
 
 
-def test_swagger_ui_is_served_from_the_package_not_a_cdn(server):
-    page = requests.get(f"{server.url}/docs/", timeout=5)
+def test_swagger_ui_is_served_from_the_package_not_a_cdn(rest_server):
+    page = requests.get(f"{rest_server.url}/docs/", timeout=5)
     assert page.headers["Content-Type"].startswith("text/html")
     assert "://" not in page.text
     for asset in re.findall(r'(?:src|href)="([^"]+)"', page.text):
-        response = requests.get(f"{server.url}/docs/{asset}", timeout=5)
+        response = requests.get(f"{rest_server.url}/docs/{asset}", timeout=5)
         assert response.status_code == 200 and len(response.content) > 1000, asset
 
 
@@ -107,8 +100,8 @@ def run_schemathesis(url: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.timeout(300)
-def test_schemathesis_finds_no_failure(server):
-    run = run_schemathesis(server.url)
+def test_schemathesis_finds_no_failure(rest_server):
+    run = run_schemathesis(rest_server.url)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     generated, passed = map(int, re.search(r"(\d+) generated, (\d+) passed", run.stdout).groups())
     assert generated == passed >= 1000

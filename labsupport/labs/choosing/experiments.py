@@ -294,7 +294,7 @@ def chat(run: Run, clients: int = 20, messages: int | None = None) -> list[Resul
                      for kind in kinds))
 
 
-def gaming(run: Run, players: int = 10, hz: int = 30, seconds: float | None = None,
+def gaming(run: Run, players: int = 10, hz: float = 30, seconds: float | None = None,
            kinds: tuple[str, ...] = ("websockets", "grpc", "long-polling", "sse")
            ) -> list[Result]:
     """``players`` each sending state ``hz`` times a second to everyone else.

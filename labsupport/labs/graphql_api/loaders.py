@@ -23,7 +23,7 @@ async def posts_by_author(author_ids):
     """Batch function: for each author id, that author's posts, newest first (one query)."""
     query = (select(Post).where(Post.author_id.in_(author_ids))
              .order_by(Post.created_at.desc(), Post.id.desc()))
-    grouped = {author_id: [] for author_id in author_ids}
+    grouped: dict[int, list[Post]] = {author_id: [] for author_id in author_ids}
     for post in db.session.scalars(query):
         grouped[post.author_id].append(post)
     return [grouped[author_id] for author_id in author_ids]
@@ -32,7 +32,7 @@ async def posts_by_author(author_ids):
 async def comments_by_post(post_ids):
     """Batch function: for each post id, its comments in id order (one query)."""
     query = select(Comment).where(Comment.post_id.in_(post_ids)).order_by(Comment.id)
-    grouped = {post_id: [] for post_id in post_ids}
+    grouped: dict[int, list[Comment]] = {post_id: [] for post_id in post_ids}
     for comment in db.session.scalars(query):
         grouped[comment.post_id].append(comment)
     return [grouped[post_id] for post_id in post_ids]

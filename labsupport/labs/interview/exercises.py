@@ -193,7 +193,7 @@ def check_game_update(codec):
     size = sum(len(m.encode() if isinstance(m, str) else m) for m in messages) / seconds
     expect(size <= BYTES_BUDGET, f"{size:,.0f} bytes/s per client (measured over {seconds:g} s, "
                                  f"{len(messages)} messages); the budget is {BYTES_BUDGET:,}")
-    state = {}
+    state: dict = {}
     for n, (message, (tick, truth)) in enumerate(zip(messages, sent, strict=False), 1):
         state = codec.decode(state, message)
         expect(isinstance(state, dict), f"decode must return a dict, got {state!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from typing import Any
 
 import requests
 
@@ -87,7 +88,7 @@ def collect(base_url, user_id, count):
 )
 def check_poller(collect):
     with long_polling.start(name="long-polling-check", max_timeout=5) as server:
-        results: dict[str, object] = {}
+        results: dict[str, Any] = {}
         errors: dict[str, BaseException] = {}
 
         def tab(name):

@@ -199,7 +199,7 @@ def create_app(hub: NotificationHub, *, max_timeout: float = 30.0) -> Flask:
 
     A poll waits at most ``?timeout=`` seconds (default and cap ``max_timeout``).
     """
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.json = OrderedJSONProvider(app)
     install_error_handlers(app)
     app.extensions["long_polling"] = _LongPollingLab(hub, max_timeout)
@@ -255,9 +255,11 @@ def _valid_body(fields: dict[str, type]) -> dict[str, Any]:
     return body
 
 
-@routes.get("/")
-def page() -> Response:
-    body, content_type = static_file(__package__, "long-polling.html")
+@routes.get("/", defaults={"name": "long-polling.html"})
+@routes.get("/static/long-polling-client.js", defaults={"name": "long-polling-client.js"})
+def page(name: str) -> Response:
+    """The browser page and its script, from ``static/`` beside this module."""
+    body, content_type = static_file(__package__, name)
     return Response(body, content_type=content_type)  # positionally, the 2nd is the status
 
 

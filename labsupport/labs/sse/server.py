@@ -310,7 +310,7 @@ def create_app(broker: Broker, *, heartbeat: float = 15.0, retry_ms: int = 3000,
     ``heartbeat`` is the seconds of silence before a ``:`` comment is sent;
     ``retry_ms`` is the reconnection delay the stream tells clients to use.
     """
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.json = OrderedJSONProvider(app)
     install_error_handlers(app)
     app.extensions["sse"] = _SSELab(broker, heartbeat, retry_ms, stop or threading.Event())
@@ -318,9 +318,11 @@ def create_app(broker: Broker, *, heartbeat: float = 15.0, retry_ms: int = 3000,
     return app
 
 
-@routes.get("/")
-def page() -> Response:
-    body, content_type = static_file(__package__, "sse.html")
+@routes.get("/", defaults={"name": "sse.html"})
+@routes.get("/static/sse-client.js", defaults={"name": "sse-client.js"})
+def page(name: str) -> Response:
+    """The browser page and its script, from ``static/`` beside this module."""
+    body, content_type = static_file(__package__, name)
     return Response(body, content_type=content_type)  # positionally, the 2nd is the status
 
 

@@ -166,7 +166,7 @@ PROBE = {"type": "send_message", "room_id": "nowhere", "message": "probe"}
 def _pending(ws):
     """Every event waiting for ``ws``: send a probe that always fails, read up to its error."""
     ws.send(json.dumps(PROBE))
-    events = []
+    events: list[dict] = []
     while True:
         event = json.loads(ws.recv(TIMEOUT))
         if event.get("in_reply_to") == "send_message" and "'nowhere'" in event["message"]:
