@@ -59,9 +59,10 @@ def check_backoff(retry_delay):
 
 # --- 2. a poller that never loses a message ---------------------------------------
 
-def collect(base_url, user_id, count):
+def collect(base_url: str, user_id: str, count: int) -> list[dict]:
     """Long-poll until ``count`` notifications arrived; each once, in order."""
-    received, cursor = [], 0
+    received: list[dict] = []
+    cursor = 0
     url = f"{base_url}/api/notifications/{user_id}/poll"
     while len(received) < count:
         response = requests.get(url, params={"cursor": cursor, "timeout": 1}, timeout=5)

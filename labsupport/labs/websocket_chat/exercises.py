@@ -330,15 +330,14 @@ class _FakeRequest:
 
 # --- 5. catching up after a reconnect -----------------------------------------
 
-def catch_up(base_url, token, room_id, after_id):
+def catch_up(base_url: str, token: str, room_id: str, after_id: int) -> list[dict]:
     """Every message of ``room_id`` with an id above ``after_id``, oldest first."""
-    missed = []
+    missed: list[dict] = []
     page = 1
     while True:
-        response = requests.get(
-            f"{base_url}/api/chat/{room_id}/messages",
-            params={"token": token, "page": page, "per_page": 100}, timeout=5,
-        )
+        params: dict[str, str | int] = {"token": token, "page": page, "per_page": 100}
+        response = requests.get(f"{base_url}/api/chat/{room_id}/messages", params=params,
+                                timeout=5)
         response.raise_for_status()
         body = response.json()
         newer = [m for m in body["messages"] if m["id"] > after_id]
