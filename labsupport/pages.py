@@ -33,7 +33,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["static_file", "url", "base_url", "jupyter_server", "proxy_installed"]
+from flask import Response
+
+__all__ = ["static_file", "static_response", "url", "base_url", "jupyter_server", "proxy_installed"]
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -46,6 +48,12 @@ def static_file(package: str, name: str) -> tuple[bytes, str]:
     """The bytes and content type of ``static/<name>`` in the lab package ``package``."""
     body = resources.files(package).joinpath("static", name).read_bytes()
     return body, CONTENT_TYPES["." + name.rpartition(".")[2]]
+
+
+def static_response(package: str, name: str) -> Response:
+    """``static/<name>`` of the lab package ``package`` as a Flask response."""
+    body, content_type = static_file(package, name)
+    return Response(body, content_type=content_type)  # positionally, the 2nd is the status
 
 
 def _runtime_dirs() -> list[Path]:

@@ -63,6 +63,17 @@ def test_bad_orders_are_refused_and_nothing_is_published(app, body, status, fiel
     assert info.state.messages == 0
 
 
+@pytest.mark.parametrize("path, content_type", [
+    ("/orders-page", "text/html; charset=utf-8"),
+    ("/orders-static/orders.js", "text/javascript; charset=utf-8"),
+])
+def test_the_orders_page_is_served_with_a_real_status(app, path, content_type):
+    # Response(*static_file(...)) once made the content type the status: "HTTP/1.1 0".
+    reply = requests.get(f"{app.url}{path}", timeout=5)
+    assert reply.status_code == 200
+    assert reply.headers["Content-Type"] == content_type
+
+
 def test_not_json_is_a_400_in_the_envelope(app):
     reply = requests.post(f"{app.url}/orders", data="{", timeout=5,
                           headers={"Content-Type": "application/json"})

@@ -43,7 +43,7 @@ from ...api_errors import (
 )
 from ...database import isoformat, utcnow
 from ...harness import ServerHandle, serve_wsgi
-from ...pages import static_file
+from ...pages import static_response
 
 __all__ = [
     "Inbox", "NotificationHub", "CursorGone", "create_app", "start", "Poller", "retry_delay",
@@ -259,8 +259,7 @@ def _valid_body(fields: dict[str, type]) -> dict[str, Any]:
 @routes.get("/static/long-polling-client.js", defaults={"name": "long-polling-client.js"})
 def page(name: str) -> Response:
     """The browser page and its script, from ``static/`` beside this module."""
-    body, content_type = static_file(__package__, name)
-    return Response(body, content_type=content_type)  # positionally, the 2nd is the status
+    return static_response(__package__, name)
 
 
 @routes.get("/api/notifications/<user_id>/poll")

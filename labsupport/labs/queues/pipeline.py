@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from ... import database
 from ...api_errors import APIError, json_object
 from ...harness import ServerHandle, serve_wsgi
-from ...pages import static_file
+from ...pages import static_response
 from ..sse import server as sse
 from . import store
 from .broker import BrokerHandle
@@ -75,11 +75,11 @@ def _orders_blueprint(engine: Any, relay: Relay) -> Blueprint:
 
     @orders.get("/orders-page")
     def page() -> Response:
-        return Response(*static_file(__package__, "orders.html"))
+        return static_response(__package__, "orders.html")
 
     @orders.get("/orders-static/orders.js")
     def script() -> Response:
-        return Response(*static_file(__package__, "orders.js"))
+        return static_response(__package__, "orders.js")
 
     @orders.post("/orders")
     def create_order() -> tuple[Response, int]:

@@ -43,7 +43,7 @@ from ...api_errors import (
 )
 from ...database import isoformat, utcnow
 from ...harness import ServerHandle, serve_wsgi
-from ...pages import static_file
+from ...pages import static_response
 
 __all__ = [
     "format_event", "Event", "events_to_replay", "ReplayGap", "Broker", "NewsFeed",
@@ -322,8 +322,7 @@ def create_app(broker: Broker, *, heartbeat: float = 15.0, retry_ms: int = 3000,
 @routes.get("/static/sse-client.js", defaults={"name": "sse-client.js"})
 def page(name: str) -> Response:
     """The browser page and its script, from ``static/`` beside this module."""
-    body, content_type = static_file(__package__, name)
-    return Response(body, content_type=content_type)  # positionally, the 2nd is the status
+    return static_response(__package__, name)
 
 
 @routes.get("/events")
