@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import cast
 
 import requests
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -177,8 +179,9 @@ def _pending(ws):
 class _Recorder:
     """Stands in for the ChatServer: records what a handler sends."""
 
-    def __init__(self, other):
+    def __init__(self, sender, other):
         self.other, self.sent = other, []
+        self.clients = {sender, other}
 
     def send(self, *args, **kwargs):
         self.sent.append(args)
@@ -191,9 +194,9 @@ class _Recorder:
 
 def _sends_anything(handler, data=None):
     """Whether ``handler`` sends or raises anything for a valid message (stubs do not)."""
-    ada = chat.Client(None, 101, "Ada Lovelace", {"typing-1"})
-    recorder = _Recorder(chat.Client(None, 102, "Alan Turing", {"typing-1"}))
-    recorder.clients = {ada, recorder.other}
+    no_connection = cast(ServerConnection, None)  # the recorder sends nothing anywhere
+    ada = chat.Client(no_connection, 101, "Ada Lovelace", {"typing-1"})
+    recorder = _Recorder(ada, chat.Client(no_connection, 102, "Alan Turing", {"typing-1"}))
     data = data or {"type": "typing", "room_id": "typing-1", "is_typing": True}
     try:
         handler(recorder, ada, data)
