@@ -47,7 +47,7 @@ def _first_error(body) -> str:
 
 # --- 1. ask for exactly what the screen shows ---------------------------------
 
-def profile_card_query():
+def profile_card_query() -> str:
     """The profile card: the user's name and the titles of their 3 newest posts."""
     return """
     query ProfileCard($id: ID!) {
@@ -263,8 +263,9 @@ def _measure(selection_depth, query):
     title="Measure a query's depth, fragments included, for a depth-limit rule",
     notebook=NOTEBOOK,
     hints=[
-        "Walk selection_set.selections; each has a .kind: 'field', 'inline_fragment' or "
-        "'fragment_spread'.",
+        "Walk selection_set.selections; each is a FieldNode, an InlineFragmentNode or a "
+        "FragmentSpreadNode (isinstance tells which; so does .kind: 'field', "
+        "'inline_fragment' or 'fragment_spread').",
         "A field is one level plus the depth of its own selection_set (None for a leaf); "
         "fields named __something are introspection: skip them.",
         "A fragment spread adds no level: measure fragments[selection.name.value].selection_set.",
