@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -63,7 +64,8 @@ def _delete_users_not_in(existing: set[int]) -> None:
 
 # --- 1. status codes in a servicer method ------------------------------------------
 
-def create_user(request, context):
+def create_user(request: user_service_pb2.CreateUserRequest,
+                context: grpc.ServicerContext) -> user_service_pb2.UserResponse:
     """CreateUser that reports failures as status codes and stores an address only if sent."""
     if not request.name.strip() or "@" not in request.email:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name and a valid email are required")
@@ -146,7 +148,8 @@ def check_status_codes(create_user):
 
 # --- 2. deadline, retry and backoff on the client ---------------------------------------
 
-def get_user_with_retry(stub, user_id, attempts=4):
+def get_user_with_retry(stub: user_service_pb2_grpc.UserServiceStub, user_id: int,
+                        attempts: int = 4) -> user_service_pb2.User:
     """GetUser with a 0.5 s deadline per try, retrying UNAVAILABLE and DEADLINE_EXCEEDED
     with exponential backoff (0.05 s, 0.1 s, 0.2 s ...); any other error is raised at once."""
     retryable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -248,7 +251,8 @@ def check_retry(get_user_with_retry):
 
 # --- 3. server streaming that reads as it sends -------------------------------------------
 
-def stream_users(request, context):
+def stream_users(request: user_service_pb2.StreamUsersRequest,
+                 context: grpc.ServicerContext) -> Iterator[user_service_pb2.UserResponse]:
     """StreamUsers that reads users 50 at a time, in id order, sending each as it is read,
     so a client that hangs up early stops the reading too."""
     query = select(User).order_by(User.id).limit(50)
@@ -337,17 +341,21 @@ def check_stream(stream_users):
 class BearerAuth(grpc.ServerInterceptor):
     """Refuse calls without ``authorization: Bearer <token>``; health checks stay open."""
 
-    def __init__(self, token):
+    def __init__(self, token: str) -> None:
         self.expected = f"Bearer {token}"
 
-    def intercept_service(self, continuation, handler_call_details):
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
         if handler_call_details.method.startswith("/grpc.health.v1.Health/"):
             return continuation(handler_call_details)
         metadata = dict(handler_call_details.invocation_metadata)
         if metadata.get("authorization") == self.expected:
             return continuation(handler_call_details)
 
-        def deny(request, context):
+        def deny(request: bytes, context: grpc.ServicerContext) -> None:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
 
         return grpc.unary_unary_rpc_method_handler(deny)

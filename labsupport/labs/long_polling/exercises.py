@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from types import ModuleType
 from typing import Any
 
 import requests
@@ -17,7 +18,8 @@ NOTEBOOK = "06-long-polling"
 
 # --- 1. backoff with jitter -----------------------------------------------------
 
-def retry_delay(attempt, base=0.5, cap=30.0, rng=random):
+def retry_delay(attempt: int, base: float = 0.5, cap: float = 30.0,
+                rng: random.Random | ModuleType = random) -> float:
     """Exponential backoff, capped, with full jitter: uniform in [0, min(cap, base * 2**n)]."""
     return rng.uniform(0, min(cap, base * 2 ** attempt))
 
@@ -126,7 +128,7 @@ def check_poller(collect):
 
 # --- 3. the 410 resync --------------------------------------------------------------
 
-def poll_or_resync(base_url, user_id, cursor):
+def poll_or_resync(base_url: str, user_id: str, cursor: int) -> tuple[list[dict], int]:
     """One poll; on 410 Gone, load the snapshot. Returns (notifications, next cursor)."""
     response = requests.get(f"{base_url}/api/notifications/{user_id}/poll",
                             params={"cursor": cursor, "timeout": 0}, timeout=5)

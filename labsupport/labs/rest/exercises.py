@@ -17,7 +17,7 @@ NOTEBOOK = "01-rest"
 
 # --- 1. conditional GET ----------------------------------------------------
 
-def fetch_if_changed(url, etag):
+def fetch_if_changed(url: str, etag: str | None) -> tuple[int, str | None, dict | None]:
     """GET ``url``, revalidating ``etag``: (status, etag, body), body None on 304."""
     headers = {"If-None-Match": etag} if etag else {}
     response = requests.get(url, headers=headers, timeout=5)
