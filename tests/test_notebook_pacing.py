@@ -19,6 +19,8 @@ LABS = ["00-start-here", "01-rest", "02-graphql", "03-grpc", "04-websockets", "0
         "06-long-polling", "07-queues-vs-direct", "08-choosing-a-protocol",
         "09-interview-questions"]
 PLOTTED = ["02-graphql", "03-grpc", "04-websockets", "06-long-polling"]
+#: Labs whose first quarter holds a checked exercise, not only a prediction.
+CHECKED_EARLY = ["01-rest", "02-graphql", "03-grpc", "05-sse", "08-choosing-a-protocol"]
 
 
 def cells(name: str) -> list[nbformat.NotebookNode]:
@@ -49,6 +51,13 @@ def test_the_learner_acts_within_the_first_quarter(name):
     paced = pacing(NOTEBOOKS / f"{name}.ipynb")
     assert paced.first_hands_on is not None
     assert paced.hands_on_fraction <= 0.25, f"{name}: first hands-on cell at {paced}"
+
+
+@pytest.mark.parametrize("name", CHECKED_EARLY)
+def test_code_of_the_learners_own_is_checked_within_the_first_quarter(name):
+    notebook = cells(name)
+    first = next(i for i, cell in enumerate(notebook) if cell.metadata.get("exercise"))
+    assert first <= 0.25 * len(notebook), f"{name}: first exercise at {first} of {len(notebook)}"
 
 
 @pytest.mark.parametrize("name", LABS)
@@ -97,4 +106,10 @@ def test_measured_numbers_are_plotted_by_the_cells(name):
 
 @pytest.mark.parametrize("name", LABS[1:])
 def test_three_to_five_exercises(name):
-    assert 3 <= pacing(NOTEBOOKS / f"{name}.ipynb").exercises <= 5
+    """Three to five exercises; a lab whose first quarter holds one (the learner's first
+    checked code) may have a sixth."""
+    notebook = cells(name)
+    stubs = [i for i, cell in enumerate(notebook) if cell.metadata.get("exercise")]
+    early = [i for i in stubs if i <= 0.25 * len(notebook)]
+    assert len(early) <= 1, f"{name} has {len(early)} exercises in its first quarter"
+    assert 3 <= pacing(NOTEBOOKS / f"{name}.ipynb").exercises <= 5 + len(early)
