@@ -13,11 +13,11 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Settings shipped with the labs (no Jupyter news prompt), read from this repo: the user's own
 # JupyterLab settings are neither read over nor written.
 LAB_SETTINGS := --LabApp.app_settings_dir=$(CURDIR)/jupyter/lab-settings
-# e.g. PYTEST_ARGS="-n 2 --dist loadfile": two workers, a notebook's cells kept on one (faster on an
-# idle machine; on a loaded one the timing-sensitive cells and tests flake, so it is not the default).
-PYTEST_ARGS ?=
+# Two workers, each test file (a notebook's cells too) kept on one. PYTEST_ARGS="-n 0" runs
+# everything in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: lab test notebooks bench lint check-env clean
+.PHONY: lab test quick notebooks bench lint check-env clean
 
 $(STAMP): pyproject.toml  ## what the labs need, and nothing else
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test: $(TEST_STAMP)  ## lint and type-check, then every test and every notebook
 	$(BIN)/ruff check labsupport tests tools
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+quick: $(TEST_STAMP)  ## lint, type-check, and every test but the slow whole-system ones
+	$(BIN)/ruff check labsupport tests tools
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow"
 
 notebooks: $(TEST_STAMP)  ## re-execute every notebook in place, refreshing its stored outputs
 	$(BIN)/python tools/notebooks.py refresh

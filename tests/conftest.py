@@ -39,6 +39,16 @@ def _wait_until(condition: Callable[[], object], timeout: float = 5.0) -> bool:
     return bool(condition())
 
 
+def _whole_notebook_run(item: pytest.Item) -> bool:
+    return item.path.suffix == ".ipynb" or item.path.name == "test_notebook_solutions.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the longest files, the notebooks and the notebooks with their solutions, first:
+    on two workers (``--dist loadfile``) no long run is then left to start last."""
+    items.sort(key=lambda item: not _whole_notebook_run(item))
+
+
 @pytest.fixture
 def wait_until() -> Callable[..., bool]:
     """``wait_until(condition, timeout=5.0)``: a bounded wait for ``condition`` to hold."""

@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a whole system: `make quick` leaves it out
+
 FIRST_REQUEST = {
     "rest": """
 import requests

@@ -17,6 +17,7 @@ AUDIT = Path(__file__).resolve().parent.parent / "tools" / "graphql_http_audit"
 NODE = shutil.which("node")
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(NODE is None, reason="Node.js is not installed (the audit runs on Node)"),
     pytest.mark.skipif(not (AUDIT / "node_modules" / "graphql-http").is_dir(),
                        reason="graphql-http is not installed: run `npm ci` in "

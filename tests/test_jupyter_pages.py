@@ -33,7 +33,7 @@ START_TIMEOUT = 60
 RUN_ALL_TIMEOUT_MS = 120_000
 WAIT_MS = 15_000
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # `make quick` leaves it out
 
 
 def free_port() -> int:

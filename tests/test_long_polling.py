@@ -207,6 +207,7 @@ def test_fuzzed_input_never_gives_a_500_or_hangs(server, cursor, timeout, body):
 
 # --- load --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_20_clients_500_messages_random_drops_each_gets_all_exactly_once_in_order(wait_until):
     clients, publishers, per_publisher = 20, 5, 100
     total = publishers * per_publisher

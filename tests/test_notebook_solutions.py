@@ -9,6 +9,8 @@ import pytest
 
 from tools.notebooks import execute, with_solutions
 
+pytestmark = pytest.mark.slow  # a whole system: `make quick` leaves it out
+
 ROOT = Path(__file__).resolve().parent.parent
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

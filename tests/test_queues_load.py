@@ -16,6 +16,8 @@ from labsupport.labs import queues
 from labsupport.labs.queues import store
 from labsupport.labs.queues.worker import ORDERS, ensure_streams
 
+pytestmark = pytest.mark.slow  # a whole system: `make quick` leaves it out
+
 PRODUCERS = 5
 PER_PRODUCER = 2000
 

@@ -19,6 +19,8 @@ from openapi_spec_validator import validate
 from labsupport import rest
 from labsupport.openapi import documented_routes
 
+pytestmark = pytest.mark.slow  # a whole system: `make quick` leaves it out
+
 SCHEMATHESIS_CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 

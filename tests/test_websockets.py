@@ -433,6 +433,7 @@ async def chat_load(server):
     return rooms, dict(zip(rooms, results, strict=True))
 
 
+@pytest.mark.slow
 def test_twenty_clients_each_get_every_message_of_their_room_once_in_order(server):
     rooms, received = asyncio.run(asyncio.wait_for(chat_load(server), 60))
     for room_id in sorted(set(rooms.values())):
