@@ -19,6 +19,10 @@ LABS = ["00-start-here", "01-rest", "02-graphql", "03-grpc", "04-websockets", "0
         "06-long-polling", "07-queues-vs-direct", "08-choosing-a-protocol",
         "09-interview-questions"]
 PLOTTED = ["02-graphql", "03-grpc", "04-websockets", "06-long-polling"]
+#: Labs whose first checked exercise comes in their first quarter (the learner's own code,
+#: checked on the spot, not only a prediction).
+EARLY_EXERCISE = ["02-graphql", "05-sse", "06-long-polling", "07-queues-vs-direct",
+                  "08-choosing-a-protocol", "09-interview-questions"]
 
 
 def cells(name: str) -> list[nbformat.NotebookNode]:
@@ -49,6 +53,16 @@ def test_the_learner_acts_within_the_first_quarter(name):
     paced = pacing(NOTEBOOKS / f"{name}.ipynb")
     assert paced.first_hands_on is not None
     assert paced.hands_on_fraction <= 0.25, f"{name}: first hands-on cell at {paced}"
+
+
+def exercise_stubs(name: str) -> list[int]:
+    return [i for i, cell in enumerate(cells(name)) if cell.metadata.get("exercise")]
+
+
+@pytest.mark.parametrize("name", EARLY_EXERCISE)
+def test_a_checked_exercise_comes_within_the_first_quarter(name):
+    first, total = exercise_stubs(name)[0], len(cells(name))
+    assert first <= 0.25 * total, f"{name}: the first exercise is cell {first} of {total}"
 
 
 @pytest.mark.parametrize("name", LABS)
@@ -97,4 +111,7 @@ def test_measured_numbers_are_plotted_by_the_cells(name):
 
 @pytest.mark.parametrize("name", LABS[1:])
 def test_three_to_five_exercises(name):
-    assert 3 <= pacing(NOTEBOOKS / f"{name}.ipynb").exercises <= 5
+    """3-5 exercises, and one more where the first comes early, in the first quarter."""
+    stubs = exercise_stubs(name)
+    early = stubs[0] <= 0.25 * len(cells(name))
+    assert 3 <= pacing(NOTEBOOKS / f"{name}.ipynb").exercises <= 5 + early
