@@ -32,24 +32,34 @@ def post(server, query, variables=None, headers=None, **body):
                          json={"query": query, "variables": variables, **body})
 
 
-def codes(response):
-    return [error["extensions"]["code"] for error in response.json()["errors"]]
+def run(query, variables=None, **context_options):
+    """The answer a client would get, computed in-process through the lab's own execution
+    path (the depth limit, DataLoaders, masked resolver errors) without HTTP."""
+    return graphql_api.run_query(query, variables, **context_options).formatted
+
+
+@pytest.fixture
+def fresh():
+    """The sample data as it ships, for a test that writes or counts."""
+    database.reset()
+
+
+def codes(answer):
+    body = answer if isinstance(answer, dict) else answer.json()
+    return [error["extensions"]["code"] for error in body["errors"]]
 
 
 # --- queries ------------------------------------------------------------------
 
-def test_basic_query_returns_exactly_the_fields_asked(server):
-    response = post(server, '{ user(id: "123") { id name email } }')
-    assert response.status_code == 200
-    assert response.json() == {"data": {"user": {
+def test_basic_query_returns_exactly_the_fields_asked(fresh):
+    assert run('{ user(id: "123") { id name email } }') == {"data": {"user": {
         "id": "123", "name": "John Doe", "email": "john.doe@example.com"}}}
 
 
-def test_nested_query_with_variables(server):
+def test_nested_query_with_variables(fresh):
     query = """query GetUserPosts($userId: ID!, $postLimit: Int!) {
       user(id: $userId) { name posts(limit: $postLimit) { title createdAt } } }"""
-    response = post(server, query, {"userId": "101", "postLimit": 2})
-    user = response.json()["data"]["user"]
+    user = run(query, {"userId": "101", "postLimit": 2})["data"]["user"]
     assert user["name"] == "Ada Lovelace"
     assert [post["title"] for post in user["posts"]] == ["Post 51", "Post 41"]
 
@@ -67,8 +77,8 @@ def test_operation_name_picks_one_operation(server):
     assert codes(post(server, document)) == ["BAD_USER_INPUT"]
 
 
-def test_missing_user_is_null_not_an_error(server):
-    assert post(server, '{ user(id: "999") { name } }').json() == {"data": {"user": None}}
+def test_missing_user_is_null_not_an_error(fresh):
+    assert run('{ user(id: "999") { name } }') == {"data": {"user": None}}
 
 
 def test_introspection_works_despite_the_depth_limit(server):
@@ -279,11 +289,10 @@ def test_a_mutation_over_get_is_405_in_both_media_types(server, accept):
     ('{ posts(authorId: "x") { id } }', "authorId must be a positive whole number"),
     ('{ user(id: "101") { posts(limit: -1) { id } } }', "limit must be between 1 and 100"),
 ])
-def test_bad_arguments_are_bad_user_input(server, query, message):
-    response = post(server, query)
-    assert response.status_code == 200
-    assert codes(response) == ["BAD_USER_INPUT"]
-    assert message in response.json()["errors"][0]["message"]
+def test_bad_arguments_are_bad_user_input(fresh, query, message):
+    answer = run(query)
+    assert codes(answer) == ["BAD_USER_INPUT"]
+    assert message in answer["errors"][0]["message"]
 
 
 def test_resolver_bugs_are_masked_as_internal_errors():
@@ -352,22 +361,20 @@ HTTP_NULLABLE = {key: value for key, value in NULLABLE.items() if key[0] != "Sub
 
 @pytest.mark.parametrize("as_variable", [False, True], ids=["literal", "variable"])
 @pytest.mark.parametrize("key", HTTP_NULLABLE, ids=lambda key: ".".join(filter(None, key)))
-def test_null_for_a_nullable_argument_means_the_default_or_bad_user_input(server, key,
+def test_null_for_a_nullable_argument_means_the_default_or_bad_user_input(fresh, key,
                                                                            as_variable):
     template, type_name, default_query = NULLABLE[key]
     if as_variable:
         operation = "mutation" if template.startswith("mutation") else "query"
         query = f"{operation}($v: {type_name}) " + template.removeprefix(operation) % "$v"
-        response = post(server, query, {"v": None})
+        body = run(query, {"v": None})
     else:
-        response = post(server, template % "null")
-    assert response.status_code == 200, response.text
-    body = response.json()
+        body = run(template % "null")
     if default_query is None:
-        assert codes(response) == ["BAD_USER_INPUT"], body
+        assert codes(body) == ["BAD_USER_INPUT"], body
     else:
         assert "errors" not in body, body
-        assert body == post(server, default_query).json()
+        assert body == run(default_query)
 
 
 @pytest.mark.parametrize("as_variable", [False, True], ids=["literal", "variable"])
@@ -407,61 +414,61 @@ def user_count():
     return count
 
 
-def test_create_user_validates_then_writes(server):
+def test_create_user_validates_then_writes(fresh):
     before = user_count()
-    bad = post(server, CREATE, {"input": {"name": " ", "email": "nope"}})
+    bad = run(CREATE, {"input": {"name": " ", "email": "nope"}})
     assert codes(bad) == ["BAD_USER_INPUT"]
-    assert set(bad.json()["errors"][0]["extensions"]["fields"]) == {"name", "email"}
+    assert set(bad["errors"][0]["extensions"]["fields"]) == {"name", "email"}
     assert user_count() == before
-    good = post(server, CREATE, {"input": {"name": "Eve", "email": "Eve@Example.com"}})
-    assert good.json()["data"]["createUser"]["email"] == "eve@example.com"
-    again = post(server, CREATE, {"input": {"name": "Eve 2", "email": "eve@example.com"}})
+    good = run(CREATE, {"input": {"name": "Eve", "email": "Eve@Example.com"}})
+    assert good["data"]["createUser"]["email"] == "eve@example.com"
+    again = run(CREATE, {"input": {"name": "Eve 2", "email": "eve@example.com"}})
     assert codes(again) == ["CONFLICT"]
     assert user_count() == before + 1
 
 
-def test_update_user_empty_name_is_an_error_not_ignored(server):
+def test_update_user_empty_name_is_an_error_not_ignored(fresh):
     """The document's ``if name:`` silently drops "": here it is reported."""
-    response = post(server, UPDATE, {"id": "104", "input": {"name": ""}})
-    assert codes(response) == ["BAD_USER_INPUT"]
-    assert post(server, '{ user(id: "104") { name } }').json()["data"]["user"]["name"] == \
+    answer = run(UPDATE, {"id": "104", "input": {"name": ""}})
+    assert codes(answer) == ["BAD_USER_INPUT"]
+    assert run('{ user(id: "104") { name } }')["data"]["user"]["name"] == \
         "Edsger Dijkstra"
 
 
-def test_update_user_changes_only_what_was_sent(server):
-    response = post(server, UPDATE, {"id": "105", "input": {"name": "B. Liskov"}})
-    assert response.json()["data"]["updateUser"] == {
+def test_update_user_changes_only_what_was_sent(fresh):
+    answer = run(UPDATE, {"id": "105", "input": {"name": "B. Liskov"}})
+    assert answer["data"]["updateUser"] == {
         "id": "105", "name": "B. Liskov", "email": "barbara.liskov@example.com"}
 
 
-def test_update_with_one_bad_field_changes_nothing(server):
-    response = post(server, UPDATE, {"id": "106", "input": {"name": "Don", "email": "bad"}})
-    assert codes(response) == ["BAD_USER_INPUT"]
-    assert post(server, '{ user(id: "106") { name } }').json()["data"]["user"]["name"] == \
+def test_update_with_one_bad_field_changes_nothing(fresh):
+    answer = run(UPDATE, {"id": "106", "input": {"name": "Don", "email": "bad"}})
+    assert codes(answer) == ["BAD_USER_INPUT"]
+    assert run('{ user(id: "106") { name } }')["data"]["user"]["name"] == \
         "Donald Knuth"
 
 
-def test_update_missing_user_is_not_found(server):
-    assert codes(post(server, UPDATE, {"id": "9999", "input": {"name": "X"}})) == ["NOT_FOUND"]
+def test_update_missing_user_is_not_found(fresh):
+    assert codes(run(UPDATE, {"id": "9999", "input": {"name": "X"}})) == ["NOT_FOUND"]
 
 
-def test_delete_user_answers_true_then_false(server):
-    created = post(server, CREATE, {"input": {"name": "Tmp", "email": "tmp@example.com"}})
-    id = created.json()["data"]["createUser"]["id"]
+def test_delete_user_answers_true_then_false(fresh):
+    created = run(CREATE, {"input": {"name": "Tmp", "email": "tmp@example.com"}})
+    id = created["data"]["createUser"]["id"]
     delete = 'mutation($id: ID!) { deleteUser(id: $id) }'
-    assert post(server, delete, {"id": id}).json() == {"data": {"deleteUser": True}}
-    assert post(server, delete, {"id": id}).json() == {"data": {"deleteUser": False}}
+    assert run(delete, {"id": id}) == {"data": {"deleteUser": True}}
+    assert run(delete, {"id": id}) == {"data": {"deleteUser": False}}
 
 
-def test_create_post_checks_its_author(server):
+def test_create_post_checks_its_author(fresh):
     query = "mutation($i: CreatePostInput!) { createPost(input: $i) { id author { name } } }"
-    bad = post(server, query, {"i": {"title": "T", "content": "C", "authorId": "9999"}})
+    bad = run(query, {"i": {"title": "T", "content": "C", "authorId": "9999"}})
     assert codes(bad) == ["BAD_USER_INPUT"]
-    assert "no user has id 9999" in bad.json()["errors"][0]["message"]
-    long = post(server, query, {"i": {"title": "T" * 201, "content": "C", "authorId": "123"}})
-    assert "title must be at most 200 characters" in long.json()["errors"][0]["message"]
-    good = post(server, query, {"i": {"title": "T", "content": "C", "authorId": "123"}})
-    assert good.json()["data"]["createPost"]["author"] == {"name": "John Doe"}
+    assert "no user has id 9999" in bad["errors"][0]["message"]
+    long = run(query, {"i": {"title": "T" * 201, "content": "C", "authorId": "123"}})
+    assert "title must be at most 200 characters" in long["errors"][0]["message"]
+    good = run(query, {"i": {"title": "T", "content": "C", "authorId": "123"}})
+    assert good["data"]["createPost"]["author"] == {"name": "John Doe"}
 
 
 # --- the N+1 problem, counted ----------------------------------------------------
@@ -469,25 +476,24 @@ def test_create_post_checks_its_author(server):
 USERS_AND_POSTS = "{ users(limit: 10) { name posts { title } } }"
 
 
-def test_without_dataloaders_users_posts_is_one_plus_n_statements():
-    with (graphql_api.start(name="graphql-n1", dataloaders=False) as plain,
-          database.count_statements() as statements):
-        response = post(plain, USERS_AND_POSTS)
-    assert len(response.json()["data"]["users"]) == 10
+def test_without_dataloaders_users_posts_is_one_plus_n_statements(fresh):
+    with database.count_statements() as statements:
+        answer = run(USERS_AND_POSTS, dataloaders=False)
+    assert len(answer["data"]["users"]) == 10
     assert len(statements) == 1 + 10
 
 
-def test_with_dataloaders_it_is_two_statements(server):
+def test_with_dataloaders_it_is_two_statements(fresh):
     with database.count_statements() as statements:
-        response = post(server, USERS_AND_POSTS)
-    assert len(response.json()["data"]["users"]) == 10
+        answer = run(USERS_AND_POSTS)
+    assert len(answer["data"]["users"]) == 10
     assert len(statements) == 2
 
 
-def test_dataloader_batches_authors_of_comments_too(server):
+def test_dataloader_batches_authors_of_comments_too(fresh):
     query = '{ posts(limit: 20) { author { name } comments { author { name } } } }'
     with database.count_statements() as statements:
-        post(server, query)
+        run(query)
     # one statement a level: posts; their authors and their comments (one batch each);
     # the comments' authors not already loaded (one batch)
     assert len(statements) == 4

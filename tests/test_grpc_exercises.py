@@ -12,12 +12,98 @@ from sqlalchemy import select
 from labsupport import database
 from labsupport.database import Address, User, db
 from labsupport.engine import get
-from labsupport.grpc_service import user_service_pb2, user_to_proto
+from labsupport.grpc_service import user_service_pb2, user_service_pb2_grpc, user_to_proto
 
 
 @pytest.fixture(autouse=True, scope="module")
 def sample_data():
     database.reset()
+
+
+# --- grpc.first-call -----------------------------------------------------------------
+
+def _get_user(channel, user_id, **options):
+    stub = user_service_pb2_grpc.UserServiceStub(channel)
+    return stub.GetUser(user_service_pb2.GetUserRequest(id=user_id), **options)
+
+
+def test_first_call_reference_passes():
+    assert_passes("grpc.first-call")
+
+
+def test_first_call_stub_is_not_attempted():
+    assert_fails("grpc.first-call", lambda channel, user_id: None, "not solved yet")
+
+
+def test_first_call_without_deadline_fails():
+    def no_deadline(channel, user_id):
+        try:
+            return _get_user(channel, user_id).user.name
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    assert_fails("grpc.first-call", no_deadline, "GetUser arrived with no deadline")
+
+
+def test_first_call_with_the_documents_ten_second_deadline_fails():
+    def documents_deadline(channel, user_id):
+        try:
+            return _get_user(channel, user_id, timeout=10).user.name
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    assert_fails("grpc.first-call", documents_deadline,
+                 "the deadline should be 1 s; the call arrived with 10")
+
+
+def test_first_call_letting_not_found_raise_fails():
+    def raises_everything(channel, user_id):
+        return _get_user(channel, user_id, timeout=1).user.name
+
+    assert_fails("grpc.first-call", raises_everything,
+                 "does not exist, so the server answers NOT_FOUND: return None; you raised "
+                 "NOT_FOUND")
+
+
+def test_first_call_every_error_as_none_fails():
+    def documents_way(channel, user_id):
+        try:
+            response = _get_user(channel, user_id, timeout=1)
+            return response.user.name if response.success else None
+        except grpc.RpcError:
+            return None
+
+    assert_fails("grpc.first-call", documents_way,
+                 "the server answered UNAVAILABLE, which says nothing about user 101")
+
+
+def test_first_call_deadline_as_none_fails():
+    def missing_when_slow(channel, user_id):
+        try:
+            return _get_user(channel, user_id, timeout=1).user.name
+        except grpc.RpcError as error:
+            if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return None
+            raise
+
+    assert_fails("grpc.first-call", missing_when_slow,
+                 "a 1 s deadline ends the call with DEADLINE_EXCEEDED, to be raised")
+
+
+def test_first_call_returning_the_message_fails():
+    def whole_message(channel, user_id):
+        try:
+            return _get_user(channel, user_id, timeout=1).user
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    assert_fails("grpc.first-call", whole_message, "return the name (response.user.name)")
 
 
 # --- grpc.status-codes --------------------------------------------------------------
@@ -308,7 +394,8 @@ def test_solution_sources_need_only_the_notebook_imports():
 
     namespace = {"grpc": grpc, "time": time, "select": select, "db": db, "User": User,
                  "Address": Address, "user_service_pb2": user_service_pb2,
+                 "user_service_pb2_grpc": user_service_pb2_grpc,
                  "user_to_proto": lab.user_to_proto}
-    for id in ("grpc.status-codes", "grpc.retry", "grpc.stream", "grpc.auth-interceptor",
-               "grpc.bidi-lookup"):
+    for id in ("grpc.first-call", "grpc.status-codes", "grpc.retry", "grpc.stream",
+               "grpc.auth-interceptor", "grpc.bidi-lookup"):
         exec(compile(get(id).solution_source, id, "exec"), dict(namespace))

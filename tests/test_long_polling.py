@@ -10,6 +10,7 @@ import time
 
 import pytest
 import requests
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,13 @@ from labsupport.long_polling import Poller
 def server():
     with long_polling.start(name="long-polling-test", max_timeout=5) as handle:
         yield handle
+
+
+@pytest.fixture
+def client() -> FlaskClient:
+    """The lab's app without a server, for what it answers rather than how it waits."""
+    app = long_polling.create_app(long_polling.NotificationHub(), max_timeout=5)
+    return app.test_client()
 
 
 def send(server, user="ada", type="message", data=None):
@@ -154,15 +162,15 @@ def test_stop_answers_every_waiting_poll(wait_until):
     ("timeout=-1", 400, "a number of seconds"),
     ("timeout=86400", 400, "from 0 to 5"),
 ])
-def test_bad_poll_parameters_are_clear_400s(server, query, status, words):
-    reply = requests.get(f"{server.url}/api/notifications/ada/poll?{query}", timeout=3)
+def test_bad_poll_parameters_are_clear_400s(client, query, status, words):
+    reply = client.get(f"/api/notifications/ada/poll?{query}")
     assert reply.status_code == status
-    assert words in json.dumps(reply.json())
+    assert words in json.dumps(reply.json)
 
 
-def test_unknown_user_is_404(server):
-    reply = requests.get(f"{server.url}/api/notifications/mallory/poll?timeout=0", timeout=2)
-    assert reply.status_code == 404 and "mallory" in reply.json()["error"]["message"]
+def test_unknown_user_is_404(client):
+    reply = client.get("/api/notifications/mallory/poll?timeout=0")
+    assert reply.status_code == 404 and "mallory" in reply.json["error"]["message"]
 
 
 @pytest.mark.parametrize("body, status, field", [
@@ -173,10 +181,10 @@ def test_unknown_user_is_404(server):
     ({"user_id": "ada", "type": "m", "extra": 1}, 422, "extra"),
     ({"user_id": 5, "type": "m"}, 422, "user_id"),
 ])
-def test_bad_send_bodies_are_422_with_details(server, body, status, field):
-    reply = requests.post(f"{server.url}/api/notifications/send", json=body, timeout=2)
+def test_bad_send_bodies_are_422_with_details(client, body, status, field):
+    reply = client.post("/api/notifications/send", json=body)
     assert reply.status_code == status
-    assert field in reply.json()["error"]["details"]
+    assert field in reply.json["error"]["details"]
 
 
 @settings(max_examples=60, deadline=None,

@@ -13,6 +13,7 @@ from sqlalchemy import and_, or_, select
 
 from labsupport import database, rest
 from labsupport.database import Post, db
+from labsupport.engine import get
 from labsupport.labs.rest.exercises import validate_user as hand_written_validator
 from labsupport.ratelimit import TokenBucket
 
@@ -44,6 +45,105 @@ def test_first_request_ignoring_404_fails():
         return requests.get(f"{base_url}/api/v1/users/{user_id}", timeout=5).json()["name"]
 
     assert_fails("start.first-request", no_status_check, "raised KeyError")
+
+
+# --- rest.every-page ----------------------------------------------------------
+
+def test_every_page_reference_passes():
+    assert_passes("rest.every-page")
+
+
+def test_every_page_stub_is_not_attempted():
+    assert_fails("rest.every-page", lambda users_url, params: None, "not solved yet")
+
+
+def test_every_page_first_page_only_fails():
+    def first_page(users_url, params):
+        return requests.get(users_url, params=params, timeout=5).json()["users"]
+
+    assert_fails("rest.every-page", first_page,
+                 "with limit=3 the API lists 25 users on 9 pages; you returned 3 and never "
+                 "asked for page 2")
+
+
+def test_every_page_stopping_before_the_last_page_fails():
+    def off_by_one(users_url, params):
+        body = requests.get(users_url, params={**params, "page": 1}, timeout=5).json()
+        users = body["users"]
+        for page in range(2, body["pagination"]["pages"]):
+            users += requests.get(users_url, params={**params, "page": page},
+                                  timeout=5).json()["users"]
+        return users
+
+    assert_fails("rest.every-page", off_by_one, "you returned 24 and never asked for page 9")
+
+
+def test_every_page_without_the_page_parameter_fails():
+    def same_page_again(users_url, params):
+        body = requests.get(users_url, params=params, timeout=5).json()
+        users = []
+        for _ in range(body["pagination"]["pages"]):
+            users += requests.get(users_url, params=params, timeout=5).json()["users"]
+        return users
+
+    assert_fails("rest.every-page", same_page_again, "these users came more than once")
+
+
+def test_every_page_with_its_own_limit_fails():
+    reference = get("rest.every-page").reference
+
+    def one_big_page(users_url, params):
+        return reference(users_url, {**params, "limit": 100})
+
+    assert_fails("rest.every-page", one_big_page,
+                 "you were given limit=3, but asked the API for limit=100&page=1")
+
+
+def test_every_page_taking_an_error_for_an_empty_page_fails():
+    def stops_on_error(users_url, params):
+        users, page = [], 1
+        while True:
+            response = requests.get(users_url, params={**params, "page": page}, timeout=5)
+            if not response.ok:
+                return users
+            body = response.json()
+            users += body["users"]
+            if page >= body["pagination"]["pages"]:
+                return users
+            page += 1
+
+    assert_fails("rest.every-page", stops_on_error,
+                 "with limit=0 the API answers 400 Bad Request, an error, not a page; you "
+                 "returned []")
+
+
+def test_every_page_reading_an_error_as_a_page_fails():
+    def never_looks_at_the_status(users_url, params):
+        users, page = [], 1
+        while True:
+            body = requests.get(users_url, params={**params, "page": page}, timeout=5).json()
+            users += body["users"]
+            if page >= body["pagination"]["pages"]:
+                return users
+            page += 1
+
+    assert_fails("rest.every-page", never_looks_at_the_status,
+                 "your code raised KeyError reading its body: check the status")
+
+
+def test_every_page_stopping_at_an_empty_page_passes():
+    """Asking for one page past the end, and stopping at its empty list, is a right answer."""
+    def until_empty(users_url, params):
+        users, page = [], 1
+        while True:
+            response = requests.get(users_url, params={**params, "page": page}, timeout=5)
+            response.raise_for_status()
+            if not response.json()["users"]:
+                return users
+            users += response.json()["users"]
+            page += 1
+
+    assert_passes("rest.every-page", until_empty)
 
 
 # --- rest.conditional-get -----------------------------------------------------
@@ -225,9 +325,8 @@ def test_rate_limit_stub_is_not_attempted():
 
 def test_solution_sources_need_only_the_notebook_imports():
     """The reference sources are what solution() shows; they must name nothing unexplained."""
-    from labsupport.engine import get
-
-    for id in ("rest.validation", "rest.keyset"):
+    for id in ("rest.every-page", "rest.validation", "rest.keyset"):
         source = get(id).solution_source
-        namespace = {"re": re, "select": select, "and_": and_, "or_": or_, "Post": Post, "db": db}
+        namespace = {"re": re, "select": select, "and_": and_, "or_": or_, "Post": Post, "db": db,
+                     "requests": requests}
         exec(compile(source, id, "exec"), namespace)

@@ -12,10 +12,14 @@ import graphene
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FieldNode,
     FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
+    InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
+    SelectionSetNode,
     ValidationRule,
     execute,
     get_operation_ast,
@@ -40,7 +44,9 @@ MAX_DEPTH = 6
 
 # --- validation: the depth limit ---------------------------------------------
 
-def selection_depth(selection_set, fragments, seen=frozenset()):
+def selection_depth(selection_set: SelectionSetNode | None,
+                    fragments: dict[str, FragmentDefinitionNode],
+                    seen: frozenset[str] = frozenset()) -> int:
     """How deep a selection set nests fields, following fragments.
 
     Each field adds one level; inline fragments and fragment spreads add
@@ -51,17 +57,19 @@ def selection_depth(selection_set, fragments, seen=frozenset()):
         return 0
     deepest = 0
     for selection in selection_set.selections:
-        if selection.kind == "field":
+        if isinstance(selection, FieldNode):
             if selection.name.value.startswith("__"):
                 continue
             depth = 1 + selection_depth(selection.selection_set, fragments, seen)
-        elif selection.kind == "inline_fragment":
+        elif isinstance(selection, InlineFragmentNode):
             depth = selection_depth(selection.selection_set, fragments, seen)
-        else:
+        elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             if name in seen or name not in fragments:
                 continue
             depth = selection_depth(fragments[name].selection_set, fragments, seen | {name})
+        else:
+            continue
         deepest = max(deepest, depth)
     return deepest
 

@@ -6,12 +6,14 @@ import asyncio
 import json
 import threading
 import time
+from typing import Any
 
 import requests
-from graphql import parse
+from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
 from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from ...database import Post, count_statements, db
 from ...engine import NotAttempted, Unmet, exercise, expect
@@ -29,6 +31,15 @@ def _post(server, query, variables=None):
     return response, response.json()
 
 
+def _truth(query: str, variables: dict[str, Any] | None = None,
+           **context_options: Any) -> dict[str, Any]:
+    """What the lab's own schema answers, run in-process: what a check compares against."""
+    result = graphql_api.run_query(query, variables, **context_options)
+    if result.errors or result.data is None:
+        raise RuntimeError(f"the check's own query failed: {result.errors}")
+    return result.data
+
+
 def _first_error(body) -> str:
     errors = body.get("errors") or []
     return errors[0]["message"] if errors else ""
@@ -36,7 +47,7 @@ def _first_error(body) -> str:
 
 # --- 1. ask for exactly what the screen shows ---------------------------------
 
-def profile_card_query():
+def profile_card_query() -> str:
     """The profile card: the user's name and the titles of their 3 newest posts."""
     return """
     query ProfileCard($id: ID!) {
@@ -68,10 +79,9 @@ def check_exact_query(profile_card_query):
     with graphql_api.start(name="graphql-check", fresh_data=False) as server:
         sizes = []
         for user_id in ("101", "102"):
-            truth = graphql_api.run_query(
-                "query($id: ID!) { user(id: $id) { name posts { title } } }", {"id": user_id})
-            wanted = {"name": truth.data["user"]["name"],
-                      "posts": truth.data["user"]["posts"][:3]}
+            truth = _truth("query($id: ID!) { user(id: $id) { name posts { title } } }",
+                           {"id": user_id})
+            wanted = {"name": truth["user"]["name"], "posts": truth["user"]["posts"][:3]}
             response, body = _post(server, query, {"id": user_id})
             expect("errors" not in body,
                    f"the server refused the query: {_first_error(body)}")
@@ -79,8 +89,9 @@ def check_exact_query(profile_card_query):
             expect(not extra, f"the card needs one root field, user; the query also asks for "
                               f"{', '.join(extra)}")
             user = (body.get("data") or {}).get("user")
-            expect(isinstance(user, dict), f"with $id = {user_id!r} expected a user, got "
-                                           f"{body.get('data')!r}: does the query use $id?")
+            if not isinstance(user, dict):
+                raise Unmet(f"with $id = {user_id!r} expected a user, got "
+                            f"{body.get('data')!r}: does the query use $id?")
             extra = sorted(set(user) - {"name", "posts"})
             expect(not extra, f"the card shows only the name and post titles; the query also "
                               f"asks for {', '.join(extra)}")
@@ -210,7 +221,7 @@ def check_dataloader(posts_by_author):
                f"{ids[index]}, got posts by {authors[index]}: keep the order of the ids")
     expect(authors[1] == [], f"user 99999 does not exist: its list must be empty, got the posts "
                              f"of authors {authors[1]}")
-    truth = graphql_api.run_query(USERS_AND_POSTS, dataloaders=False).data
+    truth = _truth(USERS_AND_POSTS, dataloaders=False)
     with (graphql_api.start(name="graphql-check", fresh_data=False,
                             posts_loader=posts_by_author) as server,
           count_statements() as statements):
@@ -242,8 +253,9 @@ _DEPTH_CASES = [
 def _measure(selection_depth, query):
     document = parse(query)
     fragments = {d.name.value: d for d in document.definitions
-                 if d.kind == "fragment_definition"}
-    return selection_depth(document.definitions[0].selection_set, fragments)
+                 if isinstance(d, FragmentDefinitionNode)}
+    operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+    return selection_depth(operation.selection_set, fragments)
 
 
 @exercise(
@@ -251,8 +263,9 @@ def _measure(selection_depth, query):
     title="Measure a query's depth, fragments included, for a depth-limit rule",
     notebook=NOTEBOOK,
     hints=[
-        "Walk selection_set.selections; each has a .kind: 'field', 'inline_fragment' or "
-        "'fragment_spread'.",
+        "Walk selection_set.selections; each is a FieldNode, an InlineFragmentNode or a "
+        "FragmentSpreadNode (isinstance tells which; so does .kind: 'field', "
+        "'inline_fragment' or 'fragment_spread').",
         "A field is one level plus the depth of its own selection_set (None for a leaf); "
         "fields named __something are introspection: skip them.",
         "A fragment spread adds no level: measure fragments[selection.name.value].selection_set.",
@@ -288,16 +301,17 @@ def check_depth_limit(selection_depth):
 
 # --- 5. a graphql-transport-ws client ---------------------------------------------
 
-def collect_posts(ws_url, author_id, count):
+def collect_posts(ws_url: str, author_id: str, count: int) -> list[str]:
     """Subscribe to postAdded for one author; return the titles of the next ``count`` posts."""
-    with connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=5) as ws:
+    with connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")],
+                 open_timeout=5) as ws:
         ws.send(json.dumps({"type": "connection_init"}))
         if json.loads(ws.recv(timeout=5))["type"] != "connection_ack":
             raise ConnectionError("the server did not acknowledge connection_init")
         query = "subscription($author: ID!) { postAdded(authorId: $author) { title } }"
         ws.send(json.dumps({"id": "1", "type": "subscribe",
                             "payload": {"query": query, "variables": {"author": author_id}}}))
-        titles = []
+        titles: list[str] = []
         while len(titles) < count:
             message = json.loads(ws.recv(timeout=5))
             if message["type"] == "next":

@@ -12,14 +12,14 @@ from .schema import posts_bus
 
 # --- DataLoader batch functions ----------------------------------------------
 
-async def users_by_id(user_ids):
+async def users_by_id(user_ids: list[int]) -> list[User | None]:
     """Batch function: the users with these ids, in the same order (None if missing)."""
     users = db.session.scalars(select(User).where(User.id.in_(user_ids)))
     by_id = {user.id: user for user in users}
     return [by_id.get(user_id) for user_id in user_ids]
 
 
-async def posts_by_author(author_ids):
+async def posts_by_author(author_ids: list[int]) -> list[list[Post]]:
     """Batch function: for each author id, that author's posts, newest first (one query)."""
     query = (select(Post).where(Post.author_id.in_(author_ids))
              .order_by(Post.created_at.desc(), Post.id.desc()))
@@ -29,7 +29,7 @@ async def posts_by_author(author_ids):
     return [grouped[author_id] for author_id in author_ids]
 
 
-async def comments_by_post(post_ids):
+async def comments_by_post(post_ids: list[int]) -> list[list[Comment]]:
     """Batch function: for each post id, its comments in id order (one query)."""
     query = select(Comment).where(Comment.post_id.in_(post_ids)).order_by(Comment.id)
     grouped: dict[int, list[Comment]] = {post_id: [] for post_id in post_ids}

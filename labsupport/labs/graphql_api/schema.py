@@ -219,7 +219,7 @@ def _commit(what: str) -> None:
             "email": ["Email already exists"]}) from None
 
 
-def apply_user_update(user, changes):
+def apply_user_update(user: User, changes: dict) -> User:
     """Apply a partial update: fields absent from ``changes`` stay as they are.
 
     A field sent as "" or null is not absent: it is validated like any value

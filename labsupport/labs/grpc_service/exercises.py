@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -61,9 +62,114 @@ def _delete_users_not_in(existing: set[int]) -> None:
     db.session.remove()
 
 
-# --- 1. status codes in a servicer method ------------------------------------------
+# --- 1. a first call: a deadline, and NOT_FOUND is not an error -------------------------
 
-def create_user(request, context):
+def user_name(channel: grpc.Channel, user_id: int) -> str | None:
+    """The name of user ``user_id``, asked with a 1 s deadline; None when the server answers
+    NOT_FOUND. Any other failure (UNAVAILABLE, DEADLINE_EXCEEDED, ...) is raised."""
+    stub = user_service_pb2_grpc.UserServiceStub(channel)
+    try:
+        response = stub.GetUser(user_service_pb2.GetUserRequest(id=user_id), timeout=1)
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
+    return response.user.name
+
+
+class _Scripted(grpc_service.UserServicer):
+    """GetUser fails as the plan says, one step per call, and notes when and with what
+    deadline each call came; a "slow" step takes ``slow`` seconds."""
+
+    def __init__(self, plan: list[str], slow: float = 1.2) -> None:
+        self.plan = list(plan)
+        self.slow = slow
+        self.calls: list[tuple[float, float | None]] = []
+
+    def GetUser(self, request, context):
+        self.calls.append((time.monotonic(), context.time_remaining()))
+        step = self.plan.pop(0) if self.plan else "ok"
+        if step == "unavailable":
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the service is restarting")
+        if step == "slow":
+            time.sleep(self.slow)
+        return super().GetUser(request, context)
+
+
+def _run_plan(call_user, plan: list[str], user_id: int = 101, *, slow: float = 1.2,
+              with_channel: bool = False):
+    """Run the learner's ``(stub, user_id)`` function (``(channel, user_id)`` with
+    ``with_channel``) against a server that follows ``plan``."""
+    servicer = _Scripted(plan, slow)
+    with _check_server(servicer=servicer) as server, \
+            grpc_service.channel(server.url) as channel:
+        target = channel if with_channel else user_service_pb2_grpc.UserServiceStub(channel)
+        started = time.monotonic()
+        try:
+            outcome = call_user(target, user_id)
+        except grpc.RpcError as error:
+            outcome = error
+        return outcome, servicer.calls, time.monotonic() - started
+
+
+def _describe(outcome) -> str:
+    if isinstance(outcome, grpc.RpcError):
+        return f"raised {outcome.code().name}"
+    return f"returned {type(outcome).__name__} {str(outcome)[:60]!r}"
+
+
+FIRST_CALL_SLOW = 2.0
+
+
+@exercise(
+    "grpc.first-call",
+    title="A first call: GetUser with a deadline; None on NOT_FOUND, other codes raised",
+    notebook=NOTEBOOK,
+    hints=[
+        "user_service_pb2_grpc.UserServiceStub(channel) makes a stub; "
+        "stub.GetUser(user_service_pb2.GetUserRequest(id=user_id), timeout=1) is the call, "
+        "with its 1 s deadline.",
+        "A failed call raises grpc.RpcError; error.code() is its status, e.g. "
+        "grpc.StatusCode.NOT_FOUND.",
+        "Return None for NOT_FOUND only, and `raise` anything else: UNAVAILABLE or "
+        "DEADLINE_EXCEEDED say nothing about whether the user exists.",
+    ],
+    reference=user_name,
+)
+def check_first_call(user_name):
+    outcome, calls, _ = _run_plan(user_name, [], with_channel=True)
+    if outcome is None and not calls:
+        raise NotAttempted("user_name returns None")
+    expect(calls, "user_name never called GetUser")
+    deadline = calls[0][1]
+    expect(deadline is not None and deadline < 3600,  # no deadline: "forever"
+           "GetUser arrived with no deadline: pass timeout=1 to the call")
+    expect(deadline <= 1.5, f"the deadline should be 1 s; the call arrived with "
+                            f"{deadline:.1f} s left")
+    expected = _name_of(101)
+    expect(outcome == expected, f"user 101 is {expected}: return the name "
+                                f"(response.user.name); you {_describe(outcome)}")
+    outcome, _, _ = _run_plan(user_name, [], user_id=MISSING_ID, with_channel=True)
+    expect(outcome is None,
+           f"user {MISSING_ID} does not exist, so the server answers NOT_FOUND: return None; "
+           f"you {_describe(outcome)}")
+    outcome, _, _ = _run_plan(user_name, ["unavailable"], with_channel=True)
+    expect(isinstance(outcome, grpc.RpcError) and outcome.code() == grpc.StatusCode.UNAVAILABLE,
+           "the server answered UNAVAILABLE, which says nothing about user 101: raise that "
+           f"error (None is for NOT_FOUND only); you {_describe(outcome)}")
+    outcome, _, elapsed = _run_plan(user_name, ["slow"], slow=FIRST_CALL_SLOW, with_channel=True)
+    expect(isinstance(outcome, grpc.RpcError)
+           and outcome.code() == grpc.StatusCode.DEADLINE_EXCEEDED,
+           f"the server took {FIRST_CALL_SLOW:g} s to answer: a 1 s deadline ends the call with "
+           f"DEADLINE_EXCEEDED, to be raised; you {_describe(outcome)} after {elapsed:.1f} s")
+    return "a 1 s deadline, the name of a user, None on NOT_FOUND, UNAVAILABLE and " \
+        "DEADLINE_EXCEEDED raised"
+
+
+# --- 2. status codes in a servicer method ------------------------------------------
+
+def create_user(request: user_service_pb2.CreateUserRequest,
+                context: grpc.ServicerContext) -> user_service_pb2.UserResponse:
     """CreateUser that reports failures as status codes and stores an address only if sent."""
     if not request.name.strip() or "@" not in request.email:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name and a valid email are required")
@@ -144,9 +250,10 @@ def check_status_codes(create_user):
     return "valid users created (address only when sent), INVALID_ARGUMENT and ALREADY_EXISTS"
 
 
-# --- 2. deadline, retry and backoff on the client ---------------------------------------
+# --- 3. deadline, retry and backoff on the client ---------------------------------------
 
-def get_user_with_retry(stub, user_id, attempts=4):
+def get_user_with_retry(stub: user_service_pb2_grpc.UserServiceStub, user_id: int,
+                        attempts: int = 4) -> user_service_pb2.User:
     """GetUser with a 0.5 s deadline per try, retrying UNAVAILABLE and DEADLINE_EXCEEDED
     with exponential backoff (0.05 s, 0.1 s, 0.2 s ...); any other error is raised at once."""
     retryable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -157,43 +264,6 @@ def get_user_with_retry(stub, user_id, attempts=4):
             if error.code() not in retryable or attempt == attempts - 1:
                 raise
             time.sleep(0.05 * 2**attempt)
-
-
-class _Scripted(grpc_service.UserServicer):
-    """GetUser fails as the plan says, one step per call, and notes when and with what
-    deadline each call came."""
-
-    def __init__(self, plan: list[str]) -> None:
-        self.plan = list(plan)
-        self.calls: list[tuple[float, float | None]] = []
-
-    def GetUser(self, request, context):
-        self.calls.append((time.monotonic(), context.time_remaining()))
-        step = self.plan.pop(0) if self.plan else "ok"
-        if step == "unavailable":
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the service is restarting")
-        if step == "slow":
-            time.sleep(1.2)
-        return super().GetUser(request, context)
-
-
-def _run_plan(get_user_with_retry, plan: list[str], user_id: int = 101):
-    servicer = _Scripted(plan)
-    with _check_server(servicer=servicer) as server, \
-            grpc_service.channel(server.url) as channel:
-        stub = user_service_pb2_grpc.UserServiceStub(channel)
-        started = time.monotonic()
-        try:
-            outcome = get_user_with_retry(stub, user_id)
-        except grpc.RpcError as error:
-            outcome = error
-        return outcome, servicer.calls, time.monotonic() - started
-
-
-def _describe(outcome) -> str:
-    if isinstance(outcome, grpc.RpcError):
-        return f"raised {outcome.code().name}"
-    return f"returned {type(outcome).__name__} {str(outcome)[:60]!r}"
 
 
 @exercise(
@@ -246,9 +316,10 @@ def check_retry(get_user_with_retry):
     return "deadline on every call, backoff between tries, NOT_FOUND not retried, 4 tries at most"
 
 
-# --- 3. server streaming that reads as it sends -------------------------------------------
+# --- 4. server streaming that reads as it sends -------------------------------------------
 
-def stream_users(request, context):
+def stream_users(request: user_service_pb2.StreamUsersRequest,
+                 context: grpc.ServicerContext) -> Iterator[user_service_pb2.UserResponse]:
     """StreamUsers that reads users 50 at a time, in id order, sending each as it is read,
     so a client that hangs up early stops the reading too."""
     query = select(User).order_by(User.id).limit(50)
@@ -332,22 +403,26 @@ def check_stream(stream_users):
             "client that took 3 and hung up")
 
 
-# --- 4. an auth interceptor ------------------------------------------------------------
+# --- 5. an auth interceptor ------------------------------------------------------------
 
 class BearerAuth(grpc.ServerInterceptor):
     """Refuse calls without ``authorization: Bearer <token>``; health checks stay open."""
 
-    def __init__(self, token):
+    def __init__(self, token: str) -> None:
         self.expected = f"Bearer {token}"
 
-    def intercept_service(self, continuation, handler_call_details):
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
         if handler_call_details.method.startswith("/grpc.health.v1.Health/"):
             return continuation(handler_call_details)
         metadata = dict(handler_call_details.invocation_metadata)
         if metadata.get("authorization") == self.expected:
             return continuation(handler_call_details)
 
-        def deny(request, context):
+        def deny(request: bytes, context: grpc.ServicerContext) -> None:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
 
         return grpc.unary_unary_rpc_method_handler(deny)
@@ -397,7 +472,7 @@ def check_auth_interceptor(BearerAuth):
     return "bearer token required on UserService, health checks open"
 
 
-# --- 5. a bidirectional exchange ----------------------------------------------------------
+# --- 6. a bidirectional exchange ----------------------------------------------------------
 
 @exercise(
     "grpc.bidi-lookup",

@@ -46,9 +46,14 @@ from ...database import Address, User, db
 from ...harness import LOG_LINES_KEPT, LOOPBACK, ServerHandle, register, stop_previous
 from ..rest.server import validate_user
 
+# Compiled at run time, so the type checker knows these modules, their messages and base
+# classes only as Any; annotations still name the message types, for the reader.
+user_service_pb2: Any
+user_service_pb2_grpc: Any
+user_lookup_pb2: Any
+user_lookup_pb2_grpc: Any
 user_service_pb2, user_service_pb2_grpc = codegen.load("user_service")
 user_lookup_pb2, user_lookup_pb2_grpc = codegen.load("user_lookup")
-# Compiled at run time, so the type checker knows these base classes only as Any.
 UserServiceBase: Any = user_service_pb2_grpc.UserServiceServicer
 UserLookupBase: Any = user_lookup_pb2_grpc.UserLookupServicer
 
@@ -359,7 +364,8 @@ class UserServicer(UserServiceBase):
         return user_service_pb2.BulkCreateUsersResponse(created_count=len(emails), errors=errors)
 
 
-def lookup_users(request_iterator, context):
+def lookup_users(request_iterator: Iterator[user_service_pb2.GetUserRequest],
+                 context: grpc.ServicerContext) -> Iterator[user_service_pb2.UserResponse]:
     """Bidirectional streaming: answer each id as soon as it arrives, on the same stream.
 
     An unknown id is answered in-stream (``success=False``): aborting with NOT_FOUND

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import requests
@@ -208,7 +209,8 @@ def check_wakeup(wait_for_news):
 
 # --- 2. backoff with jitter -----------------------------------------------------
 
-def retry_delay(attempt, base=0.5, cap=30.0, rng=random):
+def retry_delay(attempt: int, base: float = 0.5, cap: float = 30.0,
+                rng: random.Random | ModuleType = random) -> float:
     """Exponential backoff, capped, with full jitter: uniform in [0, min(cap, base * 2**n)]."""
     return rng.uniform(0, min(cap, base * 2 ** attempt))
 
@@ -317,7 +319,7 @@ def check_poller(collect):
 
 # --- 4. the 410 resync --------------------------------------------------------------
 
-def poll_or_resync(base_url, user_id, cursor):
+def poll_or_resync(base_url: str, user_id: str, cursor: int) -> tuple[list[dict], int]:
     """One poll; on 410 Gone, load the snapshot. Returns (notifications, next cursor)."""
     response = requests.get(f"{base_url}/api/notifications/{user_id}/poll",
                             params={"cursor": cursor, "timeout": 0}, timeout=5)

@@ -5,19 +5,140 @@ from __future__ import annotations
 import re
 
 import requests
+from flask import request as incoming
 from sqlalchemy import select
 
+from ... import database
 from ...database import Post, User, db, utcnow
 from ...engine import NotAttempted, Unmet, exercise, expect
+from ...harness import ServerHandle, serve_wsgi
 from ...ratelimit import TokenBucket
 from . import server as rest
 
 NOTEBOOK = "01-rest"
 
 
-# --- 1. conditional GET ----------------------------------------------------
+# --- 1. every page of a collection ------------------------------------------
 
-def fetch_if_changed(url, etag):
+def every_user(users_url: str, params: dict[str, str | int]) -> list[dict]:
+    """Every user the collection at ``users_url`` lists for ``params`` (a filter, a sort, a
+    ``limit``), in order: ``page=1, 2, ...`` up to the ``pagination.pages`` the API reports."""
+    users: list[dict] = []
+    page = 1
+    while True:
+        response = requests.get(users_url, params={**params, "page": page}, timeout=5)
+        response.raise_for_status()
+        body = response.json()
+        users += body["users"]
+        if page >= body["pagination"]["pages"]:
+            return users
+        page += 1
+
+
+#: What the check asks ``every_user`` for: several pages, a filter and a sort, no match at all.
+PAGE_WALKS: list[dict[str, str | int]] = [
+    {"limit": 3},
+    {"name": "an", "sort": "-created_at", "limit": 2},
+    {"name": "nobody has this name", "limit": 5},
+]
+
+
+def _recording_users_server(asked: list[dict[str, str]]) -> ServerHandle:
+    """The lab's API on the learner's current data, noting the query string of every
+    request to the users collection."""
+    database.ready(False)
+    app = rest.create_app(rate_limit=None)
+
+    def note() -> None:
+        if incoming.path == "/api/v1/users":
+            asked.append(incoming.args.to_dict())
+
+    app.before_request(note)
+    return serve_wsgi("rest-check", app)
+
+
+def _listed(users_url: str, params: dict[str, str | int]) -> list[int]:
+    """The ids the collection lists for ``params``, read 100 a page (the truth to compare)."""
+    ids: list[int] = []
+    page = 1
+    while True:
+        query = {**params, "limit": rest.MAX_LIMIT, "page": page}
+        body = requests.get(users_url, params=query, timeout=5).json()
+        ids += [user["id"] for user in body["users"]]
+        if page >= body["pagination"]["pages"]:
+            return ids
+        page += 1
+
+
+def _query_text(query: dict) -> str:
+    return "&".join(f"{key}={value}" for key, value in query.items())
+
+
+def _check_walk(every_user, users_url: str, params: dict[str, str | int],
+                asked: list[dict[str, str]]) -> None:
+    shown = _query_text(params)
+    truth = _listed(users_url, params)
+    pages = -(-len(truth) // int(params["limit"]))
+    asked.clear()
+    got = every_user(users_url, dict(params))
+    if got is None:
+        raise NotAttempted("every_user returns None")
+    expect(isinstance(got, list), f"return a list of users (dicts), got {type(got).__name__}")
+    ids = [user.get("id") if isinstance(user, dict) else user for user in got]
+    for query in asked:
+        expect(all(query.get(key) == str(value) for key, value in params.items()),
+               f"you were given {shown}, but asked the API for {_query_text(query)}: send the "
+               "params on every page (they say which users, in what order, how many a page)")
+    twice = sorted({id for id in ids if ids.count(id) > 1}, key=ids.index)
+    expect(not twice, f"with {shown} these users came more than once: {twice}; each request "
+                      "must ask for the next page (page=2, 3, ...)")
+    asked_pages = {query.get("page", "1") for query in asked}
+    unasked = [page for page in range(1, pages + 1) if str(page) not in asked_pages]
+    expect(len(ids) == len(truth),
+           f"with {shown} the API lists {len(truth)} users on {pages} pages; you returned "
+           f"{len(ids)}" + (f" and never asked for page {unasked[0]}" if unasked else "")
+           + ": follow page=2, 3, ... up to pagination.pages")
+    expect(ids == truth, f"with {shown} the users should come in the order of the pages: "
+                         f"{truth[:6]}..., got {ids[:6]}...")
+
+
+@exercise(
+    "rest.every-page",
+    title="Walk every page of a collection: ?page= up to pagination.pages",
+    notebook=NOTEBOOK,
+    hints=[
+        "requests.get(users_url, params={**params, \"page\": page}, timeout=5) asks for one page "
+        "with the filter, sort and limit you were given.",
+        "Each answer says how many pages there are: body[\"pagination\"][\"pages\"]. Stop "
+        "after that page (with no match at all, it is 0).",
+        "response.raise_for_status() turns a 4xx or 5xx answer into an exception: an error is "
+        "not an empty page.",
+    ],
+    reference=every_user,
+)
+def check_every_page(every_user):
+    asked: list[dict[str, str]] = []
+    with _recording_users_server(asked) as server:
+        users_url = f"{server.url}/api/v1/users"
+        for params in PAGE_WALKS:
+            _check_walk(every_user, users_url, params, asked)
+        try:
+            returned, raised = every_user(users_url, {"limit": 0}), None
+        except Exception as exc:
+            returned, raised = None, exc
+    expect(not isinstance(raised, KeyError | TypeError | IndexError),
+           f"with limit=0 the API answers 400 Bad Request, and your code raised "
+           f"{type(raised).__name__} reading its body: check the status (or call "
+           "response.raise_for_status()) before reading a page")
+    expect(raised is not None, f"with limit=0 the API answers 400 Bad Request, an error, not a "
+                               f"page; you returned {returned!r}: raise it "
+                               "(response.raise_for_status())")
+    return "every page followed with your params, the users in order, a 400 raised"
+
+
+# --- 2. conditional GET ----------------------------------------------------
+
+def fetch_if_changed(url: str, etag: str | None) -> tuple[int, str | None, dict | None]:
     """GET ``url``, revalidating ``etag``: (status, etag, body), body None on 304."""
     headers = {"If-None-Match": etag} if etag else {}
     response = requests.get(url, headers=headers, timeout=5)
@@ -70,7 +191,7 @@ def check_conditional_get(fetch_if_changed):
     return "200 with ETag, 304 on a match, 200 with a new ETag after a change"
 
 
-# --- 2. validation with 422 -------------------------------------------------
+# --- 3. validation with 422 -------------------------------------------------
 
 def validate_user(data: dict, partial: bool = False) -> dict[str, list[str]]:
     """Field errors of a user body, in the document's ``details`` format.
@@ -177,7 +298,7 @@ def check_validation(validate_user):
     return f"{len(_INVALID_BODIES)} bad bodies refused with 422, valid POST and PATCH accepted"
 
 
-# --- 3. keyset pagination ---------------------------------------------------
+# --- 4. keyset pagination ---------------------------------------------------
 
 def _walk(base: str, limit: int, between_pages=None) -> list[int]:
     seen: list[int] = []
@@ -252,7 +373,7 @@ def check_keyset(newest_posts):
     return "no post skipped or repeated with limits 7, 5 and 1, nor when a post arrives mid-walk"
 
 
-# --- 4. a token-bucket rate limiter -----------------------------------------
+# --- 5. a token-bucket rate limiter -----------------------------------------
 
 @exercise(
     "rest.rate-limit",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 import sseclient
 
@@ -19,7 +20,7 @@ def _parse(text: str) -> list[sseclient.Event]:
 
 # --- 1. the wire format -------------------------------------------------------
 
-def format_event(data, event=None, id=None):
+def format_event(data: str, event: str | None = None, id: int | str | None = None) -> str:
     """One SSE event: optional id: and event: lines, one data: line per line of data."""
     lines = []
     if id is not None:
@@ -72,7 +73,7 @@ def check_format_event(format_event):
 
 # --- 2. heartbeats ---------------------------------------------------------------
 
-def with_heartbeats(next_event, interval):
+def with_heartbeats(next_event: Callable[..., str | None], interval: float) -> Iterator[str]:
     """Pass events through; after ``interval`` seconds of silence send a comment."""
     while True:
         event = next_event(timeout=interval)

@@ -8,7 +8,7 @@ from ...engine import NotAttempted, Unmet, exercise, expect
 from ..rest import server as rest
 
 
-def user_name(base_url, user_id):
+def user_name(base_url: str, user_id: int) -> str | None:
     """The name of user ``user_id`` from the REST API, or None if there is no such user."""
     response = requests.get(f"{base_url}/api/v1/users/{user_id}", timeout=5)
     if response.status_code == 404:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any, cast
 
 import requests
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from ...database import ChatMessage, db, utcnow
 from ...engine import NotAttempted, Unmet, exercise, expect
 from . import server as chat
-from .server import ChatError
+from .server import ChatError, ChatServer, Client
 
 NOTEBOOK = "04-websockets"
 TIMEOUT = 5
@@ -53,7 +55,7 @@ def _handshake_status(server, query="", **options):
 
 # --- 1. a first message -------------------------------------------------------
 
-def send_and_confirm(ws_url, token, room_id, text):
+def send_and_confirm(ws_url: str, token: str, room_id: str, text: str) -> dict[str, Any]:
     """Join ``room_id``, send ``text`` and return the server's ``new_message`` for it."""
     with connect(f"{ws_url}?token={token}", open_timeout=5) as ws:
         ws.recv(5)  # the "connected" greeting
@@ -177,8 +179,9 @@ def _pending(ws):
 class _Recorder:
     """Stands in for the ChatServer: records what a handler sends."""
 
-    def __init__(self, other):
+    def __init__(self, sender, other):
         self.other, self.sent = other, []
+        self.clients = {sender, other}
 
     def send(self, *args, **kwargs):
         self.sent.append(args)
@@ -191,9 +194,9 @@ class _Recorder:
 
 def _sends_anything(handler, data=None):
     """Whether ``handler`` sends or raises anything for a valid message (stubs do not)."""
-    ada = chat.Client(None, 101, "Ada Lovelace", {"typing-1"})
-    recorder = _Recorder(chat.Client(None, 102, "Alan Turing", {"typing-1"}))
-    recorder.clients = {ada, recorder.other}
+    no_connection = cast(ServerConnection, None)  # the recorder sends nothing anywhere
+    ada = chat.Client(no_connection, 101, "Ada Lovelace", {"typing-1"})
+    recorder = _Recorder(ada, chat.Client(no_connection, 102, "Alan Turing", {"typing-1"}))
     data = data or {"type": "typing", "room_id": "typing-1", "is_typing": True}
     try:
         handler(recorder, ada, data)
@@ -204,7 +207,7 @@ def _sends_anything(handler, data=None):
 
 # --- 3. a new message type: private messages ---------------------------------
 
-def on_private_message(chat, client, data):
+def on_private_message(chat: ChatServer, client: Client, data: dict[str, Any]) -> None:
     """Deliver ``message`` to every connection of user ``to_user_id``, and echo it to the
     sender's own connections (their other tabs); nobody else sees it."""
     to_user_id = data.get("to_user_id")

@@ -120,7 +120,8 @@ class TokenSigner:
         return user_id if hmac.compare_digest(signature.encode(), expected) else None
 
 
-def authorize(request, verify_token, allowed_origins):
+def authorize(request: Request, verify_token: Callable[[str], int | None],
+              allowed_origins: set[str]) -> tuple[int, int | None]:
     """Decide the opening handshake: ``(101, user_id)``, ``(401, None)`` or ``(403, None)``.
 
     A browser always sends the page's ``Origin``; a page from another site must
@@ -133,9 +134,8 @@ def authorize(request, verify_token, allowed_origins):
     if origin is not None and origin not in allowed_origins:
         return 403, None
     scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        token = credentials
-    else:
+    token = credentials if scheme.lower() == "bearer" else None
+    if not token:
         token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
     user_id = verify_token(token) if token else None
     if user_id is None:
@@ -404,7 +404,7 @@ async def on_send_message(chat: ChatServer, client: Client, data: dict[str, Any]
         chat.broadcast(room_id, event)
 
 
-def on_typing(chat, client, data):
+def on_typing(chat: ChatServer, client: Client, data: dict[str, Any]) -> None:
     """Tell the rest of the room that ``client`` is (or stopped) typing; never the sender."""
     room_id = joined_room(client, data)
     is_typing = data.get("is_typing", False)
