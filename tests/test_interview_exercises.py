@@ -11,6 +11,35 @@ from exercise_helpers import assert_fails, assert_passes
 
 from labsupport.labs.interview import exercises, protodiff
 
+# --- frame bytes --------------------------------------------------------------------
+
+
+def test_frame_bytes_reference_passes():
+    assert_passes("interview.frame-bytes")
+
+
+def test_frame_bytes_with_six_bytes_for_every_size_fails():
+    assert_fails("interview.frame-bytes", lambda payload: payload + 6,
+                 "a 126-byte message took 134 bytes on the wire")
+
+
+def test_frame_bytes_without_the_mask_fails():
+    assert_fails("interview.frame-bytes", lambda payload: payload + 2,
+                 "a client masks every frame it sends")
+
+
+def test_frame_bytes_without_the_64_bit_length_fails():
+    def two_length_bytes_at_most(payload):
+        return payload + 6 + (2 if payload > 125 else 0)
+
+    assert_fails("interview.frame-bytes", two_length_bytes_at_most,
+                 "above 65,535 bytes the extended length takes 8 bytes")
+
+
+def test_frame_bytes_stub_is_not_attempted():
+    assert_fails("interview.frame-bytes", lambda payload: None, "not solved yet")
+
+
 # --- safe retry ---------------------------------------------------------------------
 
 

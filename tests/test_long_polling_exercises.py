@@ -7,6 +7,65 @@ import random
 import requests
 from exercise_helpers import assert_fails, assert_passes
 
+# --- long-polling.wakeup --------------------------------------------------------------
+
+
+def test_wakeup_reference_passes():
+    assert_passes("long-polling.wakeup")
+
+
+def test_wakeup_checking_before_taking_the_lock_loses_a_wakeup():
+    def unlocked_check(inbox, cursor, timeout):
+        news = [n for n in inbox.history if n["id"] > cursor]   # the document's gap is here
+        if news:
+            return news
+        with inbox.changed:
+            inbox.changed.wait(timeout)
+        return [n for n in inbox.history if n["id"] > cursor]
+
+    assert_fails("long-polling.wakeup", unlocked_check,
+                 "arrived between your check and your wait and woke nobody")
+
+
+def test_wakeup_letting_go_of_the_lock_between_check_and_wait_fails():
+    def two_locks(inbox, cursor, timeout):
+        with inbox.changed:
+            news = [n for n in inbox.history if n["id"] > cursor]
+        if news:
+            return news
+        with inbox.changed:
+            inbox.changed.wait(timeout)
+            return [n for n in inbox.history if n["id"] > cursor]
+
+    assert_fails("long-polling.wakeup", two_locks,
+                 "arrived between your check and your wait and woke nobody")
+
+
+def test_wakeup_that_removes_what_it_returns_fails():
+    def destructive(inbox, cursor, timeout):
+        with inbox.changed:
+            inbox.changed.wait_for(lambda: inbox.latest > cursor, timeout)
+            news = [n for n in inbox.history if n["id"] > cursor]
+            for notification in news:
+                inbox.history.remove(notification)
+            return news
+
+    assert_fails("long-polling.wakeup", destructive, "never remove them")
+
+
+def test_wakeup_that_always_waits_fails():
+    def always_waits(inbox, cursor, timeout):
+        with inbox.changed:
+            inbox.changed.wait(timeout)
+            return [n for n in inbox.history if n["id"] > cursor]
+
+    assert_fails("long-polling.wakeup", always_waits, "return at once when there is news")
+
+
+def test_wakeup_stub_is_not_attempted():
+    assert_fails("long-polling.wakeup", lambda inbox, cursor, timeout: None, "not solved yet")
+
+
 # --- long-polling.backoff --------------------------------------------------------------
 
 

@@ -4,10 +4,71 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 
 from exercise_helpers import assert_fails, assert_passes
 
 from labsupport.labs.queues import exercises
+
+# --- queues.safe-publish ----------------------------------------------------------
+
+
+def test_safe_publish_reference_passes():
+    assert_passes("queues.safe-publish")
+
+
+def test_safe_publish_stub_is_not_attempted():
+    async def stub(js, order):
+        ...
+
+    assert_fails("queues.safe-publish", stub, "not solved yet")
+
+
+def test_publishing_without_a_retry_fails():
+    async def once(js, order):
+        return await js.publish(f"orders.created.{order['user_id']}", json.dumps(order).encode(),
+                                headers={"Nats-Msg-Id": f"order-{order['order_id']}"})
+
+    assert_fails("queues.safe-publish", once, "raised TimeoutError: publish again")
+
+
+def test_retrying_without_a_message_id_stores_the_order_twice():
+    async def no_id(js, order):
+        for _ in range(3):
+            try:
+                return await js.publish(f"orders.created.{order['user_id']}",
+                                        json.dumps(order).encode())
+            except TimeoutError:
+                continue
+
+    assert_fails("queues.safe-publish", no_id, "your retry stored it again")
+
+
+def test_a_new_id_per_call_stores_a_retried_request_twice():
+    async def uuid_per_call(js, order):
+        headers = {"Nats-Msg-Id": str(uuid.uuid4())}
+        for _ in range(3):
+            try:
+                return await js.publish(f"orders.created.{order['user_id']}",
+                                        json.dumps(order).encode(), headers=headers)
+            except TimeoutError:
+                continue
+
+    assert_fails("queues.safe-publish", uuid_per_call, "Derive the id from the order")
+
+
+def test_one_id_for_every_order_drops_the_next_order():
+    async def constant_id(js, order):
+        for _ in range(3):
+            try:
+                return await js.publish(f"orders.created.{order['user_id']}",
+                                        json.dumps(order).encode(),
+                                        headers={"Nats-Msg-Id": "order"})
+            except TimeoutError:
+                continue
+
+    assert_fails("queues.safe-publish", constant_id, "a different order needs a different id")
+
 
 # --- queues.idempotent ----------------------------------------------------------
 

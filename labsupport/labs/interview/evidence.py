@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import requests
@@ -24,7 +25,7 @@ from ..sse.server import SSEHandle
 from ..websocket_chat.server import ChatHandle
 
 __all__ = ["rest_vs_graphql_caching", "fetching", "browser_connection_limit",
-           "http2_multiplexing", "bytes_per_message", "resume_after_gap"]
+           "http2_multiplexing", "bytes_per_message", "client_frame_bytes", "resume_after_gap"]
 
 USERS_PATH = "/api/v1/users?limit=25"
 USERS_QUERY = "{ users(limit: 25) { id name email createdAt } }"
@@ -147,6 +148,26 @@ def bytes_per_message(long_polling: ServerHandle, chat: ChatHandle, count: int =
         websocket = {"transport": f"WebSocket ({compression or 'no compression'})", "up": up,
                      "down": 0.0, "connections": opened}
     return [http, websocket]
+
+
+def client_frame_bytes(chat: ChatHandle, sizes: Iterable[int]) -> dict[int, int]:
+    """Bytes on the wire for one text message of each size, client to server, uncompressed.
+
+    The chat server answers each (they are not JSON) with an ``error`` and stays open;
+    a ping after each message marks the point where the server has read it.
+    """
+    measured: dict[int, int] = {}
+    with WireTap(chat.port) as tap:
+        url = f"ws://{tap.address}/ws?token={chat.token_for(101)}"
+        with connect(url, compression=None, open_timeout=5) as ws:
+            ws.recv(timeout=5)                                  # "connected"
+            for size in sizes:
+                tap.reset()
+                ws.send("x" * size)
+                if not ws.ping(b"mark").wait(5):
+                    raise TimeoutError("the chat server did not answer a ping within 5 s")
+                measured[size] = tap.bytes_up - PING_FRAME
+    return measured
 
 
 def resume_after_gap(sse: SSEHandle, *, with_ids: bool, missed: int = 3) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Exercises of notebooks/09-interview-questions.ipynb: each answer is judged by running it.
 
-A retry that charges once (a live payment server that loses a response), a
+What one WebSocket message costs (frames of eight sizes measured on the wire
+to the chat server), a retry that charges once (a live payment server that loses a response), a
 protocol per feature (budgets worked out from costs measured on the labs), a
 game update schema (the live game server sends it for a second), a
 deprecation plan (client teams simulated against the live v1 server), and a
@@ -20,12 +21,72 @@ from typing import Any
 import requests
 
 from ...engine import NotAttempted, Unmet, exercise, expect
-from . import design, game, idempotency, protodiff, versioning
+from ..websocket_chat import server as chat
+from . import design, evidence, game, idempotency, protodiff, versioning
 
 NOTEBOOK = "09-interview-questions"
 
 
-# --- 1. a payment POST that is safe to retry -----------------------------------------
+# --- 1. what one WebSocket message costs (Q2) -------------------------------------------
+
+def frame_bytes(payload: int) -> int:
+    """Bytes on the wire for one text message of ``payload`` bytes from a client (RFC 6455)."""
+    if payload <= 125:
+        length = 0          # fits in the 7-bit length of the second byte
+    elif payload <= 0xFFFF:
+        length = 2          # 126, then a 16-bit length
+    else:
+        length = 8          # 127, then a 64-bit length
+    return 2 + length + 4 + payload   # header, extended length, masking key, payload
+
+
+FRAME_SIZES = (0, 9, 125, 126, 1000, 65535, 65536, 100_000)
+
+
+@exercise(
+    "interview.frame-bytes",
+    title="Q2: what one WebSocket message costs on the wire, at any size",
+    notebook=NOTEBOOK,
+    hints=[
+        "A client's frame is 2 bytes of header (FIN, opcode, the MASK bit and a 7-bit "
+        "length), a 4-byte masking key, then the payload: the 6 bytes measured above.",
+        "The 7-bit length holds 0-125. The value 126 means: the length follows in 2 more "
+        "bytes (up to 65,535); 127: in 8 more bytes.",
+        "So 2 + 4 + payload, plus 2 bytes from 126 to 65,535 bytes of payload, or plus 8 "
+        "from 65,536 up.",
+    ],
+    reference=frame_bytes,
+    timeout=30,
+)
+def check_frame_bytes(frame_bytes):
+    answers = {size: frame_bytes(size) for size in FRAME_SIZES}
+    if all(answer is None for answer in answers.values()):
+        raise NotAttempted("frame_bytes returns None")
+    for size, answer in answers.items():
+        expect(isinstance(answer, int) and not isinstance(answer, bool),
+               f"frame_bytes({size}) returned {answer!r}: return a whole number of bytes")
+    with chat.start(name="interview-frames-check", fresh_data=False,
+                    max_size=2 * max(FRAME_SIZES)) as server:
+        measured = evidence.client_frame_bytes(server, FRAME_SIZES)
+    for size in FRAME_SIZES:
+        said, wire = answers[size], measured[size]
+        if said == wire:
+            continue
+        why = ""
+        if said == wire - 4:
+            why = ": a client masks every frame it sends, with a 4-byte masking key"
+        elif size > 0xFFFF and said < wire:
+            why = ": above 65,535 bytes the extended length takes 8 bytes (RFC 6455 §5.2)"
+        elif size > 125 and said < wire:
+            why = (": above 125 bytes the length no longer fits in the first two bytes "
+                   "(RFC 6455 §5.2)")
+        raise Unmet(f"a {size:,}-byte message took {wire:,} bytes on the wire to the chat "
+                    f"server; you said {said:,}{why}")
+    return (f"{len(FRAME_SIZES)} sizes from 0 to {max(FRAME_SIZES):,} bytes, each exactly "
+            "what the wire carried to the chat server")
+
+
+# --- 2. a payment POST that is safe to retry -----------------------------------------
 
 def pay(base_url: str, body: dict, attempts: int = 4) -> dict:
     """POST a payment, retrying lost responses with one Idempotency-Key for every attempt."""
@@ -82,7 +143,7 @@ def check_safe_retry(pay):
     return "a lost response retried with the same key: charged once, and the payment returned"
 
 
-# --- 2. a protocol per feature (Q4) ----------------------------------------------------
+# --- 3. a protocol per feature (Q4) ----------------------------------------------------
 
 def choose_protocols() -> dict[str, str]:
     """Q4: the protocol for each feature of the social-media API."""
@@ -127,7 +188,7 @@ def check_social_api(choose_protocols):
     return "every feature within its budget, with costs measured on the labs"
 
 
-# --- 3. a game update schema and rate (Q6) ---------------------------------------------
+# --- 4. a game update schema and rate (Q6) ---------------------------------------------
 
 class GameCodec:
     """Q6: delta updates, positions in tenths, 10 a second."""
@@ -209,7 +270,7 @@ def check_game_update(codec):
             f"position right within {POSITION_TOLERANCE} units")
 
 
-# --- 4. a deprecation plan (Q7) ------------------------------------------------------------
+# --- 5. a deprecation plan (Q7) ------------------------------------------------------------
 
 class VersioningPlan:
     """Q7: deprecate v1 the day v2 ships, sunset it six months later, say so in headers."""
@@ -324,7 +385,7 @@ def check_versioning_plan(plan):
             f"{outcome['requests']} requests to the live server")
 
 
-# --- 5. a .proto breaking-change detector ---------------------------------------------------
+# --- 6. a .proto breaking-change detector ---------------------------------------------------
 
 @exercise(
     "interview.proto-breaking",

@@ -1,10 +1,13 @@
-"""Exercises of notebooks/06-long-polling.ipynb: backoff, a lossless poller, the 410 resync."""
+"""Exercises of notebooks/06-long-polling.ipynb: no lost wake-up, backoff, a lossless poller,
+the 410 resync."""
 
 from __future__ import annotations
 
 import random
 import threading
 import time
+from collections import deque
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -16,7 +19,195 @@ from . import server as long_polling
 NOTEBOOK = "06-long-polling"
 
 
-# --- 1. backoff with jitter -----------------------------------------------------
+# --- 1. check and wait under one lock ---------------------------------------------
+
+def wait_for_news(inbox: long_polling.Inbox, cursor: int, timeout: float) -> list[dict]:
+    """The notifications after ``cursor``, waiting up to ``timeout`` s; none slips past."""
+    with inbox.changed:            # a sender needs this lock to add, so none comes in between
+        inbox.changed.wait_for(lambda: inbox.latest > cursor, timeout)
+        return [n for n in inbox.history if n["id"] > cursor]
+
+
+GAP_WAIT = 0.3  # how long a sender tries to get in when the learner is about to wait
+
+
+class _WatchedHistory(deque):
+    """An inbox's history that tells the inbox each time it is read."""
+
+    def __init__(self, inbox: _GapInbox, maxlen: int) -> None:
+        super().__init__(maxlen=maxlen)
+        self._inbox = inbox
+
+    def __iter__(self) -> Iterator[Any]:
+        self._inbox.looked()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._inbox.looked()
+        return super().__len__()
+
+    def __getitem__(self, index: Any) -> Any:
+        self._inbox.looked()
+        return super().__getitem__(index)
+
+
+class _GapCondition(threading.Condition):
+    """An inbox's condition that tells the inbox when a thread is about to lock or wait."""
+
+    def __init__(self, inbox: _GapInbox) -> None:
+        super().__init__()
+        self._inbox = inbox
+
+    def __enter__(self) -> bool:
+        self._inbox.about_to_wait()
+        return super().__enter__()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._inbox.about_to_wait()
+        return super().wait(timeout)
+
+
+class _GapInbox(long_polling.Inbox):
+    """An inbox where, once armed, a notification is sent between the check and the wait.
+
+    After the armed thread has looked (read ``latest`` or ``history``), its next
+    ``with inbox.changed`` or ``wait`` first lets a sender try for ``GAP_WAIT``
+    s. The sender needs ``changed``, as ``Inbox.add`` does: if the learner still
+    holds it from the check, the sender gets in only when the learner's ``wait``
+    lets go, and wakes it; if the learner let go after checking, the sender gets
+    in at once, notifies nobody, and the learner then waits for nothing: the
+    document's lost wake-up.
+    """
+
+    def __init__(self, history: int = 100) -> None:
+        self._latest = 0
+        self._reader: int | None = None
+        self._has_looked = False
+        self.sender: threading.Thread | None = None
+        super().__init__(history)
+        self.history = _WatchedHistory(self, history)
+        self.changed = _GapCondition(self)
+
+    @property
+    def latest(self) -> int:
+        self.looked()
+        return self._latest
+
+    @latest.setter
+    def latest(self, value: int) -> None:
+        self._latest = value
+
+    def arm(self) -> None:
+        """Send a notification between the calling thread's next check and its wait."""
+        self._reader, self._has_looked = threading.get_ident(), False
+
+    def looked(self) -> None:
+        if self._reader == threading.get_ident():
+            self._has_looked = True
+
+    def about_to_wait(self) -> None:
+        if self._reader != threading.get_ident() or not self._has_looked:
+            return
+        self._reader = None
+        self.sender = threading.Thread(target=self.add, args=("message", {"text": "Now?"}),
+                                       name="gap-sender", daemon=True)
+        self.sender.start()
+        self.sender.join(GAP_WAIT)
+
+
+def _ids(result: Any) -> list[Any]:
+    expect(isinstance(result, list), f"return a list of notifications, got {result!r}")
+    return [n["id"] if isinstance(n, dict) else n for n in result]
+
+
+def _timed(wait_for_news: Callable[..., Any], inbox: _GapInbox, cursor: int, timeout: float,
+           *, arm: bool = False) -> tuple[Any, float]:
+    """Call the learner's function in a thread of its own: (its result, the seconds it took)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        if arm:
+            inbox.arm()
+        started = time.monotonic()
+        try:
+            outcome["result"] = wait_for_news(inbox, cursor, timeout)
+        except BaseException as exc:  # reported below
+            outcome["error"] = exc
+        outcome["took"] = time.monotonic() - started
+
+    thread = threading.Thread(target=run, name="wait-for-news", daemon=True)
+    thread.start()
+    thread.join(timeout + 2)
+    if thread.is_alive():
+        raise Unmet(f"wait_for_news(inbox, {cursor}, {timeout:g}) was still waiting "
+                    f"{timeout + 2:g} s later: wait at most timeout seconds")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"], outcome["took"]
+
+
+@exercise(
+    "long-polling.wakeup",
+    title="Check and wait under one lock: no lost wake-up",
+    notebook=NOTEBOOK,
+    hints=[
+        "Hold the lock around both the check and the wait: with inbox.changed: ... A sender "
+        "needs that lock to add a notification, so none can arrive in between.",
+        "inbox.changed.wait_for(lambda: inbox.latest > cursor, timeout) checks first, then "
+        "waits (letting go of the lock while it waits) until the condition holds or the "
+        "timeout passes.",
+        "Then, still inside the with, return [n for n in inbox.history if n['id'] > cursor]. "
+        "Never remove them: another tab needs them too.",
+    ],
+    reference=wait_for_news,
+    timeout=20,
+)
+def check_wakeup(wait_for_news):
+    inbox = _GapInbox()
+    for n in (1, 2, 3):
+        inbox.add("message", {"n": n})
+    result, took = _timed(wait_for_news, inbox, 1, 2.0)
+    if result is None:
+        raise NotAttempted("wait_for_news returns None")
+    ids = _ids(result)
+    expect(ids == [2, 3], f"with notifications 1-3 and cursor 1, expected [2, 3], got {ids}")
+    expect(took < 1.0, f"notifications 2 and 3 were there already, yet you answered after "
+                       f"{took:.1f} s: return at once when there is news")
+    again, _ = _timed(wait_for_news, inbox, 1, 2.0)
+    expect(_ids(again) == [2, 3],
+           f"a second tab, also at cursor 1, got {_ids(again)}: return the notifications, "
+           f"never remove them")
+
+    result, took = _timed(wait_for_news, inbox, 3, 0.5)
+    expect(_ids(result) == [], f"nothing after cursor 3, yet you returned {_ids(result)}")
+    expect(took >= 0.4, f"nothing new after cursor 3: you answered after {took:.2f} s; hold "
+                        f"the request until news comes or the timeout (0.5 s) passes")
+
+    timer = threading.Timer(0.2, inbox.add, ("message", {"n": 4}))
+    timer.start()
+    result, took = _timed(wait_for_news, inbox, 3, 3.0)
+    timer.join(1)
+    expect(_ids(result) == [4], f"notification 4 arrived while you waited at cursor 3; you "
+                                f"returned {_ids(result)}")
+    expect(took < 2.0, f"notification 4 arrived 0.2 s into the wait, yet you answered after "
+                       f"{took:.1f} s: wait on inbox.changed, which its sender notifies")
+
+    result, took = _timed(wait_for_news, inbox, 4, 3.0, arm=True)
+    if inbox.sender is not None:
+        inbox.sender.join(1)
+    expect(inbox.sender is not None,
+           f"nothing came after cursor 4 and you answered after {took:.1f} s without waiting on "
+           f"inbox.changed: wait on the condition, which every sender notifies")
+    expect(took < 2.0, f"notification 5 arrived between your check and your wait and woke "
+                       f"nobody: you answered after {took:.1f} s, the whole timeout. Check and "
+                       f"wait while holding inbox.changed")
+    expect(_ids(result) == [5], f"notification 5 arrived just as you looked at cursor 4; you "
+                                f"returned {_ids(result)}")
+    return ("news at once, a wait bounded by the timeout, woken by a new notification, and "
+            "none lost between the check and the wait")
+
+
+# --- 2. backoff with jitter -----------------------------------------------------
 
 def retry_delay(attempt: int, base: float = 0.5, cap: float = 30.0,
                 rng: random.Random | ModuleType = random) -> float:
@@ -59,7 +250,7 @@ def check_backoff(retry_delay):
     return "exponential, capped at 8 s, and spread by jitter"
 
 
-# --- 2. a poller that never loses a message ---------------------------------------
+# --- 3. a poller that never loses a message ---------------------------------------
 
 def collect(base_url: str, user_id: str, count: int) -> list[dict]:
     """Long-poll until ``count`` notifications arrived; each once, in order."""
@@ -126,7 +317,7 @@ def check_poller(collect):
     return "two tabs of one user each received notifications 1-6, once each, in order"
 
 
-# --- 3. the 410 resync --------------------------------------------------------------
+# --- 4. the 410 resync --------------------------------------------------------------
 
 def poll_or_resync(base_url: str, user_id: str, cursor: int) -> tuple[list[dict], int]:
     """One poll; on 410 Gone, load the snapshot. Returns (notifications, next cursor)."""

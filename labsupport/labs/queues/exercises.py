@@ -1,9 +1,10 @@
 """Exercises of notebooks/07-queues-vs-direct.ipynb, each checked against a live NATS broker.
 
-1. ``queues.idempotent``: an idempotent consumer (duplicates delivered, effect applied once).
-2. ``queues.retry-dlq``: retry with growing delays, then dead-letter after N attempts.
-3. ``queues.per-key-order``: competing consumers that keep each key's order.
-4. ``queues.outbox``: the transactional outbox, with a crash between the two writes.
+1. ``queues.safe-publish``: a publish whose lost ack is retried without storing it twice.
+2. ``queues.idempotent``: an idempotent consumer (duplicates delivered, effect applied once).
+3. ``queues.retry-dlq``: retry with growing delays, then dead-letter after N attempts.
+4. ``queues.per-key-order``: competing consumers that keep each key's order.
+5. ``queues.outbox``: the transactional outbox, with a crash between the two writes.
 
 The checks use their own broker (``queues-checks``, started once per kernel)
 and their own stream per check, removed afterwards.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import nats
 import nats.aio.msg
+import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 
 from ...engine import NotAttempted, Unmet, exercise, expect
@@ -80,7 +82,142 @@ def _tables() -> sqlite3.Connection:
     return conn
 
 
-# --- 1. the idempotent consumer ----------------------------------------------
+# --- 1. a publish that is safe to retry ------------------------------------------
+
+async def publish_order(js: nats.js.JetStreamContext, order: dict) -> nats.js.api.PubAck:
+    """Publish ``order`` to orders.created.<user_id>; a lost ack is retried with the same id."""
+    subject = f"orders.created.{order['user_id']}"
+    body = json.dumps(order).encode()
+    headers = {"Nats-Msg-Id": f"order-{order['order_id']}"}  # the same on every attempt
+    attempt = 1
+    while True:
+        try:
+            return await js.publish(subject, body, headers=headers, timeout=1)
+        except TimeoutError:      # no ack: the broker may have stored it or not; ask again
+            if attempt == 3:
+                raise
+            attempt += 1
+
+
+class _LossyJetStream:
+    """A JetStream context whose publishes go to the check's stream, the first ack lost.
+
+    Each publish really reaches the broker; for the first, the broker stores the
+    message and then the ack "never arrives" (a ``TimeoutError``), as on a network
+    that drops the answer.
+    """
+
+    def __init__(self, js: Any, prefix: str) -> None:
+        self.js, self.prefix = js, prefix
+        self.lose = 1
+        self.publishes: list[tuple[str, dict[str, str]]] = []
+
+    async def publish(self, subject: str, payload: bytes = b"", timeout: float | None = None,
+                      stream: str | None = None, headers: dict[str, str] | None = None,
+                      **options: Any) -> Any:
+        self.publishes.append((subject, dict(headers or {})))
+        ack = await self.js.publish(f"{self.prefix}.{subject}", payload, headers=headers)
+        if self.lose:
+            self.lose -= 1
+            raise nats.errors.TimeoutError  # stored, but the ack never came back
+        return ack
+
+
+async def _call(function: Callable[..., Any], *args: Any) -> Any:
+    result = function(*args)
+    if inspect.isawaitable(result):
+        result = await asyncio.wait_for(result, 5)
+    return result
+
+
+async def _drive_publish(publish_order: Callable[..., Any]) -> dict[str, Any]:
+    async with _stream() as (js, name, prefix):
+        lossy = _LossyJetStream(js, prefix)
+        outcome: dict[str, Any] = {"prefix": prefix, "publishes": lossy.publishes}
+        try:
+            outcome["first"] = await _call(publish_order, lossy, {"order_id": 41, "user_id": "u7"})
+        except TimeoutError:
+            outcome["raised"] = True
+            outcome["stored"] = await stored(js, name)
+            return outcome
+        outcome["after_first"] = await stored(js, name)
+        outcome["first_publishes"] = list(lossy.publishes)
+        if len(outcome["after_first"]) == 1:
+            outcome["again"] = await _call(publish_order, lossy, {"order_id": 41, "user_id": "u7"})
+            outcome["after_again"] = await stored(js, name)
+            await _call(publish_order, lossy, {"order_id": 42, "user_id": "u7"})
+            outcome["stored"] = await stored(js, name)
+        return outcome
+
+
+def _order_ids(messages: list[Any]) -> list[Any]:
+    ids = []
+    for msg in messages:
+        try:
+            ids.append(json.loads(msg.data).get("order_id"))
+        except (ValueError, AttributeError):
+            ids.append(None)
+    return ids
+
+
+@exercise(
+    "queues.safe-publish",
+    title="A publish that is safe to retry: a lost ack, the order stored once",
+    notebook=NOTEBOOK,
+    hints=[
+        "Catch TimeoutError around await js.publish(...) and publish again, at most 3 "
+        "attempts in all. Without an id, the stream cannot tell the retry from a new order.",
+        "Give the publish headers={'Nats-Msg-Id': ...}, the same on every attempt: the stream "
+        "stores a message id once and acks a repeat with duplicate=True.",
+        "Derive the id from the order, e.g. f\"order-{order['order_id']}\": then even a second "
+        "call for the same order (a retried request) is recognised. A uuid4() is new each call.",
+    ],
+    reference=publish_order,
+    timeout=20,
+)
+def check_safe_publish(publish_order: Callable[..., Any]) -> str:
+    outcome = _run(_drive_publish(publish_order))
+    if not outcome["publishes"]:
+        raise NotAttempted("publish_order published nothing")
+    prefix, publishes = outcome["prefix"], outcome["publishes"]
+    expect(publishes[0][0] == "orders.created.u7",
+           f"order 41 of user u7 was published to {publishes[0][0]!r}: publish it to "
+           f"orders.created.<user_id>, here 'orders.created.u7'")
+    expect(not outcome.get("raised"),
+           "the broker stored order 41 but its ack was lost, and publish_order raised "
+           "TimeoutError: publish again (up to 3 attempts)")
+    first = outcome["after_first"]
+    expect(_order_ids(first)[:1] == [41],
+           f"the stream holds {[m.data for m in first]}: publish the order as JSON "
+           f"(json.dumps(order).encode())")
+    if len(first) > 1:
+        ids = [headers.get("Nats-Msg-Id") for _, headers in outcome["first_publishes"]]
+        if any(id is None for id in ids):
+            why = "give every publish a header Nats-Msg-Id, the same on every attempt"
+        else:
+            why = f"your attempts carried the ids {ids}: use the same Nats-Msg-Id each time"
+        raise Unmet(f"the ack of order 41 was lost and your retry stored it again: the stream "
+                    f"holds it {len(first)} times; {why}")
+    expect(getattr(outcome["first"], "seq", None) == first[0].seq,
+           f"return the PubAck that js.publish returns; you returned {outcome['first']!r}")
+    again = outcome["after_again"]
+    expect(len(again) == 1,
+           f"a second publish_order call for order 41 (a retried request) stored it again: the "
+           f"stream holds it {len(again)} times. Derive the id from the order (order-<order_id>), "
+           f"not from uuid4() or the clock")
+    expect(getattr(outcome["again"], "duplicate", None),
+           f"the repeat of order 41 should be acked as a duplicate; you returned "
+           f"{outcome['again']!r}")
+    stored_ids = _order_ids(outcome["stored"])
+    expect(stored_ids == [41, 42],
+           f"after order 41 then order 42 the stream holds orders {stored_ids}: a different "
+           f"order needs a different id")
+    subjects = {msg.subject.removeprefix(f"{prefix}.") for msg in outcome["stored"]}
+    return (f"a lost ack retried with the same id: order 41 stored once, its repeat acked as a "
+            f"duplicate, order 42 stored too ({', '.join(sorted(subjects))})")
+
+
+# --- 2. the idempotent consumer ----------------------------------------------
 
 def process(conn: sqlite3.Connection, message: queues.Message) -> None:
     """Send the notification for ``message`` once, however often it is delivered."""
@@ -176,7 +313,7 @@ def check_idempotent(process: Callable[[sqlite3.Connection, Message], None]) -> 
     return f"{len(orders)} orders, {redelivered} redeliveries, each notification sent once"
 
 
-# --- 2. retry with backoff, then dead-letter -----------------------------------
+# --- 3. retry with backoff, then dead-letter -----------------------------------
 
 async def on_failure(js: nats.js.JetStreamContext, msg: nats.aio.msg.Msg, error: Exception,
                      max_attempts: int = 3) -> None:
@@ -293,7 +430,7 @@ def check_retry(on_failure: Callable[..., Any]) -> str:
     return f"retried after {naks[0]:g} s and {naks[1]:g} s, dead-lettered at attempt 3"
 
 
-# --- 3. competing consumers that keep per-key order ----------------------------
+# --- 4. competing consumers that keep per-key order ----------------------------
 
 def partition(key: str, partitions: int) -> int:
     """The partition (0 .. partitions-1) for ``key``: always the same for the same key."""
@@ -373,7 +510,7 @@ def check_partition(partition: Callable[[str, int], int]) -> str:
             f"messages per worker: {sorted(outcome['per_worker'].values())}")
 
 
-# --- 4. the transactional outbox ---------------------------------------------
+# --- 5. the transactional outbox ---------------------------------------------
 
 def place_order(conn: sqlite3.Connection, user_id: str, item: str) -> int:
     """Write the order and its message in the caller's transaction; the order's id."""
