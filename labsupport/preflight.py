@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import ipaddress
 import json
 import os
 import shutil
@@ -178,11 +179,18 @@ def check_server(label: str, probe: Callable[[], str]) -> Result:
 
 # --- the proxy the pages of 04-06 go through -------------------------------------
 
+def _is_unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 def jupyter_address(server: dict[str, Any]) -> str:
     """The Jupyter server as seen from this kernel (its own machine)."""
     scheme = "https" if server.get("secure") else "http"
-    host = server.get("hostname") or "127.0.0.1"
-    if host in ("0.0.0.0", "::", "localhost"):
+    host = server.get("hostname") or "localhost"
+    if host == "localhost" or _is_unspecified(host):  # listening on every address
         host = "127.0.0.1"
     host = f"[{host}]" if ":" in host else host
     return f"{scheme}://{host}:{server['port']}{pages.base_url()}"

@@ -39,14 +39,17 @@ def _wait_until(condition: Callable[[], object], timeout: float = 5.0) -> bool:
     return bool(condition())
 
 
-def _whole_notebook_run(item: pytest.Item) -> bool:
-    return item.path.suffix == ".ipynb" or item.path.name == "test_notebook_solutions.py"
+def _long_file(item: pytest.Item) -> bool:
+    """A notebook, or a test module marked slow as a whole."""
+    module = item.getparent(pytest.Module)
+    return item.path.suffix == ".ipynb" or (
+        module is not None and module.get_closest_marker("slow") is not None)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the longest files, the notebooks and the notebooks with their solutions, first:
-    on two workers (``--dist loadfile``) no long run is then left to start last."""
-    items.sort(key=lambda item: not _whole_notebook_run(item))
+    """Run the longest files first (the notebooks, the whole-system modules): on two workers
+    (``--dist loadfile``) no long file is then left to start last."""
+    items.sort(key=lambda item: not _long_file(item))
 
 
 @pytest.fixture

@@ -84,3 +84,14 @@ def test_chromium_is_reported_not_required(monkeypatch):
     monkeypatch.setattr(preflight.shutil, "which", lambda name: None)
     result = preflight.check_chromium()
     assert result.ok is None and "apt-get install chromium" in result.fix
+
+
+@pytest.mark.parametrize("hostname, address", [
+    ("0.0.0.0", "127.0.0.1"), ("::", "127.0.0.1"), ("localhost", "127.0.0.1"),
+    ("", "127.0.0.1"), ("127.0.0.2", "127.0.0.2"), ("::1", "[::1]"),
+])
+def test_the_jupyter_server_is_reached_on_an_address_it_listens_on(outside_jupyter, hostname,
+                                                                    address):
+    """A server listening on every address (0.0.0.0, ::) is reached on the loopback."""
+    server = {"port": 8888, "hostname": hostname, "secure": False}
+    assert preflight.jupyter_address(server).startswith(f"http://{address}:8888")
