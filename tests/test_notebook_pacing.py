@@ -20,8 +20,9 @@ LABS = ["00-start-here", "01-rest", "02-graphql", "03-grpc", "04-websockets", "0
         "09-interview-questions"]
 PLOTTED = ["02-graphql", "03-grpc", "04-websockets", "06-long-polling"]
 #: Labs whose first quarter holds a checked exercise, not only a prediction.
-CHECKED_EARLY = ["01-rest", "02-graphql", "03-grpc", "05-sse", "06-long-polling",
-                 "07-queues-vs-direct", "08-choosing-a-protocol", "09-interview-questions"]
+CHECKED_EARLY = ["01-rest", "02-graphql", "03-grpc", "04-websockets", "05-sse",
+                 "06-long-polling", "07-queues-vs-direct", "08-choosing-a-protocol",
+                 "09-interview-questions"]
 
 
 def cells(name: str) -> list[nbformat.NotebookNode]:

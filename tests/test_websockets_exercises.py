@@ -20,6 +20,71 @@ def sample_data():
     database.reset()
 
 
+# --- websockets.socketio-by-hand ----------------------------------------------
+
+def test_socketio_by_hand_reference_passes():
+    assert_passes("websockets.socketio-by-hand")
+
+
+def test_socketio_by_hand_stub_is_not_attempted():
+    assert_fails("websockets.socketio-by-hand", lambda ws, token: None, "not solved yet")
+
+
+def test_socketio_by_hand_without_a_connect_packet_fails():
+    def no_connect(ws, token):
+        ws.recv(2)
+        return json.loads(ws.recv(2)[2:])[1]
+
+    assert_fails("websockets.socketio-by-hand", no_connect,
+                 "the server never got a Socket.IO CONNECT")
+
+
+def test_socketio_by_hand_with_the_bare_token_as_auth_fails():
+    def bare_token(ws, token):
+        ws.recv(2)
+        ws.send("40" + json.dumps(token))
+        while True:
+            frame = ws.recv(2)
+            if frame.startswith("44"):
+                raise PermissionError(frame)
+            if frame.startswith("42"):
+                return json.loads(frame[2:])[1]
+
+    assert_fails("websockets.socketio-by-hand", bare_token, "the auth object is {\"token\"")
+
+
+def test_socketio_by_hand_waiting_for_the_acknowledgement_first_fails():
+    def ack_first(ws, token):
+        ws.recv(2)
+        ws.send("40" + json.dumps({"token": token}))
+        while not ws.recv(2).startswith("40"):
+            pass
+        return json.loads(ws.recv(2)[2:])[1]
+
+    assert_fails("websockets.socketio-by-hand", ack_first,
+                 "the greeting can come before the CONNECT's acknowledgement")
+
+
+def test_socketio_by_hand_returning_the_whole_event_fails():
+    def whole_event(ws, token):
+        ws.recv(2)
+        ws.send("40" + json.dumps({"token": token}))
+        return json.loads(ws.recv(2)[2:])
+
+    assert_fails("websockets.socketio-by-hand", whole_event, "got the whole array")
+
+
+def test_socketio_by_hand_returning_the_connect_error_fails():
+    def no_connect_error(ws, token):
+        ws.recv(2)
+        ws.send("40" + json.dumps({"token": token}))
+        packet = json.loads(ws.recv(2)[2:])
+        return packet[1] if isinstance(packet, list) else packet
+
+    assert_fails("websockets.socketio-by-hand", no_connect_error,
+                 "answers 44 (CONNECT_ERROR): raise PermissionError")
+
+
 # --- websockets.first-message -------------------------------------------------
 
 def test_first_message_reference_passes():

@@ -7,14 +7,18 @@ import json
 from typing import Any, cast
 
 import requests
+from flask import Flask
+from flask_socketio import SocketIO, emit
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
-from ...database import ChatMessage, db, utcnow
+from ... import database
+from ...database import ChatMessage, User, db, utcnow
 from ...engine import NotAttempted, Unmet, exercise, expect
 from . import server as chat
-from .server import ChatError, ChatServer, Client
+from . import socketio_server as socketio_chat
+from .server import ChatError, ChatServer, Client, TokenSigner
 
 NOTEBOOK = "04-websockets"
 TIMEOUT = 5
@@ -53,7 +57,137 @@ def _handshake_status(server, query="", **options):
         return refused.response.status_code, None
 
 
-# --- 1. a first message -------------------------------------------------------
+# --- 1. Socket.IO by hand -----------------------------------------------------
+
+def socketio_hello(ws: ClientConnection, token: str) -> dict[str, Any]:
+    """Over ``ws``, a plain WebSocket open on a Socket.IO server's Engine.IO endpoint:
+    CONNECT with ``{"token": token}`` as auth and return the data of the ``connected``
+    event; raise PermissionError if the server answers CONNECT_ERROR."""
+    ws.recv(2)                                          # Engine.IO OPEN: 0{"sid": ...}
+    ws.send("40" + json.dumps({"token": token}))        # Socket.IO CONNECT, with auth
+    while True:
+        frame = ws.recv(2)
+        kind, payload = frame[:2], frame[2:]
+        if kind == "44":                                # CONNECT_ERROR
+            raise PermissionError(json.loads(payload)["message"])
+        if kind == "42":                                # EVENT: ["connected", {...}]
+            event, data = json.loads(payload)
+            if event == "connected":
+                return data
+        # anything else (40{"sid": ...}, the CONNECT's acknowledgement) is not the greeting
+
+
+def _socketio_server(tokens, heard):
+    """The document's ``on_connect`` on a Socket.IO server of the check's own; every CONNECT's
+    auth is appended to ``heard``."""
+    app = Flask("websockets-check-socketio")
+    socketio = SocketIO(app)
+
+    @socketio.on("connect")
+    def on_connect(auth):
+        heard.append(auth)
+        token = auth.get("token") if isinstance(auth, dict) else None
+        user_id = tokens.verify(token) if isinstance(token, str) else None
+        if user_id is None:
+            return False
+        try:
+            user = db.session.get(User, user_id)
+            name = user.name if user else "Anonymous"
+        finally:
+            db.session.remove()
+        emit("connected", {"message": f"Welcome {name}!"})
+        return None
+
+    return socketio_chat.serve(app, name="websockets-check-socketio")
+
+
+def _hello(server, socketio_hello, token, heard):
+    """Open a plain WebSocket on the server's Engine.IO endpoint and hand it to the learner."""
+    heard.clear()
+    with connect(socketio_chat.engineio_url(server.url, "websocket"), open_timeout=TIMEOUT,
+                 close_timeout=1) as ws:
+        return socketio_hello(ws, token)
+
+
+def _what_was_wrong(heard, token):
+    """Why a CONNECT with a valid ``token`` got no greeting, from what the server heard."""
+    if not heard:
+        return ("the server never got a Socket.IO CONNECT: after the open packet (0{...}), "
+                "send 40 followed by the auth object as JSON, 40{\"token\": ...}")
+    if heard[-1] != {"token": token}:
+        return (f"your CONNECT carried the auth {heard[-1]!r}, which the server refused "
+                f"(44): the auth object is {{\"token\": <the token>}}, right after the 40")
+    return None
+
+
+@exercise(
+    "websockets.socketio-by-hand",
+    title="Speak Socket.IO over a plain WebSocket: CONNECT with a token, read the greeting",
+    notebook=NOTEBOOK,
+    hints=[
+        "The first frame is Engine.IO's open packet, 0{...}: read it (ws.recv(2)) and move on. "
+        "Then send the CONNECT: \"40\" + json.dumps({\"token\": token}).",
+        "Read frames (ws.recv(2)) until one starts with 42 (an EVENT) or 44 (CONNECT_ERROR). "
+        "The greeting can come before the CONNECT's acknowledgement, 40{\"sid\": ...}.",
+        "frame[2:] of an EVENT is a JSON array [name, data]: return data when name is "
+        "\"connected\". For 44, raise PermissionError.",
+    ],
+    reference=socketio_hello,
+    timeout=20,
+)
+def check_socketio_by_hand(socketio_hello):
+    database.ready(False)
+    tokens = TokenSigner()
+    heard: list[Any] = []
+    with _socketio_server(tokens, heard) as server:
+        for user_id, name in ((101, "Ada Lovelace"), (103, "Grace Hopper")):
+            token = tokens.token_for(user_id)
+            try:
+                data = _hello(server, socketio_hello, token, heard)
+            except (TimeoutError, PermissionError) as exc:
+                wrong = _what_was_wrong(heard, token)
+                if wrong:
+                    raise Unmet(wrong) from None
+                if isinstance(exc, PermissionError):
+                    raise
+                raise Unmet("the server accepted your CONNECT and sent its greeting, "
+                            "42[\"connected\", {...}], but your code kept waiting: the greeting "
+                            "can come before the CONNECT's acknowledgement 40{\"sid\": ...}, so "
+                            "take it from whichever 42 frame arrives") from None
+            if data is None:
+                raise NotAttempted("socketio_hello returns None")
+            expected = {"message": f"Welcome {name}!"}
+            if isinstance(data, (str, bytes)):
+                raise Unmet(f"return a dict: json.loads what follows a frame's two type digits "
+                            f"(4 message, 2 event), got the text {data!r}")
+            if isinstance(data, list):
+                raise Unmet(f"return the event's data, the dict after its name: got the whole "
+                            f"array {data!r}")
+            expect(isinstance(data, dict), f"return the connected event's data as a dict, got "
+                                           f"{type(data).__name__}: {data!r}")
+            expect("sid" not in data, f"{data!r} is a session id, from Engine.IO's open packet "
+                                      f"(0) or the CONNECT's acknowledgement (40): the greeting "
+                                      f"is the EVENT 42[\"connected\", {{...}}]")
+            expect(data == expected or not _what_was_wrong(heard, token),
+                   _what_was_wrong(heard, token) or "")
+            expect(data == expected, f"as user {user_id}, expected the greeting {expected!r}, "
+                                     f"got {data!r}")
+        forged = "101." + "0" * 32
+        try:
+            refused = _hello(server, socketio_hello, forged, heard)
+        except PermissionError:
+            pass
+        except TimeoutError:
+            raise Unmet(f"with the forged token {forged} the server answers 44 (CONNECT_ERROR) "
+                        f"and never greets, but your code kept waiting: raise PermissionError "
+                        f"on a frame that starts with 44") from None
+        else:
+            raise Unmet(f"with the forged token {forged} the server answers 44 (CONNECT_ERROR): "
+                        f"raise PermissionError, you returned {refused!r}")
+    return "CONNECT with the token's auth, the greeting's data returned, 44 raised"
+
+
+# --- 2. a first message -------------------------------------------------------
 
 def send_and_confirm(ws_url: str, token: str, room_id: str, text: str) -> dict[str, Any]:
     """Join ``room_id``, send ``text`` and return the server's ``new_message`` for it."""
@@ -111,7 +245,7 @@ def check_first_message(send_and_confirm):
     return "joined, sent, the room got the same new_message, and the history has it"
 
 
-# --- 2. typing, to everyone but the sender ------------------------------------
+# --- 3. typing, to everyone but the sender ------------------------------------
 
 @exercise(
     "websockets.typing",
@@ -205,7 +339,7 @@ def _sends_anything(handler, data=None):
     return bool(recorder.sent)
 
 
-# --- 3. a new message type: private messages ---------------------------------
+# --- 4. a new message type: private messages ---------------------------------
 
 def on_private_message(chat: ChatServer, client: Client, data: dict[str, Any]) -> None:
     """Deliver ``message`` to every connection of user ``to_user_id``, and echo it to the
@@ -280,7 +414,7 @@ def check_private_message(on_private_message):
     return "delivered to every tab of the recipient and the sender, nobody else; errors otherwise"
 
 
-# --- 4. authentication at the handshake ---------------------------------------
+# --- 5. authentication at the handshake ---------------------------------------
 
 @exercise(
     "websockets.handshake",
@@ -331,7 +465,7 @@ class _FakeRequest:
         self.headers = {}
 
 
-# --- 5. catching up after a reconnect -----------------------------------------
+# --- 6. catching up after a reconnect -----------------------------------------
 
 def catch_up(base_url: str, token: str, room_id: str, after_id: int) -> list[dict]:
     """Every message of ``room_id`` with an id above ``after_id``, oldest first."""
