@@ -176,6 +176,18 @@ class _QuietRequestHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         self.server.lab_log.append(f"{self.requestline} -> {code}")
 
+    def handle_one_request(self) -> None:
+        """Serve one request; a connection that carried a WebSocket ends with it.
+
+        HTTP/1.1 keeps a connection open for the next request, but once a WebSocket's
+        closing handshake is over the server closes the TCP connection (RFC 6455 7.1.1):
+        a client otherwise waits its whole close timeout for it (websockets: 10 s).
+        """
+        super().handle_one_request()
+        headers = getattr(self, "headers", None)  # none when the request line was unreadable
+        if headers is not None and "websocket" in headers.get("Upgrade", "").lower():
+            self.close_connection = True
+
     def log(self, type: str, message: str, *args: Any) -> None:
         self.server.lab_log.append(f"{type}: {message % args}")
 
