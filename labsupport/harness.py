@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Self, TypeVar, cast, overload
 
@@ -186,7 +187,16 @@ class _QuietRequestHandler(WSGIRequestHandler):
         super().handle_one_request()
         headers = getattr(self, "headers", None)  # none when the request line was unreadable
         if headers is not None and "websocket" in headers.get("Upgrade", "").lower():
+            self._wait_for_websocket_to_let_go()
             self.close_connection = True
+
+    def _wait_for_websocket_to_let_go(self, timeout: float = 2.0) -> None:
+        """The app returns as soon as its WebSocket is closed, while the WebSocket's own
+        thread (simple-websocket) may still be sending its half of the closing handshake;
+        it closes the socket when done. Wait for that, a bounded time, before closing TCP."""
+        deadline = time.monotonic() + timeout
+        while not getattr(self.connection, "_closed", True) and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def log(self, type: str, message: str, *args: Any) -> None:
         self.server.lab_log.append(f"{type}: {message % args}")

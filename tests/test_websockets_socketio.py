@@ -99,14 +99,16 @@ def test_a_bad_token_gets_connect_error(server) -> None:
 
 
 def test_the_server_ends_the_tcp_connection_after_the_closing_handshake(server) -> None:
-    """RFC 6455 7.1.1: the server closes TCP first. Werkzeug kept the HTTP/1.1 connection
-    open for a next request, and a client waited its whole close timeout (10 s) for it."""
+    """RFC 6455 7.1.1: after the closing handshake the server closes TCP first. Werkzeug kept
+    the HTTP/1.1 connection open for a next request, so a client waited its whole close
+    timeout (10 s) for it; closing too early would lose the server's close frame (1006)."""
     url = socketio_chat.engineio_url(server.url, "websocket")
-    with connect(url, open_timeout=2, close_timeout=10) as plain:
-        assert plain.recv(2).startswith("0{")
-        started = time.monotonic()
-    assert plain.close_code == 1000
-    assert time.monotonic() - started < 5, "close() waited for a TCP close that never came"
+    for _ in range(20):
+        with connect(url, open_timeout=2, close_timeout=10) as plain:
+            assert plain.recv(2).startswith("0{")
+            started = time.monotonic()
+        assert plain.close_code == 1000, "the server's close frame was lost"
+        assert time.monotonic() - started < 5, "close() waited for a TCP close that never came"
 
 
 def test_a_plain_websocket_client_cannot_talk_to_it(server) -> None:
