@@ -5,27 +5,45 @@ In a notebook::
     from labsupport import rest, check, hint, solution, progress
     server = rest.start()
 
-Each lab lives in its own package, ``labsupport.labs.<lab>``. The names the
-notebooks import (``labsupport.rest``, ``labsupport.chat``, ...) stay short:
-they are the same module objects as the labs' servers, imported on first use.
+Each lab lives in its own package, ``labsupport.labs.<lab>``. A notebook
+imports a lab by its short name from ``labsupport`` (``rest``, ``chat``,
+``queues``, ...: :data:`SHORT_NAMES`), and anything inside a lab by its real
+module path (``from labsupport.labs.websocket_chat.server import TokenSigner``).
+A short name is the lab module itself, imported on first use (PEP 562), so
+``import labsupport`` stays quick; the imports under ``TYPE_CHECKING`` let a
+type checker see every short name.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
-import sys
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from .display import show
 from .engine import check, hint, progress, reveal, solution
 from .harness import running, stop_all
 
-__all__ = ["check", "hint", "solution", "progress", "reveal", "running", "stop_all", "show"]
+if TYPE_CHECKING:
+    from .labs import choosing, interview, queues
+    from .labs.graphql_api import server as graphql_api
+    from .labs.graphql_api import subscriptions
+    from .labs.grpc_service import server as grpc_service
+    from .labs.long_polling import server as long_polling
+    from .labs.rest import server as rest
+    from .labs.sse import server as sse
+    from .labs.websocket_chat import server as chat
+    from .labs.websocket_chat import socketio_server as socketio_chat
 
-#: Short names kept for the notebooks, and the modules they stand for.
+__all__ = [
+    "check", "hint", "solution", "progress", "reveal", "running", "stop_all", "show",
+    # the labs' short names
+    "rest", "graphql_api", "subscriptions", "grpc_service", "chat", "socketio_chat", "sse",
+    "long_polling", "queues", "choosing", "interview",
+]
+
+#: Each lab's short name and the module it stands for (keep in step with the
+#: imports under ``TYPE_CHECKING`` above; tests/test_imports.py checks both).
 SHORT_NAMES = {
     "rest": "labs.rest.server",
     "graphql_api": "labs.graphql_api.server",
@@ -35,31 +53,20 @@ SHORT_NAMES = {
     "socketio_chat": "labs.websocket_chat.socketio_server",
     "sse": "labs.sse.server",
     "long_polling": "labs.long_polling.server",
+    "queues": "labs.queues",
+    "choosing": "labs.choosing",
+    "interview": "labs.interview",
 }
 
 
-class _ShortNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Imports ``labsupport.<short name>`` as the lab module it stands for."""
-
-    def find_spec(
-        self, fullname: str, path: object = None, target: object = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        package, _, short = fullname.rpartition(".")
-        if package != __name__ or short not in SHORT_NAMES:
-            return None
-        return importlib.util.spec_from_loader(fullname, self)
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        short = spec.name.rpartition(".")[2]
-        module = importlib.import_module(f"{__name__}.{SHORT_NAMES[short]}")
-        spec.loader_state = module.__spec__
-        return module
-
-    def exec_module(self, module: ModuleType) -> None:
-        """Give back the module's own spec, which the import system replaced with ours."""
-        ours = module.__spec__
-        assert ours is not None
-        module.__spec__ = ours.loader_state
+def __getattr__(name: str) -> ModuleType:
+    """Import a lab's short name on first use (``labsupport.rest`` and the like)."""
+    if name not in SHORT_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{SHORT_NAMES[name]}")
+    globals()[name] = module
+    return module
 
 
-sys.meta_path.append(_ShortNames())
+def __dir__() -> list[str]:
+    return sorted([*globals(), *SHORT_NAMES])

@@ -125,7 +125,8 @@ def operation(
                 kwargs["args"] = load_query(query)
             return view(*args, **kwargs)
 
-        parsed.openapi = {  # type: ignore[attr-defined]
+        # Read back by build_spec as the view's ``openapi`` attribute.
+        vars(parsed)["openapi"] = {
             "summary": summary, "description": description, "query": query, "body": body,
             "responses": responses, "links": links or {}, "etag": etag,
         }
@@ -292,16 +293,15 @@ def contract_blueprint(
     """``/openapi.json`` (built once per app by ``spec_of``) and Swagger UI at ``/docs/``,
     its assets served from the installed package: it works offline."""
     bp = Blueprint("contract", __name__)
-    built: dict[int, dict[str, Any]] = {}
 
     @bp.get("/openapi.json")
     @operation("This document: the API's OpenAPI 3.1 contract", responses={
         200: {"application/json": {"type": "object"}}})
     def openapi_document() -> Response:
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        if id(app) not in built:
-            built[id(app)] = spec_of(app)
-        return jsonify(built[id(app)])
+        built = current_app.extensions
+        if "openapi_document" not in built:
+            built["openapi_document"] = spec_of(current_app)
+        return jsonify(built["openapi_document"])
 
     @bp.get("/docs/")
     @operation("Swagger UI for this document (assets shipped with the package, no CDN)",

@@ -17,9 +17,8 @@ import grpc
 import nbformat
 import pytest
 
-from labsupport import database, graphql_api, grpc_service, rest
+from labsupport import database, graphql_api, grpc_service, queues, rest
 from labsupport.harness import ServerHandle
-from labsupport.labs import queues
 
 ROOT = Path(__file__).resolve().parent.parent
 

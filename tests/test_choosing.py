@@ -13,17 +13,9 @@ from websockets.sync.client import connect
 
 from labsupport import chat, grpc_service, rest, sse
 from labsupport.codegen import load
-from labsupport.labs.choosing import (
-    DOWN,
-    UP,
-    Requirements,
-    WireTap,
-    experiments,
-    matrix,
-    pick,
-    resources,
-)
+from labsupport.labs.choosing import Requirements, experiments, matrix, pick, resources
 from labsupport.labs.choosing.driver import Run, percentile
+from labsupport.wire import DOWN, UP, WireTap
 
 user_service_pb2, user_service_pb2_grpc = load("user_service")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import requests
 from exercise_helpers import assert_fails, assert_passes
 
-from labsupport.labs.choosing import Pick, WireTap
+from labsupport.labs.choosing import Pick
+from labsupport.wire import WireTap
 
 
 def test_wire_bytes():

@@ -30,7 +30,7 @@ print(body["data"]["user"]["id"])
 """,
     "grpc": """
 from labsupport import grpc_service
-from labsupport.grpc_service import user_service_pb2 as pb, user_service_pb2_grpc as pb_grpc
+pb, pb_grpc = grpc_service.user_service_pb2, grpc_service.user_service_pb2_grpc
 server = grpc_service.start(fresh_data=False)
 with grpc_service.channel(server.url) as channel:
     print(pb_grpc.UserServiceStub(channel).GetUser(pb.GetUserRequest(id=101), timeout=5).user.id)
@@ -45,7 +45,7 @@ print(response.status_code, 101)
 """,
     "queues": """
 import requests
-from labsupport.labs import queues
+from labsupport import queues
 broker = queues.start()
 app = queues.pipeline.start(broker, fresh_data=False)
 print(requests.post(f"{app.url}/orders", json={"user_id": 101, "item": "Keyboard"},

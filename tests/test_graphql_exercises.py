@@ -13,7 +13,7 @@ from websockets.sync.client import connect
 
 from labsupport import database
 from labsupport.database import Post, db
-from labsupport.rest import validate_user
+from labsupport.users import validate_user
 
 
 @pytest.fixture(autouse=True, scope="module")

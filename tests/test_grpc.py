@@ -19,9 +19,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 from labsupport import codegen, database, grpc_service, harness
 from labsupport.database import User, db
-from labsupport.grpc_service import field_violations, user_lookup_pb2_grpc
-from labsupport.grpc_service import user_service_pb2 as pb
-from labsupport.grpc_service import user_service_pb2_grpc as pb_grpc
+from labsupport.labs.grpc_service.server import field_violations, user_lookup_pb2_grpc
+from labsupport.labs.grpc_service.server import user_service_pb2 as pb
+from labsupport.labs.grpc_service.server import user_service_pb2_grpc as pb_grpc
 
 TIMEOUT = 5
 

@@ -12,7 +12,11 @@ from sqlalchemy import select
 from labsupport import database
 from labsupport.database import Address, User, db
 from labsupport.engine import get
-from labsupport.grpc_service import user_service_pb2, user_service_pb2_grpc, user_to_proto
+from labsupport.labs.grpc_service.server import (
+    user_service_pb2,
+    user_service_pb2_grpc,
+    user_to_proto,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -390,7 +394,7 @@ def test_bidi_empty_answer_for_unknown_id_fails():
 
 def test_solution_sources_need_only_the_notebook_imports():
     """What solution() shows runs with the names the notebook imports."""
-    import labsupport.grpc_service as lab
+    from labsupport import grpc_service as lab
 
     namespace = {"grpc": grpc, "time": time, "select": select, "db": db, "User": User,
                  "Address": Address, "user_service_pb2": user_service_pb2,

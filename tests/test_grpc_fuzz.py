@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from labsupport.database import User, db
-from labsupport.grpc_service import user_lookup_pb2_grpc
-from labsupport.grpc_service import user_service_pb2 as pb
-from labsupport.grpc_service import user_service_pb2_grpc as pb_grpc
+from labsupport.labs.grpc_service.server import user_lookup_pb2_grpc
+from labsupport.labs.grpc_service.server import user_service_pb2 as pb
+from labsupport.labs.grpc_service.server import user_service_pb2_grpc as pb_grpc
 
 SERVER_FAULTS = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
 FUZZ = settings(max_examples=80, deadline=None,

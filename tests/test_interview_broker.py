@@ -8,8 +8,7 @@ import time
 import pytest
 import requests
 
-from labsupport import sse
-from labsupport.labs import queues
+from labsupport import queues, sse
 from labsupport.labs.interview import fanout, notifications
 
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labsupport import long_polling
-from labsupport.long_polling import Poller
+from labsupport.labs.long_polling.server import Poller
 
 
 @pytest.fixture

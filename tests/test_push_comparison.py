@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labsupport import push_comparison
+from labsupport.labs.long_polling import comparison as push_comparison
 
 
 def test_both_protocols_deliver_every_notification_and_count_requests():

@@ -15,8 +15,7 @@ import nats
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from labsupport import harness
-from labsupport.labs import queues
+from labsupport import harness, queues
 from labsupport.labs.queues import broker as broker_module
 
 
@@ -149,7 +148,7 @@ def test_a_kernel_interrupt_does_not_reach_the_broker():
 
 
 SCRIPT = textwrap.dedent("""
-    from labsupport.labs import queues
+    from labsupport import queues
     broker = queues.start({options})
     print(" ".join(str(n.pid) for n in broker.nodes), broker.store, flush=True)
     import time
@@ -179,7 +178,7 @@ def test_a_sigkilled_kernel_leaves_no_broker():
     try:
         outputs: list[dict] = []
         reply = client.execute_interactive(
-            "from labsupport.labs import queues\n"
+            "from labsupport import queues\n"
             "broker = queues.start()\n"
             "print(broker.nodes[0].pid, broker.store)",
             timeout=30, output_hook=outputs.append,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from labsupport.labs import queues
+from labsupport import queues
 from labsupport.labs.queues import pipeline
 
 

@@ -11,8 +11,7 @@ import nats
 import pytest
 from sqlalchemy import func, select
 
-from labsupport import database
-from labsupport.labs import queues
+from labsupport import database, queues
 from labsupport.labs.queues import store
 from labsupport.labs.queues.worker import ORDERS, ensure_streams
 

@@ -8,8 +8,7 @@ import time
 import pytest
 import requests
 
-from labsupport import database, sse
-from labsupport.labs import queues
+from labsupport import database, queues, sse
 from labsupport.labs.queues import direct, pipeline, store
 from labsupport.labs.queues.subjects import InvalidSubject, subject, token
 from labsupport.labs.queues.worker import dead_letters

@@ -9,8 +9,8 @@ import requests
 
 from labsupport import chat, database, graphql_api, grpc_service, long_polling, rest, sse
 from labsupport.database import ChatMessage
-from labsupport.grpc_service import user_service_pb2 as pb
-from labsupport.grpc_service import user_service_pb2_grpc as pb_grpc
+from labsupport.labs.grpc_service.server import user_service_pb2 as pb
+from labsupport.labs.grpc_service.server import user_service_pb2_grpc as pb_grpc
 
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
 #: User 101 was created at the sample data's epoch.

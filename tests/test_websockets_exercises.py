@@ -11,8 +11,8 @@ from exercise_helpers import assert_fails, assert_passes
 from websockets.sync.client import connect
 
 from labsupport import chat, database
-from labsupport.chat import ChatError, authorize, joined_room
 from labsupport.labs.websocket_chat.exercises import catch_up
+from labsupport.labs.websocket_chat.server import ChatError, authorize, joined_room
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -21,8 +21,8 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from labsupport import grpc_service
-from labsupport.grpc_service import user_service_pb2 as pb
-from labsupport.grpc_service import user_service_pb2_grpc as pb_grpc
+from labsupport.labs.grpc_service.server import user_service_pb2 as pb
+from labsupport.labs.grpc_service.server import user_service_pb2_grpc as pb_grpc
 
 PAYLOAD = b"x" * 64
 STREAMED_USERS = 2000

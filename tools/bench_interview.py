@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 import requests
 
-from labsupport.labs import queues
+from labsupport import queues
 from labsupport.labs.interview import game, notifications
 from labsupport.labs.sse.server import Listener
 from tools.bench import baseline, timed_run

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from labsupport.labs import queues  # noqa: E402
+from labsupport import queues  # noqa: E402
 from labsupport.labs.queues import direct, measure  # noqa: E402
 
 FLOOR = "core NATS request-reply"

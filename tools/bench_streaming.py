@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from labsupport import push_comparison
+from labsupport.labs.long_polling import comparison as push_comparison
 
 ROOT = Path(__file__).resolve().parent.parent
 

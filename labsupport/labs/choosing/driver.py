@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from ...harness import LOOPBACK, ServerHandle
+from ...wire import WireTap
 from ..graphql_api import server as graphql_api
 from ..graphql_api.server import GraphQLHandle
 from ..grpc_service import server as grpc_service
@@ -36,7 +37,6 @@ from ..sse.server import SSEHandle
 from ..websocket_chat import server as chat
 from ..websocket_chat.server import ChatError, ChatHandle
 from . import relay
-from .tap import WireTap
 
 __all__ = ["Run", "Floor", "Result", "percentile", "measure_floor", "scale_from_env"]
 

@@ -11,11 +11,11 @@ from dataclasses import fields
 import requests
 
 from ...engine import NotAttempted, Unmet, exercise, expect
+from ...wire import WireTap
 from ..rest import server as rest
 from . import experiments
 from .driver import Run
 from .picker import Pick, Requirements
-from .tap import WireTap
 
 __all__ = ["Pick", "GAME", "PUBLIC_CATALOGUE"]
 

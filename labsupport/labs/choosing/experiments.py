@@ -23,6 +23,7 @@ from websockets.typing import Subprotocol
 
 from ...codegen import load
 from ...database import Post, db
+from ...wire import DOWN, UP, WireTap
 from ..graphql_api import server as graphql_api
 from ..grpc_service import server as grpc_service
 from ..sse import server as sse
@@ -35,7 +36,6 @@ from .clients import (
     wait_until,
 )
 from .driver import Result, Run
-from .tap import DOWN, UP, WireTap
 
 __all__ = ["crud", "chat", "live_updates", "idle", "microservices", "public_api", "gaming",
            "ALL"]

@@ -19,11 +19,11 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import Request
 
 from ...harness import LOOPBACK
+from ...wire import WireTap
 from ..grpc_service import server as grpc_service
 from .clients import wait_until
 from .driver import Result, Run
 from .serve import UPLOAD_CHUNK, spawn
-from .tap import WireTap
 
 __all__ = ["upload", "idle_connections"]
 

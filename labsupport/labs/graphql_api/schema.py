@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ... import database
 from ...database import Order, Post, User, db
-from ..rest.server import validate_user
+from ...users import validate_user
 from .subscriptions import PostBus
 
 MAX_LIMIT = 100

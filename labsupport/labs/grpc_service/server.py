@@ -44,7 +44,7 @@ from sqlalchemy.orm import selectinload
 from ... import codegen, database
 from ...database import Address, User, db
 from ...harness import LOG_LINES_KEPT, LOOPBACK, ServerHandle, register, stop_previous
-from ..rest.server import validate_user
+from ...users import validate_user
 
 # Compiled at run time, so the type checker knows these modules, their messages and base
 # classes only as Any; annotations still name the message types, for the reader.

@@ -2,8 +2,8 @@
 
 Its pieces, one job each: ``game`` (Q6's game-state server) and ``prediction``;
 ``versioning``, ``evolution``, ``graphql_deprecation`` and ``protodiff`` (Q7);
-``idempotency`` and ``backpressure`` (the extra questions); ``evidence`` and
-``tap`` (measurements on the other labs' servers); ``design`` (Q4's budgets);
+``idempotency`` and ``backpressure`` (the extra questions); ``evidence``
+(measurements on the other labs' servers, with :mod:`labsupport.wire`); ``design`` (Q4's budgets);
 ``questions`` (``ask()``); ``onepage`` (the summary page and its export); ``exercises``.
 """
 

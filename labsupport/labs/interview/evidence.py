@@ -1,7 +1,7 @@
 """Measurements on the lab servers that back (or correct) the document's answers.
 
 Each function drives running lab servers through the choosing lab's
-:class:`~labsupport.labs.choosing.tap.WireTap`, so the bytes and connections it
+:class:`~labsupport.wire.WireTap`, so the bytes and connections it
 reports are the ones on the wire.
 """
 
@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 
 from ... import codegen
 from ...harness import ServerHandle
-from ..choosing.tap import WireTap
+from ...wire import WireTap
 from ..grpc_service.server import channel
 from ..sse.server import SSEHandle
 from ..websocket_chat.server import ChatHandle

@@ -2,7 +2,7 @@
 
 ::
 
-    from labsupport.labs import queues
+    from labsupport import queues
     broker = queues.start()                    # or queues.start(cluster=3)
     app = queues.pipeline.start(broker)        # Q5: POST /orders -> JetStream -> worker -> SSE
 

@@ -4,7 +4,7 @@
 on 127.0.0.1 and a free port, with its JetStream store in a fresh temporary
 directory, and returns a :class:`BrokerHandle`::
 
-    from labsupport.labs import queues
+    from labsupport import queues
     broker = queues.start()              # replaces any earlier broker of this kernel
     nc = await nats.connect(broker.url)  # nats://127.0.0.1:54321
     broker.stop()

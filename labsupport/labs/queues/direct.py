@@ -21,7 +21,8 @@ from flask import Flask, Response, jsonify
 from ...api_errors import APIError, install_error_handlers, json_object
 from ...harness import ServerHandle, serve_wsgi
 
-__all__ = ["start_notifier", "notify", "CircuitBreaker", "CircuitOpen", "NotifyFailed"]
+__all__ = ["start_notifier", "NotifierHandle", "notify", "CircuitBreaker", "CircuitOpen",
+           "NotifyFailed"]
 
 
 @dataclass
@@ -55,13 +56,19 @@ def create_notifier_app(settings: NotifierSettings) -> Flask:
     return app
 
 
-def start_notifier(*, name: str = "queues-notifier", delay: float = 0.0) -> ServerHandle:
+class NotifierHandle(ServerHandle):
+    """The running notification service: ``settings`` (change its delay, take it down)
+    and ``sent``, the notifications it has sent so far."""
+
+    settings: NotifierSettings
+    sent: list[dict[str, Any]]
+
+
+def start_notifier(*, name: str = "queues-notifier", delay: float = 0.0) -> NotifierHandle:
     """Serve the notification service; ``handle.settings`` changes its delay or takes it down."""
     settings = NotifierSettings(delay=delay)
-    handle = serve_wsgi(name, create_notifier_app(settings))
-    handle.settings = settings  # type: ignore[attr-defined]
-    handle.sent = settings.sent  # type: ignore[attr-defined]
-    return handle
+    return serve_wsgi(name, create_notifier_app(settings), handle=NotifierHandle,
+                      settings=settings, sent=settings.sent)
 
 
 class NotifyFailed(Exception):

@@ -34,7 +34,7 @@ from .broker import BrokerHandle, start
 from .worker import Message, stored
 
 if TYPE_CHECKING:
-    from labsupport.labs import queues
+    from labsupport import queues
 
 NOTEBOOK = "07-queues-vs-direct"
 CHECK_BROKER = "queues-checks"

@@ -1,5 +1,8 @@
 """The REST lab's contract: marshmallow schemas for what clients send and get back.
 
+The user body (:class:`~labsupport.users.UserBody`) is the user model's own, shared
+with the GraphQL and gRPC labs.
+
 The server validates query strings and bodies with these schemas, and
 ``/openapi.json`` is generated from the very same classes (apispec), so the
 document and the validation cannot disagree. Messages are the document's
@@ -17,14 +20,6 @@ MAX_LIMIT = 100
 MAX_PAGE = 1_000_000
 ORDER_STATUSES = ("pending", "paid", "shipped", "delivered")
 SUPPORTED_VERSIONS = (1, 2)
-
-#: Every character ``str.strip()`` removes, spelled out: ``\s`` means something else in
-#: Python than in the ECMA-262 regexes of JSON Schema.
-WHITESPACE = (r"\u0009\u000a\u000b\u000c\u000d\u001c\u001d\u001e\u001f\u0020\u0085\u00a0"
-              r"\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000")
-NOT_BLANK = f"[^{WHITESPACE}]"
-EMAIL = f"^[^@{WHITESPACE}]+@[^@{WHITESPACE}]+\\.[^@{WHITESPACE}]+$"
-
 
 def whole_number(low: int, high: int, default: int) -> QueryInteger:
     """A bounded integer query parameter whose error says what is allowed."""
@@ -94,30 +89,6 @@ class VersionedPageQuery(PageQuery, VersionQuery):
 
 
 # --- bodies -------------------------------------------------------------------
-
-class UserBody(Schema):
-    """A user as a client writes it: name and email, nothing else (no mass assignment)."""
-
-    class Meta:
-        unknown = RAISE
-
-    error_messages = {"unknown": "Unknown field"}
-
-    name = fields.String(
-        required=True,
-        validate=[Pattern(NOT_BLANK, error="Name must be a non-empty string"),
-                  validate.Length(max=100, error="Name must be at most 100 characters")],
-        error_messages={"required": "Name is required",
-                        "invalid": "Name must be a non-empty string",
-                        "null": "Name must be a non-empty string"})
-    email = fields.String(
-        required=True,
-        validate=[Pattern(EMAIL, error="Email must look like name@example.com"),
-                  validate.Length(max=255, error="Email must be at most 255 characters")],
-        error_messages={"required": "Email is required",
-                        "invalid": "Email must look like name@example.com",
-                        "null": "Email must look like name@example.com"})
-
 
 class OrderBody(Schema):
     """An order: an item of the catalog, and how many (the price comes from the catalog)."""

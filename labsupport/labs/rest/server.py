@@ -40,8 +40,9 @@ from ...harness import ServerHandle, serve_wsgi
 from ...openapi import build_spec, contract_blueprint, operation
 from ...pagination import PaginatedResponse, decode_cursor, encode_cursor, paginate
 from ...ratelimit import RateLimiter, TokenBucket
+from ...users import UserBody, validate_user
 from . import schemas
-from .schemas import MAX_LIMIT, SUPPORTED_VERSIONS, OrderBody, UserBody
+from .schemas import MAX_LIMIT, SUPPORTED_VERSIONS, OrderBody
 
 __all__ = ["create_app", "start", "validate_user", "newest_posts", "openapi_document",
            "UserBody", "MAX_LIMIT"]
@@ -64,17 +65,6 @@ def sort_order(model: Any, sort: str) -> list[Any]:
         for field in filter(None, sort.split(","))
     ]
     return [*terms, model.id.asc()]
-
-
-def validate_user(data: dict, partial: bool = False) -> dict[str, list[str]]:
-    """Field errors of a user body, in the document's ``details`` format.
-
-    The rules are :class:`~labsupport.labs.rest.schemas.UserBody`'s, the schema the
-    contract publishes: a full body (POST, PUT) needs ``name`` and ``email``; a
-    partial one (PATCH) may leave either out; any other field is refused, so a
-    client cannot set ``id`` or ``role`` (mass assignment).
-    """
-    return UserBody().validate(data, partial=partial)
 
 
 def newest_posts(after: tuple[dt.datetime, int] | None, limit: int) -> list[Post]:

@@ -1,8 +1,9 @@
 """The same stream of notifications over SSE and over long polling, measured.
 
-Used by notebooks/06-long-polling.ipynb and ``tools/bench_streaming.py``::
+Used by notebooks/06-long-polling.ipynb, 09-interview-questions.ipynb (this lab's
+public API, with its ``server``) and ``tools/bench_streaming.py``::
 
-    from labsupport import push_comparison
+    from labsupport.labs.long_polling import comparison as push_comparison
     push_comparison.compare(count=100)
 
 One client per protocol reads ``count`` notifications published in-process
@@ -18,8 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .labs.long_polling import server as long_polling
-from .labs.sse import server as sse
+from ..sse import server as sse
+from . import server as long_polling
 
 __all__ = ["compare", "measure_sse", "measure_long_polling"]
 

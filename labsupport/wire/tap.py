@@ -20,37 +20,17 @@ import functools
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 
-__all__ = ["Chunk", "Connection", "WireTap", "UP", "DOWN"]
+from matplotlib.figure import Figure
+
+from .diagram import sequence_diagram
+from .parsers import Message, parse_connections
+from .records import DOWN, UP, Chunk, Connection
+
+__all__ = ["WireTap"]
 
 LOOPBACK = "127.0.0.1"
-UP = "client→server"
-DOWN = "server→client"
 READ_SIZE = 65536
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """What one read returned: ``data`` going ``direction`` at ``time`` (perf_counter s)."""
-
-    direction: str
-    time: float
-    data: bytes
-
-
-@dataclass
-class Connection:
-    """One TCP connection through the tap and the chunks seen on it, in order."""
-
-    number: int
-    opened: float
-    chunks: list[Chunk] = field(default_factory=list)
-    closed: float | None = None
-
-    def stream(self, direction: str) -> bytes:
-        """Every byte that went ``direction`` on this connection."""
-        return b"".join(c.data for c in self.chunks if c.direction == direction)
 
 
 class WireTap:
@@ -118,16 +98,12 @@ class WireTap:
             self._counts = {UP: 0, DOWN: 0}
             self._connections = [c for c in self._connections if c.closed is None]
 
-    def messages(self):
-        """The recorded bytes parsed into messages (see :func:`wire.parse_connection`)."""
-        from .wire import parse_connections
-
+    def messages(self) -> list[Message]:
+        """The recorded bytes parsed into messages (see :func:`.parsers.parse_connection`)."""
         return [m for m in parse_connections(self.connections) if m.time >= self._since]
 
-    def show(self, limit: int = 16, title: str | None = None):
+    def show(self, limit: int = 16, title: str | None = None) -> Figure:
         """Draw the exchange as a sequence diagram (matplotlib figure)."""
-        from .diagram import sequence_diagram
-
         return sequence_diagram(self.messages(), limit=limit, title=title)
 
     # --- proxying -------------------------------------------------------------

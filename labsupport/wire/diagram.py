@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from .tap import UP
-from .wire import Message
+from .parsers import Message
+from .records import UP
 
 __all__ = ["sequence_diagram"]
 

@@ -26,7 +26,7 @@ from hyperframe.frame import Frame
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from .tap import DOWN, UP, Connection
+from .records import DOWN, UP, Connection
 
 __all__ = ["Message", "parse_connections", "parse_connection", "totals"]
 

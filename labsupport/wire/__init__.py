@@ -1,0 +1,32 @@
+"""The wire layer: what crossed the wire between a client and a lab server.
+
+Any lab may use it; this is its stable API (names kept, meanings kept)::
+
+    from labsupport.wire import WireTap
+    with WireTap(server.port) as tap:              # a recording TCP proxy to the server
+        requests.get(f"{tap.url}/api/v1/users/101")
+    tap.bytes_up, tap.bytes_down, tap.total_bytes  # bytes TCP carried each way
+    tap.connections                                # list[Connection], each with its chunks
+    tap.messages()                                 # list[Message], parsed as below
+    tap.show()                                     # a sequence diagram (matplotlib Figure)
+    tap.reset()                                    # count afresh from now on
+
+- :class:`WireTap` (``tap``): ``WireTap(port, target_host=..., record=True)``;
+  ``.url``, ``.address`` (a gRPC target), ``.port``; a context manager, or ``close()``.
+- :class:`Connection`, :class:`Chunk`, :data:`UP`, :data:`DOWN` (``records``): what the
+  tap records; ``connection.stream(UP)`` is every byte the client sent on it.
+- :class:`Message`, :func:`parse_connections`, :func:`parse_connection`, :func:`totals`
+  (``parsers``): HTTP/1.1 with h11, HTTP/2 frames with hyperframe and hpack, WebSocket
+  frames with wsproto, anything else raw; each message with its exact size and time.
+- :func:`sequence_diagram` (``diagram``): client on the left, server on the right.
+
+Its modules import downwards only: ``records`` <- ``parsers`` <- ``diagram`` <- ``tap``.
+"""
+
+from .diagram import sequence_diagram
+from .parsers import Message, parse_connection, parse_connections, totals
+from .records import DOWN, UP, Chunk, Connection
+from .tap import WireTap
+
+__all__ = ["WireTap", "Connection", "Chunk", "UP", "DOWN", "Message", "parse_connections",
+           "parse_connection", "totals", "sequence_diagram"]
