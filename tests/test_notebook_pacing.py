@@ -10,23 +10,25 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from labsupport import labs as registry
 from tools.pacing import in_deep_dives, is_hands_on, pacing
 
 ROOT = Path(__file__).resolve().parent.parent
 
 NOTEBOOKS = ROOT / "notebooks"
-LABS = ["00-start-here", "01-rest", "02-graphql", "03-grpc", "04-websockets", "05-sse",
-        "06-long-polling", "07-queues-vs-direct", "08-choosing-a-protocol",
-        "09-interview-questions"]
-PLOTTED = ["02-graphql", "03-grpc", "04-websockets", "06-long-polling"]
+#: Every lab's notebook and its pacing facts, from the registry of labs.
+LABS = [lab.notebook for lab in registry.LABS]
+PLOTTED = [lab.notebook for lab in registry.LABS if lab.plotted]
 #: Labs whose first quarter holds a checked exercise, not only a prediction.
-CHECKED_EARLY = ["01-rest", "02-graphql", "03-grpc", "04-websockets", "05-sse",
-                 "06-long-polling", "07-queues-vs-direct", "08-choosing-a-protocol",
-                 "09-interview-questions"]
+CHECKED_EARLY = [lab.notebook for lab in registry.LABS if lab.checked_early]
 
 
 def cells(name: str) -> list[nbformat.NotebookNode]:
     return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells
+
+
+def test_every_notebook_is_a_registered_lab():
+    assert sorted(LABS) == sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("name", LABS)

@@ -19,7 +19,7 @@ import pytest
 from labsupport.engine import Exercise, _load_all
 from labsupport.labs import LABS
 
-LAB_MODULES = {f"labsupport.labs.{lab}.exercises" for lab in LABS}
+LAB_MODULES = {f"{lab.package}.exercises" for lab in LABS}
 
 
 def lab_exercises() -> list[Exercise]:

@@ -26,6 +26,7 @@ from typing import Any, cast
 
 from ...harness import LOOPBACK, ServerHandle
 from ...wire import WireTap
+from .. import LABS
 from ..graphql_api import server as graphql_api
 from ..graphql_api.server import GraphQLHandle
 from ..grpc_service import server as grpc_service
@@ -41,7 +42,8 @@ from . import relay
 __all__ = ["Run", "Floor", "Result", "percentile", "measure_floor", "scale_from_env"]
 
 FLOOR_MESSAGE = 64
-SERVERS = ("rest", "graphql", "grpc", "websockets", "sse", "long-polling", "relay")
+#: The servers a run starts, by the names the labs declare in the registry (``Lab.measured``).
+SERVERS = tuple(name for lab in LABS for name in lab.measured)
 
 
 def scale_from_env(default: float = 1.0) -> float:
