@@ -16,6 +16,11 @@ LAB_SETTINGS := --LabApp.app_settings_dir=$(CURDIR)/jupyter/lab-settings
 # Two workers, each test file (a notebook's cells too) kept on one. PYTEST_ARGS="-n 0" runs
 # everything in one process.
 PYTEST_ARGS ?= -n 2 --dist loadfile
+# `make test LAB=rest`: one lab's tests and notebook only (its package or its tests' slug), the
+# slow whole-system ones left out unless SLOW=1; `python -m tools.lab_tests rest` lists them.
+LAB ?=
+SLOW ?=
+LAB_MARK := $(if $(SLOW),,-m "not slow")
 
 .PHONY: lab test quick notebooks bench lint check-env clean
 
@@ -38,10 +43,15 @@ lab: $(STAMP)  ## install (first time only) and open JupyterLab on the first not
 check-env: $(STAMP)  ## the pre-flight check: packages, every lab server, Chromium
 	$(BIN)/python -m labsupport.preflight
 
-test: $(TEST_STAMP)  ## lint and type-check, then every test and every notebook
+test: $(TEST_STAMP)  ## lint and type-check, then every test and every notebook (LAB=: one lab)
 	$(BIN)/ruff check labsupport tests tools
 	$(BIN)/mypy
+ifeq ($(LAB),)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+else
+	files="$$($(BIN)/python -m tools.lab_tests $(LAB))" && \
+		$(BIN)/python -m pytest $(PYTEST_ARGS) $(LAB_MARK) $$files
+endif
 
 quick: $(TEST_STAMP)  ## lint, type-check, and every test but the slow whole-system ones
 	$(BIN)/ruff check labsupport tests tools

@@ -125,7 +125,7 @@ def test_a_sequence_diagram_has_an_arrow_per_message():
 
 
 def test_percentile_is_nearest_rank():
-    values = list(range(1, 101))
+    values = [float(v) for v in range(1, 101)]
     assert percentile(values, 50) == 50
     assert percentile(values, 99) == 99
     assert percentile([3.0], 99) == 3.0

@@ -12,7 +12,7 @@ from labsupport.database import Order, Post, User, count_statements, db
 
 
 def snapshot() -> list[tuple]:
-    rows = [(u.id, u.name, u.email, u.role, tuple(u.tags), u.created_at)
+    rows: list[tuple] = [(u.id, u.name, u.email, u.role, tuple(u.tags), u.created_at)
             for u in db.session.scalars(select(User).order_by(User.id))]
     rows += [(p.id, p.title, p.author_id, p.created_at)
              for p in db.session.scalars(select(Post).order_by(Post.id))]

@@ -199,7 +199,9 @@ def frame_at(page, source):
 
 def lab_server(source: str) -> str:
     """The lab server behind a proxied page, reached directly (as the kernel does)."""
-    port = re.match(rf"{BASE}proxy/(\d+)/", source)[1]
+    found = re.match(rf"{BASE}proxy/(\d+)/", source)
+    assert found, source
+    port = found[1]
     return f"http://127.0.0.1:{port}"
 
 

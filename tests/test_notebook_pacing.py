@@ -21,6 +21,7 @@ LABS = [lab.notebook for lab in registry.LABS]
 PLOTTED = [lab.notebook for lab in registry.LABS if lab.plotted]
 #: Labs whose first quarter holds a checked exercise, not only a prediction.
 CHECKED_EARLY = [lab.notebook for lab in registry.LABS if lab.checked_early]
+DRAFTS = {lab.notebook for lab in registry.LABS if lab.draft}
 
 
 def cells(name: str) -> list[nbformat.NotebookNode]:
@@ -111,7 +112,9 @@ def test_measured_numbers_are_plotted_by_the_cells(name):
 @pytest.mark.parametrize("name", LABS[1:])
 def test_three_to_five_exercises(name):
     """Three to five exercises; a lab whose first quarter holds one (the learner's first
-    checked code) may have a sixth."""
+    checked code) may have a sixth. A draft (``Lab.draft``, just scaffolded) is not held to it."""
+    if name in DRAFTS:
+        pytest.skip(f"{name} is a draft (labsupport.labs.LABS): three exercises make it whole")
     notebook = cells(name)
     stubs = [i for i, cell in enumerate(notebook) if cell.metadata.get("exercise")]
     early = [i for i in stubs if i <= 0.25 * len(notebook)]

@@ -97,7 +97,7 @@ async def leader_of(nc: nats.NATS, stream: str) -> str:
     while True:
         try:
             info = await nc.jetstream(timeout=1).stream_info(stream)
-            if info.cluster.leader:
+            if info.cluster and info.cluster.leader:
                 return info.cluster.leader
         except nats.errors.Error:
             if time.monotonic() > deadline:

@@ -137,13 +137,14 @@ def test_the_shared_layers_import_no_lab():
 
 
 def test_instructors_table_of_labs_is_the_registry():
-    """INSTRUCTORS.md's table: the registered notebooks in order, their exercise counts."""
+    """INSTRUCTORS.md's table: the registered notebooks in order, their exercise counts
+    (a draft lab joins the table when it is done)."""
     text = (ROOT / "INSTRUCTORS.md").read_text()
     table = text.partition("| notebook | core | deep dives | exercises |")[2].partition("\n\n")[0]
     rows = re.findall(r"^\| `([\w-]+)\.ipynb` \|[^|]*\|[^|]*\| (\d+)", table, re.M)
     counts = Counter(exercise.notebook for exercise in _load_all().values())
     assert [(notebook, int(count)) for notebook, count in rows] == [
-        (lab.notebook, counts[lab.notebook]) for lab in LABS]
+        (lab.notebook, counts[lab.notebook]) for lab in LABS if not lab.draft]
 
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.slug)

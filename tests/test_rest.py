@@ -32,6 +32,7 @@ def assert_envelope(response: requests.Response | TestResponse, status: int, cod
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"] == "application/json"
     body = response.json() if isinstance(response, requests.Response) else response.json
+    assert isinstance(body, dict), body
     error = body["error"]
     assert error["code"] == code
     assert set(error) == {"message", "code", "details", "timestamp"}

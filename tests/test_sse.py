@@ -17,7 +17,7 @@ from labsupport import sse
 
 
 def parse(text: str) -> list[sseclient.Event]:
-    return list(sseclient.SSEClient([text.encode()]).events())
+    return list(sseclient.SSEClient(iter([text.encode()])).events())
 
 
 @pytest.fixture

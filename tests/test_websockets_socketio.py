@@ -105,7 +105,7 @@ def test_the_server_ends_the_tcp_connection_after_the_closing_handshake(server) 
     url = socketio_chat.engineio_url(server.url, "websocket")
     for _ in range(20):
         with connect(url, open_timeout=2, close_timeout=10) as plain:
-            assert plain.recv(2).startswith("0{")
+            assert str(plain.recv(2)).startswith("0{")
             started = time.monotonic()
         assert plain.close_code == 1000, "the server's close frame was lost"
         assert time.monotonic() - started < 5, "close() waited for a TCP close that never came"
@@ -114,7 +114,7 @@ def test_the_server_ends_the_tcp_connection_after_the_closing_handshake(server) 
 def test_a_plain_websocket_client_cannot_talk_to_it(server) -> None:
     url = socketio_chat.engineio_url(server.url, "websocket")
     with connect(url, open_timeout=2, compression=None) as plain:
-        assert plain.recv(2).startswith("0{")
+        assert str(plain.recv(2)).startswith("0{")
         plain.send(json.dumps({"type": "join_chat", "room_id": "general"}))
         # Engine.IO's handler fails on a non-packet: silence, or bytes that are not a frame.
         with pytest.raises((TimeoutError, ConnectionClosedError)):

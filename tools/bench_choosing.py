@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from labsupport.labs.choosing import experiments, matrix, resources
 from labsupport.labs.choosing.driver import Run, scale_from_env
@@ -71,7 +73,7 @@ def main() -> None:
     started = time.perf_counter()
     with Run(scale=options.scale, prefix="bench-choosing") as run:
         for experiment in experiments.ALL:
-            experiment(run)
+            cast(Callable[[Run], object], experiment)(run)
         resources.upload(run, megabytes=options.upload_mb)
         resources.idle_connections(run, count=options.idle)
         print(f"scale {options.scale:g}: every experiment in {time.perf_counter() - started:.0f} s")

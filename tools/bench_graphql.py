@@ -17,12 +17,14 @@ from contextlib import ExitStack
 
 import requests
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from labsupport import database, graphql_api, rest
 
 EVENTS = 100
 SUBSCRIBERS = 10
 ROUND_TRIPS = 100
+GRAPHQL_WS = Subprotocol("graphql-transport-ws")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -48,7 +50,7 @@ def subscription_report() -> None:
     server = graphql_api.start()
     subscription = 'subscription { postAdded(authorId: "101") { id title } }'
     with ExitStack() as stack:
-        sockets = [stack.enter_context(connect(server.ws_url, subprotocols=["graphql-transport-ws"],
+        sockets = [stack.enter_context(connect(server.ws_url, subprotocols=[GRAPHQL_WS],
                                                open_timeout=3))
                    for _ in range(SUBSCRIBERS)]
         for ws in sockets:
@@ -115,7 +117,7 @@ def bytes_report() -> None:
     print("user + recent orders: REST "
           f"{len(replies)} requests, {rest_bytes} bytes received; GraphQL 1 request, "
           f"{len(answer.content)} bytes received ({len(answer.content) / rest_bytes:.2f} of "
-          f"REST's), {len(answer.request.body)} bytes of query sent")
+          f"REST's), {len(answer.request.body or b'')} bytes of query sent")
     api.stop()
     server.stop()
 

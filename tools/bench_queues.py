@@ -70,7 +70,7 @@ def bench_latency(rounds: int, count: int, messages: int) -> None:
 
 
 def bench_notebook() -> None:
-    from notebooks import execute
+    from tools.notebooks import execute
 
     path = ROOT / "notebooks" / "07-queues-vs-direct.ipynb"
     notebook = nbformat.read(path, as_version=4)

@@ -46,7 +46,10 @@ class Lab:
       ``programs``: what it runs besides Python;
     - ``measured``: the servers the choosing lab's driver starts from it, by the driver's names;
     - pacing: ``plotted`` (it plots what it measures), ``checked_early`` (an exercise is
-      checked in its first quarter).
+      checked in its first quarter);
+    - ``draft``: made by ``tools.new_lab`` and still being written: it need not have three
+      exercises yet nor a row in INSTRUCTORS.md (the tests say so when they skip it);
+    - ``test_slug``: see :attr:`tests`.
     """
 
     slug: str
@@ -59,6 +62,14 @@ class Lab:
     measured: tuple[str, ...] = ()
     plotted: bool = False
     checked_early: bool = True
+    draft: bool = False
+    test_slug: str = ""
+
+    @property
+    def tests(self) -> str:
+        """The slug of its test files (``tests/test_<slug>*.py``) and exercise ids: the
+        package's name unless that names a library the lab imports (``graphql``)."""
+        return self.test_slug or self.slug
 
     @property
     def package(self) -> str:
@@ -76,12 +87,12 @@ LABS: tuple[Lab, ...] = (
         probe="REST", measured=("rest",)),
     Lab("graphql_api", "02-graphql", "GraphQL",
         {"graphql_api": "server", "subscriptions": "subscriptions"}, public=("server",),
-        probe="GraphQL", measured=("graphql",), plotted=True),
+        probe="GraphQL", measured=("graphql",), plotted=True, test_slug="graphql"),
     Lab("grpc_service", "03-grpc", "gRPC", {"grpc_service": "server"}, public=("server",),
-        probe="gRPC", measured=("grpc",), plotted=True),
+        probe="gRPC", measured=("grpc",), plotted=True, test_slug="grpc"),
     Lab("websocket_chat", "04-websockets", "WebSockets",
         {"chat": "server", "socketio_chat": "socketio_server"}, public=("server",),
-        probe="WebSockets", measured=("websockets",), plotted=True),
+        probe="WebSockets", measured=("websockets",), plotted=True, test_slug="websockets"),
     Lab("sse", "05-sse", "Server-Sent Events", {"sse": "server"}, public=("server",),
         probe="SSE", measured=("sse",)),
     Lab("long_polling", "06-long-polling", "Long polling", {"long_polling": "server"},
