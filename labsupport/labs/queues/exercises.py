@@ -34,7 +34,7 @@ from .broker import BrokerHandle, start
 from .worker import Message, stored
 
 if TYPE_CHECKING:
-    from labsupport import queues
+    from .. import queues
 
 NOTEBOOK = "07-queues-vs-direct"
 CHECK_BROKER = "queues-checks"
