@@ -6,9 +6,10 @@ its package (``labsupport.labs.<slug>``), its notebook, its short names
 API), how the pre-flight checks its server, which servers the choosing lab
 measures, and its pacing facts. The pre-flight (:mod:`labsupport.preflight`),
 :func:`load_exercises`, the short names, the measurement driver's list of servers,
-the pacing tests and INSTRUCTORS.md's table of labs all read it; a new lab
-(``python -m tools.new_lab SLUG "Title"``) adds one entry and nothing else outside
-its folder, its notebook and its test file.
+the pacing tests and INSTRUCTORS.md's table of labs all read it. A new lab
+(``python -m tools.new_lab SLUG "Title"``) adds one entry here and its short name's
+import for type checkers in ``labsupport/__init__.py``, and nothing else outside its
+folder, its notebook and its test file (tests/test_new_lab.py checks).
 
 This module imports no lab: the entries name modules and functions as strings,
 imported when used.
