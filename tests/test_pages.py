@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 
 import pytest
 import requests
 
+import labsupport
 from labsupport import long_polling, pages
 
 
@@ -72,7 +72,7 @@ def test_without_jupyter_server_proxy_the_page_stays_direct(server, monkeypatch,
 ])
 def test_each_page_is_served_as_html_and_its_script_by_a_relative_url(lab, path, script):
     """A page and what it loads, with 200 and their types (a proxy relays nothing less)."""
-    module = importlib.import_module(f"labsupport.{lab}")
+    module = getattr(labsupport, lab)  # the lab by its short name
     with module.start(name=f"pages-{lab}") as handle:
         page = requests.get(f"{handle.url}{path}", timeout=5)
         assert page.status_code == 200
