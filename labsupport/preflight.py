@@ -158,7 +158,7 @@ def _queues() -> str:
 
     with start(name="preflight-queues") as broker, Bus(broker.servers) as bus:
         bus.publish_core("preflight", {"ok": True})
-        return f"NATS at {broker.url} -> connected, published"
+        return f"NATS at {broker.address} -> connected, published"
 
 
 SERVERS: dict[str, Callable[[], str]] = {
