@@ -65,5 +65,5 @@ def owner_only_server(executor: Any, *, interceptors: Any = (), **options: Any) 
         gate.ports.add(port)
         return port
 
-    server.add_insecure_port = add_insecure_port  # type: ignore[method-assign]
+    server.add_insecure_port = add_insecure_port
     return server

@@ -64,11 +64,16 @@ def _packed(host: str, family: int) -> bytes:
     return address.packed.ljust(16, b"\0")
 
 
+def _sockid(local: Address, remote: Address, family: int) -> bytes:
+    """Ports and addresses of an ``inet_diag_sockid`` (interface and cookie left out)."""
+    return (struct.pack("!HH", local[1], remote[1]) + _packed(local[0], family)
+            + _packed(remote[0], family))
+
+
 def _netlink_uid(local: Address, remote: Address) -> int | None:
     """The uid of the TCP socket bound to ``local`` and connected to ``remote`` (netlink)."""
     for family in (socket.AF_INET, socket.AF_INET6):  # a dual-stack client: v4-mapped, in v6
-        sockid = (struct.pack("!HH", local[1], remote[1]) + _packed(local[0], family)
-                  + _packed(remote[0], family) + struct.pack("=III", 0, NO_COOKIE, NO_COOKIE))
+        sockid = _sockid(local, remote, family) + struct.pack("=III", 0, NO_COOKIE, NO_COOKIE)
         request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + sockid
         header = struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST,
                              1, 0)
@@ -82,8 +87,9 @@ def _netlink_uid(local: Address, remote: Address) -> int | None:
             if error == -2:  # ENOENT: no such socket in this family
                 continue
             raise OSError(-error, os.strerror(-error))
-        state = reply[17]
-        if reply[20:20 + len(sockid) - 12] != sockid[:-12]:
+        found_family, state = reply[16], reply[17]
+        expected = _sockid(local, remote, found_family)  # a v6 socket answers v4-mapped
+        if reply[20:20 + len(expected)] != expected:
             return None  # the kernel answered with another socket (a listener): not the peer
         uid: int = struct.unpack_from("=I", reply, 16 + 64)[0]
         return None if state == TCP_TIME_WAIT else uid
