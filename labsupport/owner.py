@@ -37,7 +37,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["REFUSAL", "admits", "admits_peer", "mode", "owner", "peer_uid"]
+__all__ = ["REFUSAL", "admits", "admits_peer", "mode", "owner", "peer_uid", "setup"]
 
 REFUSAL = ("This lab server answers only the user who started it "
            "(learners sharing one machine cannot reach each other's lab servers)")
@@ -186,3 +186,33 @@ def admits(sock: Any) -> bool:
     except OSError:  # already disconnected
         return False
     return admits_peer(peer, local)
+
+
+def _in_container() -> bool:
+    return (os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
+            or "KUBERNETES_SERVICE_HOST" in os.environ)
+
+
+def _other_users() -> set[int]:
+    """Uids of people (1000 and up, not ``nobody``) other than ours running processes here."""
+    uids = set()
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                uids.add(os.stat(entry.path).st_uid)
+    return {uid for uid in uids if 1000 <= uid < 65534 and uid != owner()}
+
+
+def setup() -> tuple[str, bool]:
+    """Which set-up this kernel runs on, and whether its lab servers are safe from other
+    learners there: ``(sentence, safe)`` (for the pre-flight)."""
+    checking = mode()
+    if _in_container():
+        return (f"a container of its own (DockerSpawner, KubeSpawner, Binder): no other "
+                f"learner shares its 127.0.0.1; owner check {checking}", True)
+    others = _other_users()
+    if others:
+        return (f"one machine shared with {len(others)} other user(s) (The Littlest "
+                f"JupyterHub, LocalProcessSpawner): owner check {checking}",
+                not checking.startswith("off"))
+    return f"one machine, no other user's processes seen: owner check {checking}", True

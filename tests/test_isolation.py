@@ -30,7 +30,8 @@ import requests
 from labsupport import owner
 from labsupport.labs.queues import broker as queues_broker
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="reads Linux socket tables, creates Unix users")
 
 CLIENT = textwrap.dedent('''
     import asyncio, base64, json, os, socket, sys
@@ -368,3 +369,19 @@ def test_a_non_root_owner_refuses_root_and_others(
                 server.stdin.close()
             server.wait(10)
 
+
+
+def test_preflight_says_which_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labsupport import preflight
+
+    monkeypatch.setattr(owner, "_in_container", lambda: False)
+    monkeypatch.setattr(owner, "_other_users", lambda: {1001, 1002})
+    shared = preflight.check_machine()
+    assert shared.ok is not False and "shared with 2 other user(s)" in shared.detail
+    monkeypatch.setattr(owner, "_lookup", lambda: (None, "off: test"))
+    unsafe = preflight.check_machine()
+    assert unsafe.ok is False and "DockerSpawner" in unsafe.fix
+    monkeypatch.setattr(owner, "_other_users", set)
+    assert preflight.check_machine().ok is True  # a laptop: nothing new to fix
+    monkeypatch.setattr(owner, "_in_container", lambda: True)
+    assert "container of its own" in preflight.check_machine().detail
