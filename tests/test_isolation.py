@@ -385,3 +385,22 @@ def test_preflight_says_which_setup(monkeypatch: pytest.MonkeyPatch) -> None:
     assert preflight.check_machine().ok is True  # a laptop: nothing new to fix
     monkeypatch.setattr(owner, "_in_container", lambda: True)
     assert "container of its own" in preflight.check_machine().detail
+
+
+def test_a_wire_tap_does_not_relay_another_users_connection(
+        client: Path, other: tuple[int, int]) -> None:
+    """A tap (08, 09) forwards as this kernel's user: another user's connection to it is
+    closed unread, else it would reach the lab server as the owner."""
+    from labsupport.labs.choosing.tap import WireTap
+    from labsupport.labs.rest import server as rest
+
+    with rest.start(name="isolation-tap") as server, WireTap(server.port) as tap:
+        op = ("http", "GET", "127.0.0.1", tap.port, "/api/v1/users/101")
+        assert run(client, None, op)[0]["status"] == 200
+        tap.reset()
+        done = subprocess.run([sys.executable, str(client), json.dumps(
+            {"uid": other[0], "gid": other[1], "ops": [list(op)]})], capture_output=True,
+            text=True, timeout=60, cwd="/")
+        assert done.returncode != 0 and ("RemoteDisconnected" in done.stderr
+                                         or "ConnectionResetError" in done.stderr), done.stderr
+        assert tap.connections == []

@@ -22,6 +22,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ... import owner
+
 __all__ = ["Chunk", "Connection", "WireTap", "UP", "DOWN"]
 
 LOOPBACK = "127.0.0.1"
@@ -141,6 +143,9 @@ class WireTap:
                 continue
             except OSError:
                 return
+            if not owner.admits(client):  # it would reach the server as us: closed unread
+                client.close()
+                continue
             client.settimeout(None)
             try:
                 server = socket.create_connection(self.target, timeout=5)
