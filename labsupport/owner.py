@@ -207,12 +207,12 @@ def setup() -> tuple[str, bool]:
     """Which set-up this kernel runs on, and whether its lab servers are safe from other
     learners there: ``(sentence, safe)`` (for the pre-flight)."""
     checking = mode()
-    if _in_container():
-        return (f"a container of its own (DockerSpawner, KubeSpawner, Binder): no other "
-                f"learner shares its 127.0.0.1; owner check {checking}", True)
-    others = _other_users()
+    others = _other_users()  # first: a shared hub may itself run in a container
     if others:
         return (f"one machine shared with {len(others)} other user(s) (The Littlest "
                 f"JupyterHub, LocalProcessSpawner): owner check {checking}",
                 not checking.startswith("off"))
+    if _in_container():
+        return (f"a container of its own (DockerSpawner, KubeSpawner, Binder): no other "
+                f"learner shares its 127.0.0.1; owner check {checking}", True)
     return f"one machine, no other user's processes seen: owner check {checking}", True

@@ -383,6 +383,7 @@ def test_preflight_says_which_setup(monkeypatch: pytest.MonkeyPatch) -> None:
     assert unsafe.ok is False and "DockerSpawner" in unsafe.fix
     monkeypatch.setattr(owner, "_other_users", set)
     assert preflight.check_machine().ok is True  # a laptop: nothing new to fix
+    assert "no other user" in preflight.check_machine().detail
     monkeypatch.setattr(owner, "_in_container", lambda: True)
     assert "container of its own" in preflight.check_machine().detail
 
@@ -404,3 +405,212 @@ def test_a_wire_tap_does_not_relay_another_users_connection(
         assert done.returncode != 0 and ("RemoteDisconnected" in done.stderr
                                          or "ConnectionResetError" in done.stderr), done.stderr
         assert tap.connections == []
+
+
+# --- through a real JupyterHub with LocalProcessSpawner ------------------------------------
+
+HUB_PYTHON = os.environ.get("PROTOCOL_LAB_HUB_PYTHON", sys.executable)
+HUB_CONFIG = textwrap.dedent('''
+    c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
+    c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
+    c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{api_port}"
+    c.ConfigurableHTTPProxy.command = [{chp!r}]
+    c.JupyterHub.spawner_class = "localprocess"
+    c.Spawner.cmd = [{python!r}, "-m", "jupyterhub.singleuser"]
+    c.Spawner.start_timeout = c.Spawner.http_timeout = 90
+    c.JupyterHub.authenticator_class = "dummy"
+    c.Authenticator.allowed_users = {users!r}
+    c.JupyterHub.db_url = "sqlite:///{dir}/hub.sqlite"
+    c.JupyterHub.cookie_secret_file = "{dir}/cookie_secret"
+    c.JupyterHub.pid_file = "{dir}/hub.pid"
+    c.JupyterHub.services = [{{"name": "tester", "api_token": {token!r}}}]
+    c.JupyterHub.load_roles = [{{"name": "tester", "services": ["tester"], "scopes": [
+        "admin:users", "admin:servers", "tokens", "access:servers"]}}]
+''')
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        return int(sock.getsockname()[1])
+
+
+def _hub_missing() -> str | None:
+    reason = _can_create_users()
+    if reason:
+        return reason
+    if not (shutil.which("configurable-http-proxy") or os.environ.get("PROTOCOL_LAB_CHP")):
+        return "configurable-http-proxy (npm) is not installed"
+    probe = subprocess.run([HUB_PYTHON, "-c", "import jupyterhub, jupyter_server_proxy"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        return (f"jupyterhub and jupyter-server-proxy are not installed for {HUB_PYTHON} "
+                "(set PROTOCOL_LAB_HUB_PYTHON to a Python with them and the labs)")
+    python = Path(HUB_PYTHON)
+    while python != python.parent:  # learners must be able to run it
+        if not python.stat().st_mode & stat.S_IXOTH:
+            return f"{HUB_PYTHON} is not runnable by other users ({python} is not o+x)"
+        python = python.parent
+    return None
+
+
+class Hub:
+    """A JupyterHub on 127.0.0.1 with ``LocalProcessSpawner``: each learner a Unix user."""
+
+    def __init__(self, directory: Path, users: list[str]) -> None:
+        self.port, self.token = _free_port(), uuid.uuid4().hex
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = directory / "jupyterhub_config.py"
+        config.write_text(HUB_CONFIG.format(
+            port=self.port, hub_port=_free_port(), api_port=_free_port(), dir=directory,
+            chp=os.environ.get("PROTOCOL_LAB_CHP") or shutil.which("configurable-http-proxy"),
+            python=HUB_PYTHON, users=set(users), token=self.token))
+        self.process = subprocess.Popen(
+            [HUB_PYTHON, "-m", "jupyterhub", "-f", str(config)], cwd=directory,
+            stdout=(directory / "hub.log").open("w"), stderr=subprocess.STDOUT)
+        self.log = directory / "hub.log"
+        self.wait(lambda: self.api("GET", "/hub/api/").ok, "the hub to start")
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.request(method, self.url + path, timeout=30,
+                                headers={"Authorization": f"token {self.token}"}, **kwargs)
+
+    def wait(self, ready: Any, what: str, timeout: float = 120) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                if ready():
+                    return
+            time.sleep(0.5)
+        raise AssertionError(f"waited {timeout} s for {what}: {self.log.read_text()[-3000:]}")
+
+    def start_server(self, user: str) -> str:
+        """Start ``user``'s single-user server; returns a token of theirs."""
+        self.api("POST", f"/hub/api/users/{user}/server")
+        self.wait(lambda: self.api("GET", f"/hub/api/users/{user}").json()["servers"]
+                  .get("", {}).get("ready"), f"{user}'s server")
+        token: str = self.api("POST", f"/hub/api/users/{user}/tokens",
+                              json={"expires_in": 600}).json()["token"]
+        return token
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def _execute(hub: Hub, user: str, token: str, kernel: str, code: str) -> str:
+    """Run ``code`` in ``user``'s kernel ``kernel`` through the hub; its stdout."""
+    from websockets.sync.client import connect
+
+    session = uuid.uuid4().hex
+    message = {"header": {"msg_id": uuid.uuid4().hex, "username": user, "session": session,
+                          "msg_type": "execute_request", "version": "5.3"},
+               "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+               "content": {"code": code, "silent": False, "store_history": False,
+                           "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}
+    address = f"ws://127.0.0.1:{hub.port}/user/{user}/api/kernels/{kernel}/channels"
+    out = []
+    with connect(f"{address}?session_id={session}",
+                 additional_headers={"Authorization": f"token {token}"}) as ws:
+        ws.send(json.dumps(message))
+        while True:
+            reply = json.loads(ws.recv(60))
+            if reply["parent_header"].get("msg_id") != message["header"]["msg_id"]:
+                continue
+            if reply["msg_type"] == "stream":
+                out.append(reply["content"]["text"])
+            elif reply["msg_type"] == "error":
+                raise AssertionError("\n".join(reply["content"]["traceback"]))
+            elif reply["msg_type"] == "status" and reply["content"]["execution_state"] == "idle":
+                return "".join(out)  # after every output of the request
+
+
+@pytest.fixture(scope="module")
+def hub(make_user: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    reason = _hub_missing()
+    if reason:
+        pytest.skip(reason)
+    names = []
+    for _ in range(2):
+        uid, _gid = make_user()
+        import pwd
+
+        name = pwd.getpwuid(uid).pw_name
+        home = Path("/home") / name
+        home.mkdir(mode=0o700, exist_ok=True)
+        os.chown(home, uid, _gid)
+        names.append((name, uid))
+    directory = tmp_path_factory.mktemp("hub")
+    directory.chmod(0o700)
+    hub = Hub(directory, [name for name, _ in names])
+    try:
+        yield hub, names
+    finally:
+        hub.close()
+        for _name, uid in names:  # anything of theirs the hub left running
+            for entry in os.scandir("/proc"):
+                if entry.name.isdigit():
+                    with contextlib.suppress(OSError):
+                        if os.stat(entry.path).st_uid == uid:
+                            os.kill(int(entry.name), 9)
+        for name, _ in names:
+            shutil.rmtree(Path("/home") / name, ignore_errors=True)
+
+
+def test_through_a_jupyterhub_with_local_process_spawner(hub: Any) -> None:
+    """Alice's kernel starts lab servers; her kernel and her proxy (her pages) reach them,
+    Bob's proxy gets the refusal, in HTTP and WebSocket alike."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    hub, ((alice, _), (bob, _)) = hub
+    tokens = {user: hub.start_server(user) for user in (alice, bob)}
+    kernel = requests.post(f"{hub.url}/user/{alice}/api/kernels", timeout=60, headers={
+        "Authorization": f"token {tokens[alice]}"}, json={"name": "python3"}).json()["id"]
+    started = _execute(hub, alice, tokens[alice], kernel, textwrap.dedent('''
+        import json, requests
+        from labsupport import pages
+        from labsupport.labs.rest import server as rest
+        from labsupport.labs.websocket_chat import server as chat
+        api, room = rest.start(), chat.start()
+        own = requests.get(f"{api.url}/api/v1/users/101", timeout=5).status_code
+        print(json.dumps({"rest": api.port, "chat": room.port, "token": room.token_for(101),
+                          "own": own, "page": pages.url(api, "/api/v1/users/101")}))
+    '''))
+    ports = json.loads(started)
+    assert ports["own"] == 200  # the kernel's own client
+    assert ports["page"] == f"/user/{alice}/proxy/{ports['rest']}/api/v1/users/101"
+
+    def through(user: str, path: str, method: str = "GET") -> requests.Response:
+        return requests.request(method, f"{hub.url}/user/{user}/proxy/{path}", timeout=30,
+                                headers={"Authorization": f"token {tokens[user]}"})
+
+    assert through(alice, f"{ports['rest']}/api/v1/users/101").status_code == 200  # her pages
+    for method, path in (("GET", "/api/v1/users/101"), ("DELETE", "/api/v1/users/102")):
+        reply = through(bob, f"{ports['rest']}{path}", method)
+        assert reply.status_code == 403 and reply.json()["error"]["message"] == owner.REFUSAL
+    assert through(alice, f"{ports['rest']}/api/v1/users/102").status_code == 200  # still there
+
+    chat_path = f"/user/{{}}/proxy/{ports['chat']}/ws?token={ports['token']}"
+    with connect(f"ws://127.0.0.1:{hub.port}{chat_path.format(alice)}", additional_headers={
+            "Authorization": f"token {tokens[alice]}"}, open_timeout=30) as ws:
+        assert json.loads(ws.recv(10))["type"]
+    # Bob's proxy takes his handshake and opens its own to Alice's server, which answers
+    # 403: his proxy then closes his socket, and not one message of the chat reaches him.
+    with connect(f"ws://127.0.0.1:{hub.port}{chat_path.format(bob)}", additional_headers={
+            "Authorization": f"token {tokens[bob]}"}, open_timeout=30) as ws, \
+            pytest.raises(ConnectionClosed) as closed:
+        ws.recv(10)
+    print("bob's WebSocket closed:", closed.value.rcvd)
+    logs = _execute(hub, alice, tokens[alice], kernel, "print(room.logs(100))")
+    assert logs.count("GET /ws") == 1, logs  # Alice's one handshake; Bob's never reached it
+    machine = _execute(hub, alice, tokens[alice], kernel,
+                       "from labsupport import preflight; print(preflight.check_machine())")
+    assert machine.startswith("ok   machine: one machine shared with") and "check on" in machine
