@@ -212,7 +212,8 @@ class _QuietRequestHandler(WSGIRequestHandler):
         """
         super().handle_one_request()
         headers = getattr(self, "headers", None)  # none when the request line was unreadable
-        if headers is not None and "websocket" in headers.get("Upgrade", "").lower():
+        upgrade = headers.get("Upgrade", "") if headers is not None else ""
+        if "websocket" in upgrade.lower() and not self.refused:  # a refused one never opened
             self._wait_for_websocket_to_let_go()
             self.close_connection = True
 
