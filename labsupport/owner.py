@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import ipaddress
 import os
 import socket
 import struct
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -48,6 +48,7 @@ NLM_F_REQUEST = 1
 NLMSG_ERROR = 2
 TCP_TIME_WAIT = 6
 NO_COOKIE = 0xFFFFFFFF
+V4_MAPPED = bytes(10) + b"\xff\xff"
 Address = tuple[str, int]
 
 
@@ -57,11 +58,13 @@ def owner() -> int:
 
 
 def _packed(host: str, family: int) -> bytes:
-    """``host`` as the 16 bytes of an ``inet_diag_sockid`` address (IPv4 zero-padded)."""
-    address = ipaddress.ip_address(host)
-    if family == socket.AF_INET6 and address.version == 4:
-        address = ipaddress.IPv6Address(f"::ffff:{host}")
-    return address.packed.ljust(16, b"\0")
+    """``host`` as the 16 bytes of an ``inet_diag_sockid`` address (IPv4 zero-padded; an
+    IPv4 address in an IPv6 socket is v4-mapped, ``::ffff:a.b.c.d``)."""
+    if ":" in host:
+        return socket.inet_pton(socket.AF_INET6, host)
+    if family == socket.AF_INET6:
+        return V4_MAPPED + socket.inet_aton(host)
+    return socket.inet_aton(host) + bytes(12)
 
 
 def _sockid(local: Address, remote: Address, family: int) -> bytes:
@@ -70,17 +73,48 @@ def _sockid(local: Address, remote: Address, family: int) -> bytes:
             + _packed(remote[0], family))
 
 
+class _Netlink:
+    """One ``sock_diag`` socket for the process, shared under a lock: opening one costs
+    about ten times a lookup. A child process (after ``fork``) opens its own."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sock: socket.socket | None = None
+        self.pid = 0
+        self.seq = 0
+
+    def ask(self, request: bytes) -> bytes:
+        """Send one ``SOCK_DIAG_BY_FAMILY`` request; its reply."""
+        with self.lock:
+            if self.sock is None or self.pid != os.getpid():
+                self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
+                                          NETLINK_SOCK_DIAG)
+                self.sock.settimeout(1)
+                self.pid = os.getpid()
+            self.seq = (self.seq + 1) & 0xFFFFFFFF
+            header = struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY,
+                                 NLM_F_REQUEST, self.seq, 0)
+            try:
+                self.sock.sendto(header + request, (0, 0))
+                while True:  # skip a late reply to an earlier request that timed out
+                    reply = self.sock.recv(8192)
+                    if struct.unpack_from("=I", reply, 8)[0] == self.seq:
+                        return reply
+            except OSError:
+                self.sock.close()
+                self.sock = None
+                raise
+
+
+_netlink = _Netlink()
+
+
 def _netlink_uid(local: Address, remote: Address) -> int | None:
     """The uid of the TCP socket bound to ``local`` and connected to ``remote`` (netlink)."""
     for family in (socket.AF_INET, socket.AF_INET6):  # a dual-stack client: v4-mapped, in v6
         sockid = _sockid(local, remote, family) + struct.pack("=III", 0, NO_COOKIE, NO_COOKIE)
-        request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + sockid
-        header = struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST,
-                             1, 0)
-        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
-            nl.settimeout(1)
-            nl.sendto(header + request, (0, 0))
-            reply = nl.recv(8192)
+        reply = _netlink.ask(
+            struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + sockid)
         kind = struct.unpack_from("=H", reply, 4)[0]
         if kind == NLMSG_ERROR:
             error = struct.unpack_from("=i", reply, 16)[0]
