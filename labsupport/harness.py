@@ -11,9 +11,10 @@ event loop, a gRPC server), so a notebook always does::
 Servers listen on 127.0.0.1 on a free port, never print into cells (their log
 lines go to ``server.logs()``), and all stop when the kernel exits. They serve only
 connections of the user who started them (see :mod:`labsupport.owner`): each kind of
-server checks once per connection, at accept time, and refuses another user's in its
-protocol's terms (HTTP 403 with the error envelope, a WebSocket handshake answered 403,
-gRPC ``PERMISSION_DENIED``) before the lab's code sees a byte of it.
+server checks once per connection, at accept time (gRPC, which shows a server calls, not
+connections: once per call), and refuses another user's in its protocol's terms (HTTP 403
+with the error envelope, a WebSocket handshake answered 403, gRPC ``PERMISSION_DENIED``)
+before the lab's code sees a byte of it.
 """
 
 from __future__ import annotations
@@ -460,10 +461,6 @@ def serve_asyncio(
     return register(built)
 
 
-logging.getLogger("werkzeug").addHandler(logging.NullHandler())
-
-
-
 def grpc_server(executor: Any, *, interceptors: Any = (), **options: Any) -> Any:
     """``grpc.server(executor, ...)`` serving only our user's calls: every call from
     another user's connection gets ``PERMISSION_DENIED`` before any of ``interceptors``
@@ -471,3 +468,6 @@ def grpc_server(executor: Any, *, interceptors: Any = (), **options: Any) -> Any
     from .grpc_owner import owner_only_server
 
     return owner_only_server(executor, interceptors=interceptors, **options)
+
+
+logging.getLogger("werkzeug").addHandler(logging.NullHandler())
