@@ -14,7 +14,9 @@ learner's browser pages) run as the learner: nothing changes for them, nor on a 
 How the uid is read, on Linux: the ``sock_diag`` netlink interface (what ``ss`` uses),
 asking for the one socket whose local address is the peer's and whose remote address is
 ours: an exact lookup of the 4-tuple in the kernel's hash table, so its cost does not grow
-with the number of sockets on a busy shared machine, and nothing is parsed from text.
+with the number of sockets on a busy shared machine, and nothing is parsed from text
+(measured: 6-30 µs a lookup, against 2-20 ms to scan ``/proc/net/tcp`` holding 1,000-4,500
+sockets).
 Where netlink is unavailable, ``/proc/net/tcp`` and ``/proc/net/tcp6`` (the same table as
 text, scanned in full) answer the same question. A socket in TIME_WAIT (its process has
 closed it) reports uid 0 and is not taken as anyone's. When neither way works here (not
