@@ -9,7 +9,12 @@ event loop, a gRPC server), so a notebook always does::
     server.stop()              # or: with rest.start() as server: ...
 
 Servers listen on 127.0.0.1 on a free port, never print into cells (their log
-lines go to ``server.logs()``), and all stop when the kernel exits.
+lines go to ``server.logs()``), and all stop when the kernel exits. They serve only
+connections of the user who started them (see :mod:`labsupport.owner`): each kind of
+server checks once per connection, at accept time (gRPC, which shows a server calls, not
+connections: once per call), and refuses another user's in its protocol's terms (HTTP 403
+with the error envelope, a WebSocket handshake answered 403, gRPC ``PERMISSION_DENIED``)
+before the lab's code sees a byte of it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import contextlib
 import json
 import logging
 import os
@@ -27,11 +33,12 @@ from typing import Any, Self, TypeVar, cast, overload
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from . import owner
 from .api_errors import envelope
 
 __all__ = [
     "ServerHandle", "AsyncioHandle", "serve_wsgi", "serve_asyncio", "register", "running",
-    "stop_all",
+    "stop_all", "grpc_server",
 ]
 
 LOOPBACK = "127.0.0.1"
@@ -173,6 +180,26 @@ class _QuietRequestHandler(WSGIRequestHandler):
     """Werkzeug's handler, logging into the handle instead of stderr."""
 
     server: _LoggingWSGIServer
+    refused = False
+
+    def setup(self) -> None:
+        """Accept time: is the other end of this connection our user's?"""
+        super().setup()
+        self.refused = not owner.admits(self.connection)
+
+    def run_wsgi(self) -> None:
+        """Run the app, unless the connection is another user's: then a 403 in the
+        envelope, the app never called (a WebSocket handshake gets the same 403)."""
+        if not self.refused:
+            super().run_wsgi()
+            return
+        length = self.headers.get("Content-Length", "")
+        if length.isdigit():  # read (bounded) what was sent, so closing does not reset it
+            self.connection.settimeout(1)
+            with contextlib.suppress(OSError):
+                self.rfile.read(min(int(length), 1 << 16))
+        self.send_error(403, owner.REFUSAL)
+        self.close_connection = True
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         self.server.lab_log.append(f"{self.requestline} -> {code}")
@@ -186,7 +213,8 @@ class _QuietRequestHandler(WSGIRequestHandler):
         """
         super().handle_one_request()
         headers = getattr(self, "headers", None)  # none when the request line was unreadable
-        if headers is not None and "websocket" in headers.get("Upgrade", "").lower():
+        upgrade = headers.get("Upgrade", "") if headers is not None else ""
+        if "websocket" in upgrade.lower() and not self.refused:  # a refused one never opened
             self._wait_for_websocket_to_let_go()
             self.close_connection = True
 
@@ -307,11 +335,57 @@ def serve_wsgi(
     return register(built)
 
 
+_REFUSED_HEAD_BYTES = 1 << 16
+
+
+class _OwnerGate(asyncio.Protocol):
+    """Stands in front of an asyncio server's protocol for one connection: at accept time
+    it hands the connection to the server's own protocol if it is our user's; otherwise
+    it reads the request's head (bounded) and answers it 403 with the error envelope,
+    which is how a WebSocket handshake is refused (RFC 6455 4.2.2)."""
+
+    def __init__(self, factory: Callable[[], asyncio.BaseProtocol]) -> None:
+        self.factory = factory
+        self.head = b""
+        self.transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        if owner.admits(transport.get_extra_info("socket")):
+            protocol = self.factory()
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)
+        else:
+            asyncio.get_running_loop().call_later(5, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        self.head += data
+        if b"\r\n\r\n" in self.head or len(self.head) > _REFUSED_HEAD_BYTES:
+            body = json.dumps(envelope(403, owner.REFUSAL)).encode()
+            self.transport.write(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            self.transport.close()
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes
+
+
+class _OwnerOnlyLoop(asyncio.SelectorEventLoop):
+    """An event loop whose every server puts an :class:`_OwnerGate` before its protocol."""
+
+    async def create_server(self, protocol_factory: Any, *args: Any, **kwargs: Any) -> Any:
+        return await super().create_server(lambda: _OwnerGate(protocol_factory), *args, **kwargs)
+
+
 class BackgroundLoop:
-    """An asyncio event loop running in its own daemon thread (never the kernel's)."""
+    """An asyncio event loop running in its own daemon thread (never the kernel's).
+
+    Every server started on it serves only our user's connections (:class:`_OwnerGate`).
+    """
 
     def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = _OwnerOnlyLoop()
         self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self.thread.start()
 
@@ -385,6 +459,15 @@ def serve_asyncio(
     built = handle(name, port, stop, scheme=scheme, app=app, log=log, loop=background,
                    **attributes)
     return register(built)
+
+
+def grpc_server(executor: Any, *, interceptors: Any = (), **options: Any) -> Any:
+    """``grpc.server(executor, ...)`` serving only our user's calls: every call from
+    another user's connection gets ``PERMISSION_DENIED`` before any of ``interceptors``
+    or the method runs (see :mod:`labsupport.grpc_owner`)."""
+    from .grpc_owner import owner_only_server
+
+    return owner_only_server(executor, interceptors=interceptors, **options)
 
 
 logging.getLogger("werkzeug").addHandler(logging.NullHandler())

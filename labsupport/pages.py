@@ -21,6 +21,12 @@ the single-user server and the kernels it starts) is the fallback when no such f
 (e.g. a kernel started through a wrapper). Deriving the base in the page's own script was
 rejected: JupyterLab does not run scripts in untrusted outputs, so a stored page would stay
 blank until re-run.
+
+An address may carry a token (the chat's ``?token=``), and it is stored in the notebook's
+outputs. That gives nothing away: the token is signed with a secret made at each server start,
+and the server serves only its owner's connections (:mod:`labsupport.owner`), so another user
+of a shared machine holding it is refused all the same. The learner's own proxy runs as the
+learner, so the page works.
 """
 
 from __future__ import annotations

@@ -168,6 +168,16 @@ def check_proxy() -> Result:
                   "restart JupyterLab from this environment (`make lab`)")
 
 
+def check_machine() -> Result:
+    """Which set-up this is (own container, shared machine, laptop) and the owner check."""
+    from . import owner
+
+    sentence, safe = owner.setup()
+    return Result("machine", safe, sentence, "" if safe else
+                  "other learners can reach these lab servers: give each learner a container "
+                  "(DockerSpawner, KubeSpawner); see INSTRUCTORS.md")
+
+
 def check_chromium() -> Result:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
@@ -182,6 +192,7 @@ def run() -> list[Result]:
     if results[0].ok:
         results += [check_server(label, probe) for label, probe in SERVERS.items()]
         results.append(check_proxy())
+    results.append(check_machine())
     results.append(check_chromium())
     return results
 

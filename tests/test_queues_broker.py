@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,7 +70,9 @@ async def round_trip(servers: list[str]) -> bytes:
 def test_start_listens_on_loopback_and_answers():
     with queues.start() as broker:
         assert broker.host == "127.0.0.1" and broker.port > 0
-        assert broker.url == f"nats://127.0.0.1:{broker.port}"
+        assert broker.address == f"nats://127.0.0.1:{broker.port}"
+        assert re.fullmatch(rf"nats://lab:[\w-]{{20,}}@127\.0\.0\.1:{broker.port}", broker.url)
+        assert broker.url.split("@")[0] not in repr(broker)  # no output shows the credentials
         assert asyncio.run(round_trip(broker.servers)) == b"pong"
         assert any("Server is ready" in line for line in broker.logs(100))
         assert os.path.isdir(broker.store)

@@ -23,6 +23,7 @@ import time
 
 from matplotlib.figure import Figure
 
+from .. import owner
 from .diagram import sequence_diagram
 from .parsers import Message, parse_connections
 from .records import DOWN, UP, Chunk, Connection
@@ -117,6 +118,9 @@ class WireTap:
                 continue
             except OSError:
                 return
+            if not owner.admits(client):  # it would reach the server as us: closed unread
+                client.close()
+                continue
             client.settimeout(None)
             try:
                 server = socket.create_connection(self.target, timeout=5)

@@ -18,7 +18,7 @@ from concurrent import futures
 
 import grpc
 
-from ...harness import LOOPBACK, ServerHandle, register, stop_previous
+from ...harness import LOOPBACK, ServerHandle, grpc_server, register, stop_previous
 
 __all__ = ["start", "Relay", "RelayHandle", "CHAT", "SUBSCRIBE"]
 
@@ -95,7 +95,7 @@ def start(*, name: str = "choosing-relay", max_workers: int = 48) -> RelayHandle
         "Chat": grpc.stream_stream_rpc_method_handler(relay.chat),
         "Subscribe": grpc.unary_stream_rpc_method_handler(relay.subscribe),
     })
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
+    server = grpc_server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix=f"{name}-rpc"),
                          handlers=[handlers], options=[("grpc.so_reuseport", 0)])
     port = server.add_insecure_port(f"{LOOPBACK}:0")

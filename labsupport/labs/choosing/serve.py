@@ -101,7 +101,7 @@ def _uploads() -> dict[str, Any]:
     import grpc
     from flask import Flask, jsonify, request
 
-    from ...harness import LOOPBACK, serve_wsgi
+    from ...harness import LOOPBACK, grpc_server, serve_wsgi
 
     app = Flask(__name__)
 
@@ -131,7 +131,7 @@ def _uploads() -> dict[str, Any]:
             size += len(chunk)
         return json.dumps({"size": size, "sha256": digest.hexdigest()}).encode()
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), handlers=[
+    server = grpc_server(futures.ThreadPoolExecutor(max_workers=4), handlers=[
         grpc.method_handlers_generic_handler("choosing.Upload", {
             "Put": grpc.stream_unary_rpc_method_handler(put)})])
     grpc_port = server.add_insecure_port(f"{LOOPBACK}:0")

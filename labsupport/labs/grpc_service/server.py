@@ -43,7 +43,7 @@ from sqlalchemy.orm import selectinload
 
 from ... import codegen, database
 from ...database import Address, User, db
-from ...harness import LOG_LINES_KEPT, LOOPBACK, ServerHandle, register, stop_previous
+from ...harness import LOG_LINES_KEPT, LOOPBACK, ServerHandle, grpc_server, register, stop_previous
 from ...users import validate_user
 
 # Compiled at run time, so the type checker knows these modules, their messages and base
@@ -505,7 +505,7 @@ def start(
     chain: list[grpc.ServerInterceptor] = [_Housekeeping(log)]
     if token is not None:
         chain.append(TokenAuth(token))
-    server = grpc.server(
+    server = grpc_server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{name}-rpc"),
         interceptors=[*chain, *interceptors],
         options=[("grpc.so_reuseport", 0)],

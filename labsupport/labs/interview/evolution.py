@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 
 from ... import codegen
-from ...harness import LOOPBACK, ServerHandle, register, stop_previous
+from ...harness import LOOPBACK, ServerHandle, grpc_server, register, stop_previous
 from ..grpc_service.server import channel
 from .protodiff import EVOLUTION_DIR
 
@@ -57,7 +57,7 @@ def start(version: str, *, name: str | None = None) -> ServerHandle:
         "GetProfile": grpc.unary_unary_rpc_method_handler(
             get_profile, request_deserializer=module.GetProfileRequest.FromString,
             response_serializer=module.Profile.SerializeToString)})
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
+    server = grpc_server(futures.ThreadPoolExecutor(max_workers=2),
                          handlers=[handler], options=[("grpc.so_reuseport", 0)])
     port = server.add_insecure_port(f"{LOOPBACK}:0")
     server.start()

@@ -12,6 +12,14 @@ directory, and returns a :class:`BrokerHandle`::
 ``start(cluster=3)`` runs a three-node JetStream cluster on loopback instead;
 ``broker.servers`` lists every node's URL and ``broker.kill_node(i)`` kills one.
 
+A broker asks its clients for a user and password made for this launch: ``broker.url``
+and ``broker.servers`` carry them (``nats://lab:<password>@127.0.0.1:54321``), so the
+kernel's clients connect as before, and another user of a shared machine, who cannot read
+this kernel's memory nor the node's configuration file (mode 0600, in a 0700 directory),
+is refused (``Authorization Violation``); cluster routes ask for them too. The handle's
+``repr`` and ``broker.address`` show the address without them, so no notebook output holds
+them. NATS cannot ask the kernel whose socket a client is, as the other lab servers do.
+
 Each node runs under a small watchdog (``_watchdog.py``) whose standard input
 is a pipe from this process: when the kernel exits, however it exits (even
 SIGKILL), the pipe closes and the watchdog ends the broker. Both are launched
@@ -22,8 +30,10 @@ and exec. Log lines go to the handle (``broker.logs()``), never into a cell.
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -78,10 +88,17 @@ class Node:
     pid: int = 0
     cluster_port: int | None = None
     watchdog: subprocess.Popen | None = field(default=None, repr=False)
+    credentials: str = field(default="", repr=False)
+
+    @property
+    def address(self) -> str:
+        """``nats://127.0.0.1:<port>``, without credentials: what to show."""
+        return f"nats://{LOOPBACK}:{self.port}"
 
     @property
     def url(self) -> str:
-        return f"nats://{LOOPBACK}:{self.port}"
+        """The address with this launch's credentials: what clients connect to."""
+        return f"nats://{self.credentials}@{LOOPBACK}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -96,6 +113,16 @@ class BrokerHandle(ServerHandle):
         super().__init__(name, nodes[0].port, self._stop_nodes, scheme="nats", log=log)
         self.nodes = nodes
         self.store = store
+
+    @property
+    def url(self) -> str:
+        """The first node's URL, with this launch's credentials (for ``nats.connect``)."""
+        return self.nodes[0].url
+
+    @property
+    def address(self) -> str:
+        """The first node's address, without credentials: what to show."""
+        return self.nodes[0].address
 
     @property
     def servers(self) -> list[str]:
@@ -116,7 +143,7 @@ class BrokerHandle(ServerHandle):
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         nodes = f"{len(self.nodes)} nodes, " if len(self.nodes) > 1 else ""
-        return f"<{self.name} broker {state}, {nodes}{self.url}>"
+        return f"<{self.name} broker {state}, {nodes}{self.address}>"
 
 
 def _end(nodes: list[Node], store: str) -> None:
@@ -147,6 +174,23 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _config(directory: str, password: str, routes: list[int], index: int) -> str:
+    """Write a node's configuration, which holds the credentials, readable by us only
+    (a command line is readable by every user: ``ps``); returns its path."""
+    secret = json.dumps(password)
+    lines = [f"authorization {{ user: lab, password: {secret} }}"]
+    if routes:
+        listen = json.dumps(f"{LOOPBACK}:{routes[index]}")
+        urls = ", ".join(json.dumps(f"nats://lab:{password}@{LOOPBACK}:{port}") for port in routes)
+        lines.append(f"cluster {{ name: protocol-lab, listen: {listen}, routes: [{urls}], "
+                     f"authorization {{ user: lab, password: {secret} }} }}")
+    path = os.path.join(directory, f"node-{index + 1}.conf")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as config:
+        config.write("\n".join(lines) + "\n")
+    return path
 
 
 def _launch(binary: str, node: Node, args: list[str], log: collections.deque[str]) -> None:
@@ -198,17 +242,16 @@ def start(*, name: str | None = None, cluster: int = 1, debug: bool = False) -> 
     log: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
     nodes = [Node(f"n{i + 1}") for i in range(cluster)]
     routes = _free_ports(cluster) if cluster > 1 else []
+    password = secrets.token_urlsafe(24)  # URL-safe: it goes into nats://lab:<it>@...
     try:
         for index, node in enumerate(nodes):
-            args = ["-a", LOOPBACK, "-p", "-1", "-js", "-n", node.name,
-                    "-sd", os.path.join(store, node.name)]
+            node.credentials = f"lab:{password}"
+            args = ["-c", _config(store, password, routes, index), "-a", LOOPBACK, "-p", "-1",
+                    "-js", "-n", node.name, "-sd", os.path.join(store, node.name)]
             if debug:
                 args.append("-D")
             if routes:
                 node.cluster_port = routes[index]
-                args += ["--cluster_name", "protocol-lab",
-                         "--cluster", f"nats://{LOOPBACK}:{routes[index]}",
-                         "--routes", ",".join(f"nats://{LOOPBACK}:{p}" for p in routes)]
             _launch(binary, node, args, log)
     except BaseException:
         _end(nodes, store)

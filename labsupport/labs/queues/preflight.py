@@ -10,4 +10,4 @@ def probe() -> str:
     """Start a NATS broker, connect to it and publish once, say where it runs."""
     with start(name="preflight-queues") as broker, Bus(broker.servers) as bus:
         bus.publish_core("preflight", {"ok": True})
-        return f"NATS at {broker.url} -> connected, published"
+        return f"NATS at {broker.address} -> connected, published"
