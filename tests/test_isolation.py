@@ -313,9 +313,11 @@ def test_broker_needs_this_launchs_credentials(client: Path, other: tuple[int, i
         config = Path(broker.store) / "node-1.conf"
         assert stat.S_IMODE(config.stat().st_mode) == 0o600
         password = broker.url.split("@")[0].rsplit(":", 1)[1]
+        watchdog = broker.nodes[0].watchdog
+        assert watchdog is not None
         ops = [("nats", broker.address), ("read", str(config)),
                ("read", f"/proc/{broker.nodes[0].pid}/cmdline"),
-               ("read", f"/proc/{broker.nodes[0].watchdog.pid}/cmdline")]
+               ("read", f"/proc/{watchdog.pid}/cmdline")]
         theirs = run(client, other, *ops)
         assert "Authorization Violation" in theirs[0]["error"], theirs
         assert theirs[1] == {"error": "PermissionError"}
@@ -392,8 +394,8 @@ def test_a_wire_tap_does_not_relay_another_users_connection(
         client: Path, other: tuple[int, int]) -> None:
     """A tap (08, 09) forwards as this kernel's user: another user's connection to it is
     closed unread, else it would reach the lab server as the owner."""
-    from labsupport.labs.choosing.tap import WireTap
     from labsupport.labs.rest import server as rest
+    from labsupport.wire import WireTap
 
     with rest.start(name="isolation-tap") as server, WireTap(server.port) as tap:
         op = ("http", "GET", "127.0.0.1", tap.port, "/api/v1/users/101")
@@ -510,7 +512,7 @@ def _execute(hub: Hub, user: str, token: str, kernel: str, code: str) -> str:
     from websockets.sync.client import connect
 
     session = uuid.uuid4().hex
-    message = {"header": {"msg_id": uuid.uuid4().hex, "username": user, "session": session,
+    message: dict[str, Any] = {"header": {"msg_id": uuid.uuid4().hex, "username": user, "session": session,
                           "msg_type": "execute_request", "version": "5.3"},
                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
                "content": {"code": code, "silent": False, "store_history": False,
