@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools.notebooks import refresh, reveals
 from tools.pacing import in_deep_dives, is_hands_on, pacing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +72,37 @@ def test_a_prediction_runs_unanswered_and_is_then_revealed(name):
             assert variable, f"a prediction is `name = ...  # what to guess`: {cell.source!r}"
             later = "".join(c.source for c in notebook[i + 1:i + 4])
             assert f"reveal({variable.group(1)}, " in later
+
+
+@pytest.mark.parametrize("name", LABS)
+def test_a_predictions_answer_is_not_stored_before_the_learner_runs_it(name):
+    """The cells from a prediction to its reveal that show the answer ship without output
+    (``reveals``), and nbval runs them without comparing; the reveal cell is always one."""
+    notebook = cells(name)
+    for i, cell in enumerate(notebook):
+        if cell.metadata.get("predict"):
+            [revealing] = [j for j in range(i + 1, i + 4)
+                           if "reveal(" in notebook[j].source]
+            assert reveals(notebook[revealing]), f"{name}: cell {revealing} reveals, unmarked"
+    for i, cell in enumerate(notebook):
+        if reveals(cell):
+            assert cell.outputs == [] and cell.execution_count is None, (
+                f"{name}: cell {i} stores the answer it reveals")
+            assert "nbval-ignore-output" in cell.metadata.get("tags", []), (
+                f"{name}: cell {i} has no stored output, so nbval must not compare it")
+
+
+def test_a_refresh_leaves_the_revealing_cells_empty(tmp_path):
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("print('shown')"),
+        nbformat.v4.new_code_cell("print('the answer')", metadata={"reveals": True}),
+    ])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(notebook, path)
+    refresh([path])
+    shown, hidden = nbformat.read(path, as_version=4).cells
+    assert shown.outputs[0]["text"] == "shown\n"
+    assert hidden.outputs == [] and hidden.execution_count is None
 
 
 @pytest.mark.parametrize("name", LABS)
