@@ -261,12 +261,12 @@ PATHS: dict[str, tuple[int, list[Slot]]] = {
              "exercise 1, §5 (the document's flaws, deep dives aside)",
              "skip §5.6–5.9; exercises 2–6 are homework",
              ("opening", "1 ·", "2 ·", "4 ·", "5 ·"), (1,)),
-        Slot(25, "04-websockets", "the prediction (a plain client against Socket.IO), then "
-             "the plain WebSocket chat: handshake, rooms, messages with exercise 2, typing, "
-             "close codes", "skip typing and exercise 2; the other exercises are homework",
-             ("opening", "Predict, then run", "A plain WebSocket client tries",
+        Slot(25, "04-websockets", "the plain WebSocket chat: handshake, rooms, messages with "
+             "exercise 1, typing, close codes; the Socket.IO deep dive is for afterwards",
+             "skip typing and exercise 1; the exercises are homework",
+             ("opening", "The document's chat, on plain WebSocket",
               "The server in the background", "The handshake", "Rooms", "Messages",
-              "Typing", "Close codes"), (2,)),
+              "Typing", "Close codes"), (1,)),
         Slot(17, "05-sse", "the prediction, the document's five flaws, resume with "
              "`Last-Event-ID`", "skip flaws 3–5",
              ("opening", "The document's server", "What this example gets wrong",
@@ -286,9 +286,9 @@ PATHS: dict[str, tuple[int, list[Slot]]] = {
              ("opening", "2 ·", "5 ·")),
         Slot(8, "03-grpc", "§2: the bytes plot and the varint prediction",
              "show the plot alone", ("opening", "2 ·")),
-        Slot(11, "04-websockets", "the prediction (Socket.IO is not WebSocket); the plain "
-             "chat's handshake, rooms, messages", "stop after the handshake",
-             ("opening", "Predict, then run", "A plain WebSocket client tries",
+        Slot(11, "04-websockets", "the plain chat: its handshake, rooms, messages",
+             "stop after the handshake",
+             ("opening", "The document's chat, on plain WebSocket",
               "The server in the background", "The handshake", "Rooms", "Messages")),
         Slot(10, "05-sse", "the prediction (the document's stream fails), resume with "
              "`Last-Event-ID`", "stop after the prediction",
@@ -309,9 +309,9 @@ PATHS: dict[str, tuple[int, list[Slot]]] = {
         Slot(5, None, "a break"),
         Slot(19, "03-grpc", "§2 (the bytes, the varint prediction), §4 with exercise 1",
              "leave exercise 1 for the next session", ("opening", "2 ·", "4 ·"), (1,)),
-        Slot(11, "04-websockets", "the prediction; the plain chat's handshake, rooms, messages",
-             "stop after the prediction",
-             ("opening", "Predict, then run", "A plain WebSocket client tries",
+        Slot(11, "04-websockets", "the plain chat: its handshake, rooms, messages",
+             "stop after the handshake",
+             ("opening", "The document's chat, on plain WebSocket",
               "The server in the background", "The handshake", "Rooms", "Messages")),
         Slot(8, "05-sse", "the prediction: the document's stream, run",
              sections=("opening", "The document's server")),
