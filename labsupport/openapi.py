@@ -36,6 +36,10 @@ __all__ = ["operation", "build_spec", "contract_blueprint", "Pattern", "QueryInt
            "ErrorEnvelope", "documented_routes"]
 
 OPENAPI_VERSION = "3.1.0"
+#: A relative server URL is resolved against the document's own URL (OpenAPI 3.1, 4.8.5):
+#: behind a path prefix (``<base_url>proxy/<port>/openapi.json`` on a JupyterHub) Swagger UI's
+#: "Try it out" then stays under the prefix instead of going to the origin's root.
+SERVED_BESIDE_THE_DOCUMENT = {"url": ".", "description": "the server that serves this document"}
 _CONVERTER = re.compile(r"<(?:(?P<converter>\w+)(?:\((?P<arguments>[^)]*)\))?:)?(?P<name>\w+)>")
 
 
@@ -235,7 +239,8 @@ def build_spec(
     example value per path parameter name (``{"user_id": 101}``).
     """
     spec = APISpec(title, version, OPENAPI_VERSION, info={"description": description},
-                   plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)])
+                   plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
+                   servers=[SERVED_BESIDE_THE_DOCUMENT])
     spec.components.schema("ErrorEnvelope", schema=ErrorEnvelope)
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):

@@ -11,7 +11,18 @@ import nbformat
 import pytest
 
 from labsupport import labs as registry
-from tools.pacing import in_deep_dives, is_hands_on, pacing
+from tools.notebooks import refresh, reveals
+from tools.pacing import (
+    EXERCISE_MINUTES,
+    FILL,
+    PATHS,
+    in_deep_dives,
+    is_hands_on,
+    pacing,
+    path_table,
+    section_table,
+    sections,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,6 +88,37 @@ def test_a_prediction_runs_unanswered_and_is_then_revealed(name):
 
 
 @pytest.mark.parametrize("name", LABS)
+def test_a_predictions_answer_is_not_stored_before_the_learner_runs_it(name):
+    """The cells from a prediction to its reveal that show the answer ship without output
+    (``reveals``), and nbval runs them without comparing; the reveal cell is always one."""
+    notebook = cells(name)
+    for i, cell in enumerate(notebook):
+        if cell.metadata.get("predict"):
+            [revealing] = [j for j in range(i + 1, i + 4)
+                           if "reveal(" in notebook[j].source]
+            assert reveals(notebook[revealing]), f"{name}: cell {revealing} reveals, unmarked"
+    for i, cell in enumerate(notebook):
+        if reveals(cell):
+            assert cell.outputs == [] and cell.execution_count is None, (
+                f"{name}: cell {i} stores the answer it reveals")
+            assert "nbval-ignore-output" in cell.metadata.get("tags", []), (
+                f"{name}: cell {i} has no stored output, so nbval must not compare it")
+
+
+def test_a_refresh_leaves_the_revealing_cells_empty(tmp_path):
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("print('shown')"),
+        nbformat.v4.new_code_cell("print('the answer')", metadata={"reveals": True}),
+    ])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(notebook, path)
+    refresh([path])
+    shown, hidden = nbformat.read(path, as_version=4).cells
+    assert shown.outputs[0]["text"] == "shown\n"
+    assert hidden.outputs == [] and hidden.execution_count is None
+
+
+@pytest.mark.parametrize("name", LABS)
 def test_every_hands_on_cell_is_a_code_cell(name):
     assert all(cell.cell_type == "code" for cell in cells(name) if is_hands_on(cell))
 
@@ -120,3 +162,46 @@ def test_three_to_five_exercises(name):
     early = [i for i in stubs if i <= 0.25 * len(notebook)]
     assert len(early) <= 1, f"{name} has {len(early)} exercises in its first quarter"
     assert 3 <= pacing(NOTEBOOKS / f"{name}.ipynb").exercises <= 5 + len(early)
+
+
+GUIDE = ROOT / "INSTRUCTORS.md"
+#: The labs the guide's paths use: its table of sections covers them.
+PATH_LABS = LABS[:7]
+
+
+@pytest.mark.parametrize("name", LABS)
+def test_every_exercise_states_its_difficulty(name):
+    """An exercise's minutes come from its difficulty, stated in its heading or prompt."""
+    timed = [d for s in sections(NOTEBOOKS / f"{name}.ipynb") for _, d in s.exercises]
+    assert len(timed) == pacing(NOTEBOOKS / f"{name}.ipynb").exercises
+    assert set(timed) <= set(EXERCISE_MINUTES)
+
+
+@pytest.mark.parametrize("name", PATHS)
+def test_every_slot_of_a_path_fits_with_ten_percent_to_spare(name):
+    length, slots = PATHS[name]
+    assert sum(slot.minutes for slot in slots) == length, f"{name}: slots do not add up"
+    for slot in slots:
+        assert slot.planned_minutes() <= FILL * slot.minutes, (
+            f"{name}, {slot.notebook}: {slot.planned_minutes():.1f} minutes planned in a "
+            f"{slot.minutes}-minute slot (at most {FILL:.0%} of it)")
+
+
+def test_a_plan_that_overfills_its_slot_is_caught():
+    _, slots = PATHS["three-hour workshop"]
+    crowded = next(slot for slot in slots if slot.notebook == "01-rest")
+    everything = type(crowded)(crowded.minutes, "01-rest", "all", sections=("opening", "1 ·",
+                               "2 ·", "3 ·", "5 ·", "6 ·", "8 ·", "10 ·"), exercises=(1, 2, 3))
+    assert everything.planned_minutes() > FILL * crowded.minutes
+
+
+@pytest.mark.parametrize("name", PATHS)
+def test_the_guide_shows_each_path_as_the_pacing_tool_plans_it(name):
+    assert path_table(name) in GUIDE.read_text(encoding="utf-8"), (
+        f"INSTRUCTORS.md's {name} differs from tools.pacing.PATHS: paste "
+        f"`python -m tools.pacing --paths`")
+
+
+def test_the_guide_shows_the_time_of_every_section():
+    assert section_table(PATH_LABS) in GUIDE.read_text(encoding="utf-8"), (
+        "INSTRUCTORS.md's table of sections is stale: paste `python -m tools.pacing --guide`")

@@ -95,7 +95,7 @@ def test_swagger_ui_is_served_from_the_package_not_a_cdn(rest_server):
 def run_schemathesis(url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "--config-file", str(SCHEMATHESIS_CONFIG),
-         "run", f"{url}/openapi.json", "--checks", "all", "--max-examples", "25",
+         "run", f"{url}/openapi.json", "--url", url, "--checks", "all", "--max-examples", "25",
          "--seed", "1", "--workers", "1"],
         capture_output=True, text=True, timeout=280,
     )
@@ -109,3 +109,11 @@ def test_schemathesis_finds_no_failure(rest_server):
     assert generated == passed >= 1000
     assert re.search(r"Stateful .*\n(?:.*\n){0,3}.*API Links: +[1-9]", run.stdout), run.stdout
 
+
+
+def test_the_server_is_relative_to_the_document(rest_server):
+    """Behind a path prefix (a hub's ``<base_url>proxy/<port>/``) clients resolve the server
+    against the document's own URL (OpenAPI 3.1 §4.8.5): an absolute URL or none would send
+    Swagger UI's requests to the origin's root."""
+    document = requests.get(f"{rest_server.url}/openapi.json", timeout=5).json()
+    assert [server["url"] for server in document["servers"]] == ["."]

@@ -63,15 +63,25 @@ def kernelspec_metadata(name: str = "python3") -> dict[str, str]:
     return {"display_name": spec.display_name, "language": spec.language, "name": name}
 
 
+def reveals(cell: nbformat.NotebookNode) -> bool:
+    """A cell that shows a prediction's answer (metadata ``"reveals": true``): it ships
+    without output, so the answer is not on the page before the learner has guessed, and
+    carries the tag ``nbval-ignore-output`` (nbval runs it, but has nothing to compare)."""
+    return bool(cell.get("metadata", {}).get("reveals"))
+
+
 def refresh(paths: list[Path]) -> None:
+    """Re-execute each notebook in place; the cells that reveal an answer are left empty."""
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
         execute(notebook)
         notebook.metadata["kernelspec"] = kernelspec_metadata()
         for cell in notebook.cells:
             cell.get("metadata", {}).pop("execution", None)
+            if reveals(cell):
+                cell.outputs, cell.execution_count = [], None
         nbformat.write(notebook, path)
-        print(f"refreshed {path.relative_to(ROOT)}")
+        print(f"refreshed {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
 if __name__ == "__main__":
