@@ -512,8 +512,9 @@ def _execute(hub: Hub, user: str, token: str, kernel: str, code: str) -> str:
     from websockets.sync.client import connect
 
     session = uuid.uuid4().hex
-    message: dict[str, Any] = {"header": {"msg_id": uuid.uuid4().hex, "username": user, "session": session,
-                          "msg_type": "execute_request", "version": "5.3"},
+    header = {"msg_id": uuid.uuid4().hex, "username": user, "session": session,
+              "msg_type": "execute_request", "version": "5.3"}
+    message: dict[str, Any] = {"header": header,
                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
                "content": {"code": code, "silent": False, "store_history": False,
                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}
