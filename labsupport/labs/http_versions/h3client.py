@@ -106,6 +106,8 @@ class H3Client:
         self._logger = configuration.quic_logger
         self.h3 = _MeasuredH3(self.quic)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # room for a burst: loss in this lab is what a relay drops, not the kernel's buffer
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.bind((LOOPBACK, 0))
         self.address = (LOOPBACK, target or port)
         self.sock.connect(self.address)

@@ -134,13 +134,15 @@ def tcp_tls(port: int, tls: str = "1.3", *, quiet: float = QUIET) -> Handshake:
                     request_sent = True
             except ssl.SSLWantReadError:
                 pass
+            carries_request = request_sent and not any(
+                "HTTP request" in f.label for f in flights)
             sending = outgoing.read()
             if sending:
                 rounds += 1
                 sock.sendall(sending)
                 label = _tls_records(sending, tls == "1.2")
-                if request_sent and label.endswith("encrypted"):
-                    label += " (the HTTP request)"
+                if carries_request:
+                    label += " (… the HTTP request)"
                 flights.append(Flight(rounds, "client", label, len(sending)))
             answer = _answer(sock, quiet)
             if not answer:
