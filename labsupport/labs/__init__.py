@@ -20,6 +20,7 @@ LABS = [
     "queues",
     "choosing",
     "interview",
+    "http_versions",
 ]
 
 

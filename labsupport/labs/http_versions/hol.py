@@ -123,7 +123,7 @@ def plot(runs: list[Run], title: str = "When each stream finished, under the sam
     """One row per stream, one panel per run: a filled square for a stream a loss held up,
     an open circle for one no loss touched (readable without colour)."""
     figure, panels = plt.subplots(len(runs), 1, figsize=(8, 1.3 + 1.6 * len(runs)),
-                                  sharex=True, squeeze=False)
+                                  squeeze=False)
     for axes, run in zip(panels[:, 0], runs, strict=True):
         for row, stream in enumerate(run.streams):
             axes.plot(stream.finished_ms, row, "s" if stream.held_up else "o", ms=7,
