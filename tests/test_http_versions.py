@@ -162,3 +162,26 @@ def test_under_the_same_loss_http2_streams_stall_together_http3_streams_separate
     # QUIC: a lost datagram holds only the streams whose frames it carried
     assert 0 < h3.held_up < 8
     assert hol.plot([h2, h3]).axes
+
+
+# --- 0-RTT replay and connection migration ------------------------------------------------
+
+def test_a_replayed_0rtt_post_runs_again_unless_tickets_are_single_use():
+    from labsupport.labs.http_versions.replay import replay_early_request
+
+    reusable = replay_early_request(single_use_tickets=False)
+    assert reusable.early_data_accepted
+    assert (reusable.orders_on_a, reusable.orders_on_b) == (1, 1)
+    single = replay_early_request(single_use_tickets=True)
+    assert single.early_data_accepted
+    assert (single.orders_on_a, single.orders_on_b) == (1, 0)
+
+
+def test_a_quic_connection_survives_a_new_client_address(server):
+    with H3Client(server.port) as client:
+        before = client.sock.getsockname()[1]
+        assert client.fetch("/").status == 200
+        after = client.migrate()
+        assert after != before
+        assert client.fetch("/").status == 200
+    assert server.app.client_ports[-2:] == [before, after]   # one connection, two addresses

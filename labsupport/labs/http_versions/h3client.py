@@ -112,6 +112,7 @@ class H3Client:
         self.address = (LOOPBACK, target or port)
         self.sock.connect(self.address)
         self.responses: dict[int, Response] = {}
+        self.sent: list[bytes] = []        # every datagram sent, in order (a replay needs them)
         self.handshake_done = False
         self.early_data_accepted: bool | None = None
         self.quic.connect(self.address, now=time.monotonic())
@@ -148,6 +149,7 @@ class H3Client:
         sent = 0
         for data, _ in self.quic.datagrams_to_send(now=now):
             self.sock.send(data)
+            self.sent.append(data)
             sent += 1
         return sent
 
@@ -173,6 +175,18 @@ class H3Client:
             timer = self.quic.get_timer()
             wait = min(deadline, timer if timer is not None else deadline) - time.monotonic()
             self.receive(min(max(wait, 0.0), 0.05))
+
+    def migrate(self) -> int:
+        """Move to a new local port, as a phone moving from Wi-Fi to mobile data does; the new
+        port. The QUIC connection goes on (new connection id, the server validates the path)."""
+        old = self.sock
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.connect(self.address)
+        old.close()
+        self.quic.change_connection_id()
+        return self.sock.getsockname()[1]
 
     def fetch(self, path: str = "/", method: str = "GET", timeout: float = 5.0) -> Response:
         """One request, run to its end."""

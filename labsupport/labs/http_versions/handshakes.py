@@ -27,8 +27,12 @@ from ...harness import LOOPBACK
 from .certs import authority
 from .h3client import H3Client, Packet
 
-__all__ = ["Flight", "Handshake", "tcp_tls", "quic", "zero_rtt", "all_handshakes", "QUIET"]
+__all__ = ["Flight", "Handshake", "tcp_tls", "quic", "zero_rtt", "all_handshakes", "QUIET",
+           "PROFILES", "first_byte_ms"]
 
+# Round-trip times of WebPageTest's connectivity profiles (its connectivity.ini: "Cable",
+# "4G", "3G"), in ms; the same names the other labs' network profiles use.
+PROFILES = {"Cable (28 ms RTT)": 28, "4G (170 ms RTT)": 170, "3G (300 ms RTT)": 300}
 QUIET = 0.2      # s of silence that ends the server's answer to one flight
 PATIENCE = 5.0   # s the client waits at most for the first byte of an answer
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
@@ -61,7 +65,7 @@ class Handshake:
         lines = [f"{self.name}: {self.round_trips} {trips} to the first byte"]
         for f in self.flights:
             arrow = "→" if f.sender == "client" else "←"
-            lines.append(f"  {f.round}  {arrow} {f.label} ({f.size} B)")
+            lines.append(f"  {f.round}  {arrow} {f.label}")
         return "\n".join(lines)
 
     def show(self):
@@ -69,6 +73,12 @@ class Handshake:
         from .diagram import flights_diagram
 
         return flights_diagram(self)
+
+
+def first_byte_ms(round_trips: int, rtt_ms: float) -> float:
+    """The model: time to the first byte = round trips × RTT (server time and bandwidth left
+    out: a handshake's few kB take well under a round trip on these profiles)."""
+    return round_trips * rtt_ms
 
 
 # --- TLS over TCP ------------------------------------------------------------------

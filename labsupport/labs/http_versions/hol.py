@@ -54,8 +54,8 @@ class Run:
     def __str__(self) -> str:
         times = sorted(s.finished_ms for s in self.streams)
         return (f"{self.protocol}: {self.losses} packets lost, {self.held_up} of "
-                f"{len(self.streams)} streams held up; streams finished from "
-                f"{times[0]:.0f} to {times[-1]:.0f} ms")
+                f"{len(self.streams)} streams held up; they finished between "
+                f"{times[0]:.0f} ms and {times[-1]:.0f} ms")
 
 
 def http2_under_loss(server, loss: LossPattern, *, streams: int = 8, size: int = 40_000,

@@ -116,13 +116,18 @@ def _tcp_and_udp_on_one_port(attempts: int = 50) -> tuple[socket.socket, socket.
     raise OSError(errno.EADDRINUSE, "no port free over both TCP and UDP")
 
 
-def start(*, name: str = "http-versions", single_use_tickets: bool = True
-          ) -> HTTPVersionsHandle:
+def start(*, name: str = "http-versions", single_use_tickets: bool = True,
+          tickets: TicketStore | None = None) -> HTTPVersionsHandle:
     """Serve the app on 127.0.0.1: HTTP/1.1 + HTTP/2 over TLS and HTTP/3 on one port number,
-    HTTP/1.1 + h2c in cleartext on another. Re-running it replaces the previous server."""
+    HTTP/1.1 + h2c in cleartext on another. Re-running it replaces the previous server.
+
+    ``tickets``: share one ticket store between servers (the nodes of one cluster, which
+    must all accept a ticket any of them issued); otherwise a new one, ``single_use_tickets``.
+    """
     certs = authority()
     app = App()
-    tickets = TicketStore(single_use=single_use_tickets)
+    if tickets is None:
+        tickets = TicketStore(single_use=single_use_tickets)
     ports: dict[str, int] = {}
 
     async def begin() -> tuple[int, Any]:
