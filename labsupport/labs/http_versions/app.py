@@ -28,7 +28,6 @@ class App:
     def __init__(self) -> None:
         self.orders = 0
         self.requests: list[tuple[str, str, str]] = []   # (http_version, method, path)
-        self.client_ports: list[int] = []                # where each request came from
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -40,7 +39,6 @@ class App:
             return
         version, method, path = scope["http_version"], scope["method"], scope["path"]
         self.requests.append((version, method, path))
-        self.client_ports.append((scope.get("client") or ("", 0))[1])
         while (await receive()).get("more_body"):
             pass
         if path == "/" and method == "GET":
