@@ -40,7 +40,8 @@ PACKAGES = {
     "matplotlib": "matplotlib", "h11": "h11", "h2": "h2", "wsproto": "wsproto",
     "CacheControl": "cachecontrol", "psutil": "psutil", "marshmallow": "marshmallow",
     "apispec": "apispec", "swagger-ui-bundle-v2": "swagger_ui_bundle",
-    "openapi-core": "openapi_core", "nats-py": "nats",
+    "openapi-core": "openapi_core", "nats-py": "nats", "hypercorn": "hypercorn",
+    "aioquic": "aioquic", "httpx": "httpx", "trustme": "trustme",
 }
 
 #: Packages that ship a program rather than a module, and how the labs find it.
@@ -161,10 +162,18 @@ def _queues() -> str:
         return f"NATS at {broker.url} -> connected, published"
 
 
+def _http_versions() -> str:
+    from .labs.http_versions import start
+    from .labs.http_versions.h3client import H3Client
+
+    with start(name="preflight-http-versions") as server, H3Client(server.port) as client:
+        return f"GET / over HTTP/3 (QUIC) -> {client.fetch('/', timeout=TIMEOUT).status}"
+
+
 SERVERS: dict[str, Callable[[], str]] = {
     "REST (01)": _rest, "GraphQL (02)": _graphql, "gRPC (03)": _grpc,
     "WebSockets (04)": _websockets, "SSE (05)": _sse, "long polling (06)": _long_polling,
-    "NATS broker (07)": _queues,
+    "NATS broker (07)": _queues, "HTTP versions (10)": _http_versions,
 }
 
 

@@ -152,7 +152,7 @@ def test_the_tcp_model_stalls_at_each_lost_segment(server):
     assert relay.stalls and all(s % 1200 == 0 for s in relay.stalls)
 
 
-@pytest.mark.parametrize("seed", [1, 3])
+@pytest.mark.parametrize("seed", [1, 16])   # first losses early: every stream is still open
 def test_under_the_same_loss_http2_streams_stall_together_http3_streams_separately(server, seed):
     loss = LossPattern(0.015, seed=seed)
     h2, h3 = hol.compare(server, loss)

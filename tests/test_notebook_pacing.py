@@ -17,12 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 LABS = ["00-start-here", "01-rest", "02-graphql", "03-grpc", "04-websockets", "05-sse",
         "06-long-polling", "07-queues-vs-direct", "08-choosing-a-protocol",
-        "09-interview-questions"]
+        "09-interview-questions", "10-http-versions"]
 PLOTTED = ["02-graphql", "03-grpc", "04-websockets", "06-long-polling"]
 #: Labs whose first quarter holds a checked exercise, not only a prediction.
 CHECKED_EARLY = ["01-rest", "02-graphql", "03-grpc", "04-websockets", "05-sse",
                  "06-long-polling", "07-queues-vs-direct", "08-choosing-a-protocol",
-                 "09-interview-questions"]
+                 "09-interview-questions", "10-http-versions"]
 
 
 def cells(name: str) -> list[nbformat.NotebookNode]:

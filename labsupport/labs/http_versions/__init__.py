@@ -1,4 +1,4 @@
-"""The HTTP versions lab (notebooks/10-http-versions.ipynb): HTTP/1.1, HTTP/2 and HTTP/3 side by side.
+"""The HTTP versions lab (notebooks/10-http-versions.ipynb): HTTP/1.1, /2 and /3 side by side.
 
 - :func:`start` serves one app over all three with hypercorn (certificates from a local CA);
 - :mod:`.handshakes` counts the round trips to the first byte of each handshake;

@@ -65,8 +65,7 @@ def measure(server, *, requests: int = 10, path: str = "/",
         hpack = list(h2.header_blocks)
     with H3Client(server.port) as h3:
         for _ in range(requests):
-            stream = h3.request("GET", path, headers)
-            h3.run_until(lambda s=stream: h3.responses[s].ended, timeout=5)
+            h3.fetch_with(path, headers)
         qpack = [b.block for b in h3.header_blocks]
         encoder = [b.encoder_stream for b in h3.header_blocks]
     return Sizes(h1, hpack, qpack, encoder)

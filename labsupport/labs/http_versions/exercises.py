@@ -164,7 +164,7 @@ VERSIONS = ("HTTP/1.1", "HTTP/2", "HTTP/3")
 def _judge(server: Any, loss_rate: float, streams: int, udp_allowed: bool
            ) -> tuple[set[str], str]:
     """The versions the measurement supports for a scenario, and why."""
-    loss = LossPattern(loss_rate, seed=3)
+    loss = LossPattern(loss_rate, seed=16)   # its first loss comes before any stream can end
     h2 = hol.http2_under_loss(server, loss, streams=streams, size=30_000)
     if not udp_allowed:
         try:
@@ -203,7 +203,7 @@ def check_pick_version(pick_version):
     answers = {s: pick_version(*s) for s in SCENARIOS}
     if any(_not_filled(a) for a in answers.values()):
         raise NotAttempted("pick_version returns nothing yet")
-    for scenario, answer in answers.items():
+    for answer in answers.values():
         expect(answer in VERSIONS, f"answer with one of {VERSIONS}, not {answer!r}")
     with start(name=CHECK_SERVER) as server:
         for scenario, answer in answers.items():

@@ -13,6 +13,7 @@ size of every QPACK header block it encodes (``header_blocks``)::
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Callable
@@ -97,13 +98,14 @@ class H3Client:
     def __init__(self, port: int, *, session_ticket: SessionTicket | None = None,
                  target: int | None = None) -> None:
         configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN,
-                                          quic_logger=QuicLogger(), server_name="127.0.0.1")
+                                          server_name="127.0.0.1")
         configuration.load_verify_locations(str(authority().ca_file))
         configuration.session_ticket = session_ticket
         self.tickets: list[SessionTicket] = []
         self.quic = QuicConnection(configuration=configuration,
                                    session_ticket_handler=self.tickets.append)
-        self._logger = configuration.quic_logger
+        self._logger = QuicLogger()
+        configuration.quic_logger = self._logger
         self.h3 = _MeasuredH3(self.quic)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         # room for a burst: loss in this lab is what a relay drops, not the kernel's buffer
@@ -190,9 +192,14 @@ class H3Client:
 
     def fetch(self, path: str = "/", method: str = "GET", timeout: float = 5.0) -> Response:
         """One request, run to its end."""
-        stream = self.request(method, path)
-        self.run_until(lambda: self.responses[stream].ended, timeout)
-        return self.responses[stream]
+        return self.fetch_with(path, [], method=method, timeout=timeout)
+
+    def fetch_with(self, path: str, headers: list[tuple[str, str]], *, method: str = "GET",
+                   timeout: float = 5.0) -> Response:
+        """One request with ``headers``, run to its end."""
+        response = self.responses[self.request(method, path, headers)]
+        self.run_until(lambda: response.ended, timeout)
+        return response
 
     def _process(self) -> None:
         now = time.monotonic()
@@ -230,10 +237,8 @@ class H3Client:
     def close(self) -> None:
         """Close the connection (CONNECTION_CLOSE sent) and the socket."""
         self.quic.close()
-        try:
+        with contextlib.suppress(OSError):
             self.flush()
-        except OSError:
-            pass
         self.sock.close()
 
     def __enter__(self) -> H3Client:

@@ -15,6 +15,7 @@ exchange is made by the kernel inside ``connect()``; it is counted as the first 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
@@ -160,10 +161,8 @@ def tcp_tls(port: int, tls: str = "1.3", *, quiet: float = QUIET) -> Handshake:
             incoming.write(answer)
             got = b""
             if request_sent:
-                try:
+                with contextlib.suppress(ssl.SSLWantReadError):
                     got = client.read(65536)
-                except ssl.SSLWantReadError:
-                    pass
             label = _tls_records(answer, tls == "1.2")
             flights.append(Flight(rounds, "server", label + (" (the HTTP response)" if got else ""),
                                   len(answer)))

@@ -144,7 +144,8 @@ def start(*, name: str = "http-versions", single_use_tickets: bool = True,
         _stores[port] = tickets
         stop = asyncio.Event()
         serving = asyncio.ensure_future(worker_serve(
-            wrap_app(app, config.wsgi_max_body_size, "asgi"), config,
+            wrap_app(app, config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
+            config,
             sockets=Sockets([tcp], [plain], [udp]), shutdown_trigger=stop.wait))
         await asyncio.sleep(0)
 
