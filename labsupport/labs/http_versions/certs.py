@@ -7,7 +7,9 @@ The files live in a temporary directory for the life of the process.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import ssl
 import tempfile
 from dataclasses import dataclass
@@ -34,6 +36,18 @@ class Authority:
         context.minimum_version = context.maximum_version = version
         context.set_alpn_protocols(list(alpn))
         return context
+
+
+    def spki_sha256(self) -> str:
+        """The base64 SHA-256 of the server certificate's public key (what Chromium's
+        ``--ignore-certificate-errors-spki-list`` takes: its QUIC trusts no private CA)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        certificate = x509.load_pem_x509_certificate(self.cert_file.read_bytes())
+        spki = certificate.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 @functools.cache
