@@ -101,11 +101,11 @@ class H3Client:
                                           server_name="127.0.0.1")
         configuration.load_verify_locations(str(authority().ca_file))
         configuration.session_ticket = session_ticket
+        self._logger = QuicLogger()
+        configuration.quic_logger = self._logger
         self.tickets: list[SessionTicket] = []
         self.quic = QuicConnection(configuration=configuration,
                                    session_ticket_handler=self.tickets.append)
-        self._logger = QuicLogger()
-        configuration.quic_logger = self._logger
         self.h3 = _MeasuredH3(self.quic)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         # room for a burst: loss in this lab is what a relay drops, not the kernel's buffer
