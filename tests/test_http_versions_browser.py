@@ -5,8 +5,8 @@ from __future__ import annotations
 import tempfile
 
 import pytest
-from conftest import chromium_path
 
+from conftest import chromium_path
 from labsupport.labs import http_versions as hv
 
 pytestmark = pytest.mark.slow
