@@ -60,6 +60,15 @@ def test_an_unknown_route_is_a_404_with_the_error_envelope(server):
     assert reply.json()["error"]["code"] == "NOT_FOUND"
 
 
+def test_too_many_bytes_is_a_400_in_the_envelope(server):
+    with H3Client(server.port) as client:
+        reply = client.fetch("/bytes/99999999999")
+    assert reply.status == 400
+    with httpx.Client(http1=False, http2=True) as client:
+        assert client.get(f"{server.cleartext_url}/bytes/99999999999").json()["error"][
+            "code"] == "BAD_REQUEST"
+
+
 def test_the_tls_port_refuses_a_client_that_does_not_trust_the_ca(server):
     with pytest.raises(httpx.ConnectError), httpx.Client() as client:
         client.get(f"{server.url}/")

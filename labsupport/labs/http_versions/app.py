@@ -50,9 +50,12 @@ class App:
             pass
         if path == "/" and method == "GET":
             await _reply(send, 200, f"hello over HTTP/{version}\n".encode(), "text/plain")
-        elif path.startswith("/bytes/") and method == "GET" and path[7:].isdigit() \
-                and int(path[7:]) <= MAX_BYTES:
-            await _reply(send, 200, b"x" * int(path[7:]), "application/octet-stream")
+        elif path.startswith("/bytes/") and method == "GET" and path[7:].isdigit():
+            if int(path[7:]) > MAX_BYTES:
+                await _json(send, 400, envelope(400, f"at most {MAX_BYTES} bytes",
+                                                details={"n": [path[7:]]}))
+            else:
+                await _reply(send, 200, b"x" * int(path[7:]), "application/octet-stream")
         elif path.startswith("/slow/") and method == "GET" and path[6:].isdigit() \
                 and int(path[6:]) <= 2000:
             await asyncio.sleep(int(path[6:]) / 1000)

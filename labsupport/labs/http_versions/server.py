@@ -18,6 +18,7 @@ again, which is what lets a replayed 0-RTT request run twice.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import socket
@@ -30,7 +31,7 @@ from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
 
-from ...harness import LOOPBACK, AsyncioHandle, serve_asyncio
+from ...harness import LOG_LINES_KEPT, LOOPBACK, AsyncioHandle, logger_for, serve_asyncio
 from .app import App
 from .certs import authority
 
@@ -129,6 +130,7 @@ def start(*, name: str = "http-versions", single_use_tickets: bool = True,
     if tickets is None:
         tickets = TicketStore(single_use=single_use_tickets)
     ports: dict[str, int] = {}
+    log: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
 
     async def begin() -> tuple[int, Any]:
         tcp, udp = _tcp_and_udp_on_one_port()
@@ -138,7 +140,8 @@ def start(*, name: str = "http-versions", single_use_tickets: bool = True,
         port, ports["cleartext"] = tcp.getsockname()[1], plain.getsockname()[1]
         config = Config()
         config.certfile, config.keyfile = str(certs.cert_file), str(certs.key_file)
-        config.accesslog = config.errorlog = None
+        config.accesslog = None
+        config.errorlog = logger_for(f"hypercorn.error.{name}", log)   # server.logs(), not cells
         config.graceful_timeout = 0.5
         config._set_quic_addresses([udp])   # what hypercorn's alt-svc header announces
         _stores[port] = tickets
@@ -159,7 +162,8 @@ def start(*, name: str = "http-versions", single_use_tickets: bool = True,
 
         return port, aclose
 
-    handle = serve_asyncio(name, begin, scheme="https", app=app, handle=HTTPVersionsHandle,
+    handle = serve_asyncio(name, begin, scheme="https", app=app, log=log,
+                           handle=HTTPVersionsHandle,
                            cleartext_port=0, tickets=tickets)
     handle.cleartext_port = ports["cleartext"]
     return handle
