@@ -100,3 +100,28 @@ def test_pick_version_http3_only_on_heavy_loss_fails():
 
 def test_pick_version_not_a_version_fails():
     assert_fails(PV, lambda loss, streams, udp: "h3", "answer with one of")
+
+
+# --- http-versions.early-data ------------------------------------------------------------------
+
+ED = "http-versions.early-data"
+
+
+def test_early_data_reference_passes():
+    assert_passes(ED)
+
+
+def test_early_data_allowing_everything_fails():
+    assert_fails(ED, lambda method, path: True, "placed a second order")
+
+
+def test_early_data_refusing_everything_fails():
+    assert_fails(ED, lambda method, path: False, "changed nothing")
+
+
+def test_early_data_judged_by_path_not_method_fails():
+    assert_fails(ED, lambda method, path: path == "/", "you refuse GET /bytes/100")
+
+
+def test_early_data_answer_as_text_fails():
+    assert_fails(ED, lambda method, path: "yes", "answer True or False")

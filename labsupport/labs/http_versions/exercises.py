@@ -12,6 +12,7 @@ from .compression import REQUEST_HEADERS
 from .h2client import H2Client
 from .handshakes import all_handshakes
 from .loss import LossPattern
+from .replay import replay_early_request
 from .server import start
 
 NOTEBOOK = "10-http-versions"
@@ -77,7 +78,52 @@ def check_round_trips(predicted_round_trips):
         " round trips, as measured flight by flight"
 
 
-# --- 2. HPACK: the tenth request --------------------------------------------------
+# --- 2. which requests may ride in 0-RTT -------------------------------------------------
+
+def allow_early_data(method: str, path: str) -> bool:
+    """Whether the server should act on this request if it arrives in 0-RTT early data."""
+    return method in ("GET", "HEAD", "OPTIONS")
+
+
+EARLY_REQUESTS = [("GET", "/"), ("GET", "/bytes/100"), ("POST", "/orders")]
+
+
+@exercise(
+    "http-versions.early-data",
+    title="Decide which requests a server may run from 0-RTT early data",
+    notebook=NOTEBOOK,
+    hints=[
+        "Early data can be replayed: whatever you allow may run twice (or more).",
+        "A request is safe to run twice when running it again changes nothing on the "
+        "server: RFC 9110's safe and idempotent methods.",
+        "Allow GET (and HEAD, OPTIONS); refuse POST (the server answers 425 Too Early and "
+        "the client retries after the handshake). Refusing everything throws 0-RTT away.",
+    ],
+    reference=allow_early_data,
+    timeout=40,
+)
+def check_early_data(allow_early_data):
+    answers = {request: allow_early_data(*request) for request in EARLY_REQUESTS}
+    if any(_not_filled(a) for a in answers.values()):
+        raise NotAttempted("allow_early_data returns nothing yet")
+    for (method, path), answer in answers.items():
+        expect(isinstance(answer, bool), f"{method} {path}: answer True or False, not {answer!r}")
+    for (method, path), answer in answers.items():
+        replayed = replay_early_request(single_use_tickets=False, method=method, path=path)
+        expect(replayed.early_data_accepted and replayed.ran_on_b,
+               "the check's replay did not reach the second node; please re-run it")
+        harmful = replayed.orders_on_b > 0
+        if answer and harmful:
+            raise Unmet(f"you allow {method} {path} in early data; replayed to a second node it "
+                        f"ran again and placed a second order: refuse it (425 Too Early)")
+        if not answer and not harmful:
+            raise Unmet(f"you refuse {method} {path}; replayed, it ran again and changed "
+                        f"nothing, so refusing it only costs the client the round trip 0-RTT "
+                        f"saves")
+    return "each request replayed on a second node: you allow exactly the harmless ones"
+
+
+# --- 3. HPACK: the tenth request --------------------------------------------------
 
 PSEUDO = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1:8000"),
           (":path", "/")]
@@ -148,7 +194,7 @@ def check_hpack_tenth(tenth_request_bytes):
     return "your predictions match the HEADERS frames h2 wrote, byte for byte"
 
 
-# --- 3. a version for a lossy mobile link ---------------------------------------------
+# --- 4. a version for a lossy mobile link ---------------------------------------------
 
 def pick_version(loss_rate: float, streams: int, udp_allowed: bool) -> str:
     """The HTTP version for an app fetching ``streams`` resources at once over a link."""

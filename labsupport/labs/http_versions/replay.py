@@ -24,27 +24,35 @@ __all__ = ["ReplayOutcome", "replay_early_request"]
 
 @dataclass(frozen=True)
 class ReplayOutcome:
-    """Orders each node counted after one 0-RTT POST to node A and its replay to node B."""
+    """What each node did after one 0-RTT request to node A and its replay to node B."""
 
     single_use_tickets: bool
     early_data_accepted: bool
+    request: str
     orders_on_a: int
     orders_on_b: int
+    ran_on_b: bool
 
     def __str__(self) -> str:
         tickets = "single-use" if self.single_use_tickets else "reusable"
+        if self.request != "POST /orders":
+            ran = "ran again" if self.ran_on_b else "did not run"
+            return (f"{tickets} tickets: the replayed {self.request} {ran} on node B; orders "
+                    f"placed: {self.orders_on_a + self.orders_on_b}")
         return (f"{tickets} tickets: the client's 0-RTT POST placed {self.orders_on_a} order on "
                 f"node A; the replayed copy placed {self.orders_on_b} on node B")
 
 
-def replay_early_request(*, single_use_tickets: bool, settle: float = 0.5) -> ReplayOutcome:
-    """Two nodes sharing one ticket store; a 0-RTT POST to A, its first flight replayed to B."""
+def replay_early_request(*, single_use_tickets: bool, method: str = "POST",
+                         path: str = "/orders", settle: float = 0.5) -> ReplayOutcome:
+    """Two nodes sharing one ticket store; a 0-RTT request to A, its first flight replayed
+    to B."""
     store = TicketStore(single_use=single_use_tickets)
     with start(name="http-versions-node-a", tickets=store) as a, \
             start(name="http-versions-node-b", tickets=store) as b:
         ticket = ticket_from(a.port)
         with H3Client(a.port, session_ticket=ticket) as client:
-            stream = client.request("POST", "/orders", body=b"{}")
+            stream = client.request(method, path, body=b"{}" if method == "POST" else b"")
             client.flush()
             first_flight = list(client.sent)
             client.run_until(lambda: client.responses[stream].ended, timeout=5)
@@ -55,8 +63,10 @@ def replay_early_request(*, single_use_tickets: bool, settle: float = 0.5) -> Re
             for datagram in first_flight:
                 attacker.sendto(datagram, (LOOPBACK, b.port))
             deadline = time.monotonic() + settle
-            while b.app.orders == 0 and time.monotonic() < deadline:
+            while not b.app.requests and time.monotonic() < deadline:
                 time.sleep(0.01)
+            time.sleep(0.05)   # the request, once in, completes its work
         finally:
             attacker.close()
-        return ReplayOutcome(single_use_tickets, accepted, a.app.orders, b.app.orders)
+        return ReplayOutcome(single_use_tickets, accepted, f"{method} {path}", a.app.orders,
+                             b.app.orders, bool(b.app.requests))
