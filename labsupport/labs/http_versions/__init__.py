@@ -4,7 +4,10 @@
 - :mod:`.handshakes` counts the round trips to the first byte of each handshake;
 - :mod:`.compression` measures HPACK and QPACK header blocks request after request;
 - :mod:`.hol` runs streams under loss: HTTP/2 through a TCP loss model, HTTP/3 through a
-  UDP relay that really drops datagrams.
+  UDP relay that really drops datagrams (:mod:`.loss`);
+- :mod:`.replay` replays a 0-RTT request to a second node of a cluster;
+- :mod:`.h2client` and :mod:`.h3client`: small sans-I/O clients (h2, aioquic) that show
+  what they send.
 """
 
 from .certs import authority
