@@ -222,6 +222,9 @@ def _judge(server: Any, loss_rate: float, streams: int, udp_allowed: bool
                                 f"{streams} streams")
         raise Unmet("the check could not block UDP; please re-run it")
     h3 = hol.http3_under_loss(server, loss, streams=streams, size=30_000)
+    if h2.losses == h3.losses == 0:
+        return {"HTTP/2", "HTTP/3"}, (f"no packet was lost: both finished their {streams} "
+                                      "streams untouched, too close to call")
     if h2.held_up == h3.held_up:
         return {"HTTP/2", "HTTP/3"}, (f"at {loss_rate:.0%} loss no stream was held up more "
                                       "under one than the other: too close to call")
