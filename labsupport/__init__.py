@@ -27,7 +27,7 @@ from .harness import running, stop_all
 from .labs import LABS
 
 if TYPE_CHECKING:
-    from .labs import choosing, interview, queues
+    from .labs import choosing, http_versions, interview, queues
     from .labs.graphql_api import server as graphql_api
     from .labs.graphql_api import subscriptions
     from .labs.grpc_service import server as grpc_service

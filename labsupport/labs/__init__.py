@@ -105,6 +105,8 @@ LABS: tuple[Lab, ...] = (
     Lab("choosing", "08-choosing-a-protocol", "Choosing a protocol", {"choosing": ""},
         public=("driver", "experiments"), measured=("relay",)),
     Lab("interview", "09-interview-questions", "Interview questions", {"interview": ""}),
+    Lab("http_versions", "10-http-versions", "HTTP versions", {"http_versions": ""},
+        probe="HTTP versions", plotted=True),
 )
 
 
