@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import textwrap
@@ -213,17 +212,17 @@ def test_a_replicated_ack_costs_more_than_a_single_nodes_and_sync_always_more_st
 
     async def main(urls):
         connections = [await nats.connect(servers=u, connect_timeout=2) for u in urls]
-        streams = [c.jetstream(timeout=2) for c in connections]
+        streams = [c.jetstream(timeout=5) for c in connections]  # a new cluster may be electing
         for js, replicas in zip(streams, (1, 3, 1), strict=True):
             await js.add_stream(name="TIMING", subjects=["timing.>"], storage=StorageType.FILE,
                                 num_replicas=replicas)
         runs = [[], [], []]
-        for _ in range(5):
+        for _ in range(7):
             for index, js in enumerate(streams):
                 runs[index].append(await _publish_ms(js))
         for connection in connections:
             await connection.close()
-        return [statistics.median(r) for r in runs]
+        return [min(r) for r in runs]  # the quickest run: least disturbed by other work
 
     single = queues.start(name="timing-single")
     cluster = queues.start(name="timing-cluster", cluster=3)

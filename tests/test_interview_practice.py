@@ -1,0 +1,115 @@
+"""09's Q1 and Q3 practices: the references pass, plausible wrong answers fail with their lesson."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+import sseclient
+from exercise_helpers import assert_fails, assert_passes
+
+# --- interview.q1-caching --------------------------------------------------------------------
+
+
+def test_q1_reference_passes():
+    assert_passes("interview.q1-caching")
+
+
+def test_q1_stub_is_not_attempted():
+    assert_fails("interview.q1-caching", lambda session, url, cache: None, "not solved yet")
+
+
+def test_q1_no_cache_at_all_costs_a_full_body_each_read():
+    def plain(session, url, cache):
+        return session.get(url, timeout=5).json()
+
+    assert_fails("interview.q1-caching", plain, "carried If-None-Match")
+
+
+def test_q1_a_copy_kept_for_ever_returns_stale_data():
+    # Skipped requirement: no revalidation, the "304" made up locally.
+    def forever(session, url, cache):
+        if url not in cache:
+            cache[url] = session.get(url, timeout=5).json()
+        return cache[url]
+
+    assert_fails("interview.q1-caching", forever, "a cached copy may only be returned after")
+
+
+def test_q1_a_constant_answer_fails():
+    assert_fails("interview.q1-caching", lambda session, url, cache: {"name": "Ada Lovelace"},
+                 "but the server had")
+
+
+def test_q1_returning_the_304_itself_fails():
+    # Happy path only: a 304 has no body; the kept copy is the answer.
+    def no_body_on_304(session, url, cache):
+        headers = {"If-None-Match": cache["etag"]} if "etag" in cache else {}
+        response = session.get(url, headers=headers, timeout=5)
+        cache["etag"] = response.headers.get("ETag", cache.get("etag"))
+        return response.json() if response.content else {}
+
+    assert_fails("interview.q1-caching", no_body_on_304, "returned name None")
+
+
+# --- interview.q3-resume ---------------------------------------------------------------------
+
+
+def _updates(response):
+    return sseclient.SSEClient(iter(response)).events()
+
+
+def test_q3_reference_passes():
+    assert_passes("interview.q3-resume")
+
+
+def test_q3_stub_is_not_attempted():
+    assert_fails("interview.q3-resume", lambda url, count: None, "not solved yet")
+
+
+def test_q3_no_reconnect_fails():
+    def once(url, count):
+        seen = []
+        with requests.get(url, stream=True, timeout=5) as response:
+            for event in _updates(response):
+                if event.event == "update":
+                    seen.append(json.loads(event.data)["data"]["n"])
+                    if len(seen) == count:
+                        break
+        return seen
+
+    assert_fails("interview.q3-resume", once, "when the stream ends, reconnect")
+
+
+def test_q3_reconnect_without_last_event_id_loses_events():
+    def fresh(url, count):
+        seen = []
+        for _ in range(20):
+            with requests.get(url, stream=True, timeout=5) as response:
+                for event in _updates(response):
+                    if event.event == "update":
+                        n = json.loads(event.data)["data"]["n"]
+                        if n not in seen:  # dedup by value: it still cannot get back what it missed
+                            seen.append(n)
+                        if len(seen) == count:
+                            return seen
+        return seen
+
+    assert_fails("interview.q3-resume", fresh, "were lost")
+
+
+def test_q3_resuming_from_the_first_id_repeats_events():
+    def from_first(url, count):
+        seen, first = [], None
+        for _ in range(20):
+            headers = {"Last-Event-ID": first} if first else {}
+            with requests.get(url, headers=headers, stream=True, timeout=5) as response:
+                for event in _updates(response):
+                    first = first or event.id or None
+                    if event.event == "update":
+                        seen.append(json.loads(event.data)["data"]["n"])
+                        if len(seen) == count:
+                            return seen
+        return seen
+
+    assert_fails("interview.q3-resume", from_first, "arrived twice")
