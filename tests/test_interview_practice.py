@@ -113,3 +113,55 @@ def test_q3_resuming_from_the_first_id_repeats_events():
         return seen
 
     assert_fails("interview.q3-resume", from_first, "arrived twice")
+
+
+# --- interview.q5-delivery -------------------------------------------------------------------
+
+
+def test_q5_reference_passes():
+    assert_passes("interview.q5-delivery")
+
+
+def test_q5_stub_is_not_attempted():
+    assert_fails("interview.q5-delivery", lambda note, online, push, hold: None,
+                 "not solved yet")
+
+
+def test_q5_pushing_always_loses_what_an_offline_user_missed():
+    # Happy path only: every user assumed online.
+    def push_always(note, online, push, hold):
+        push(f"user-{note['user_id']}", note)
+
+    assert_fails("interview.q5-delivery", push_always, "a push to a closed app is lost")
+
+
+def test_q5_holding_always_keeps_an_online_user_waiting():
+    def hold_always(note, online, push, hold):
+        hold(f"user-{note['user_id']}", note)
+
+    assert_fails("interview.q5-delivery", hold_always, "push to a user who is online, at once")
+
+
+def test_q5_presence_remembered_in_one_process_goes_stale():
+    # One-process state: presence looked up once per user and kept in a dict.
+    remembered = {}
+
+    def cached(note, online, push, hold):
+        client = f"user-{note['user_id']}"
+        if remembered.setdefault(client, online(client)):
+            push(client, note)
+        else:
+            hold(client, note)
+
+    assert_fails("interview.q5-delivery", cached, "ask online() for every notification")
+
+
+def test_q5_pushing_and_holding_both_is_caught_only_if_it_repeats():
+    # Belt and braces: harmless here (a push to a closed app is lost), so it passes.
+    def both(note, online, push, hold):
+        client = f"user-{note['user_id']}"
+        push(client, note)
+        if not online(client):
+            hold(client, note)
+
+    assert_passes("interview.q5-delivery", both)

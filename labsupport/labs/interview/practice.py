@@ -1,9 +1,11 @@
-"""09's practices for Q1 and Q3, each judged by running the learner's client on a live server.
+"""09's practices for Q1, Q3 and Q5, each judged by running the learner's client on a live server.
 
 - ``interview.q1-caching``: a client that reads a resource ten times, judged by the
   round trips and bytes measured on the wire and by the data it returns after a change.
 - ``interview.q3-resume``: a reconnecting event-stream client, judged by the events it
   lost or got twice across connection drops forced at moments drawn at check time.
+- ``interview.q5-delivery``: a delivery decision run by the queues lab's pipeline while one
+  user has the app open and another opens it midway, judged by what each received.
 """
 
 from __future__ import annotations
@@ -205,3 +207,152 @@ def check_q3_resume(read_updates: Any) -> str:
     return (f"{EVENTS} events across {len(dropped)} dropped connections (after events "
             f"{dropped}), none lost, none twice")
 
+
+
+# --- Q5: a delivery plan, judged by the pipeline with users going on and offline --------------
+
+
+def deliver(note: dict, online: Any, push: Any, hold: Any) -> None:
+    """Route one committed notification: pushed to a user who is online, else held."""
+    client = f"user-{note['user_id']}"
+    if online(client):
+        push(client, note)
+    else:
+        hold(client, note)
+
+
+class _Presence:
+    """Held notifications, pushed when their user opens a new stream (a watcher thread)."""
+
+    def __init__(self, sse_broker: Any) -> None:
+        self.sse = sse_broker
+        self.held: dict[str, list[dict]] = {}
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="q5-presence", daemon=True)
+        self.thread.start()
+
+    def online(self, client: str) -> bool:
+        return client in self.sse.connections()
+
+    def push(self, client: str, note: dict) -> None:
+        self.sse.publish("notification", note, to=client)
+
+    def hold(self, client: str, note: dict) -> None:
+        with self.lock:
+            self.held.setdefault(client, []).append(note)
+
+    def _watch(self) -> None:
+        before: set[str] = set()
+        while not self.done.wait(0.02):
+            now = set(self.sse.connections())
+            with self.lock:
+                for client in now - before:            # a stream opened: the user came back
+                    for note in self.held.pop(client, []):
+                        self.push(client, note)
+            before = now
+
+
+def _drive_delivery(deliver: Any) -> dict[str, Any]:
+    from ..queues import Worker, pipeline
+    from ..queues.broker import start as start_broker
+
+    rng = random.Random()
+    first, second = rng.randint(1, 3), rng.randint(1, 3)
+    broker = start_broker(name="interview-q5-check")
+    try:
+        app = pipeline.start(broker, name="interview-q5-pipeline", worker=False,
+                             fresh_data=False)
+        presence = _Presence(app.sse)
+        errors: list[str] = []
+        committed: list[int] = []
+
+        def on_commit(notes: list[dict]) -> None:
+            for note in notes:
+                try:
+                    deliver(dict(note), presence.online, presence.push, presence.hold)
+                except Exception as exc:  # shown to the learner
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                committed.append(1)
+
+        app.worker = Worker(app.servers, on_commit=on_commit, engine=app.engine,
+                            name="interview-q5-worker").start()
+        placed: dict[int, list[int]] = {101: [], 102: []}
+
+        def orders(count: int) -> None:
+            for _ in range(count):
+                for user in placed:
+                    reply = requests.post(f"{app.url}/orders", timeout=5,
+                                          json={"user_id": user, "item": "pen"})
+                    placed[user].append(reply.json()["order_id"])
+            deadline = time.monotonic() + 5
+            while len(committed) < sum(map(len, placed.values())) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.02)
+
+        ada = sse.Listener(f"{app.url}/events?client_id=user-101")   # the app open all along
+        try:
+            orders(first)                                # Bob's app is closed
+            bob = sse.Listener(f"{app.url}/events?client_id=user-102")  # he opens it: no id
+            try:
+                time.sleep(0.2)
+                orders(second)
+                got = {101: ada.wait_for(first + second, timeout=1.5),
+                       102: bob.wait_for(first + second, timeout=1.5)}
+            finally:
+                bob.close()
+        finally:
+            ada.close()
+            presence.done.set()
+            app.stop()
+    finally:
+        broker.stop()
+    received = {user: [json.loads(e.data)["data"]["order_id"] for e in events]
+                for user, events in got.items()}
+    return {"placed": placed, "received": received, "errors": errors, "first": first}
+
+
+@exercise(
+    "interview.q5-delivery",
+    title="Q5: a delivery plan that reaches users online at once and offline users later",
+    notebook=NOTEBOOK,
+    hints=[
+        "Ask online(client) each time: presence changes while the system runs; an answer "
+        "remembered from an earlier notification is stale.",
+        "Online: push(client, note), at once. Offline: a push goes nowhere (the app that opens "
+        "later starts a new stream), so hold(client, note): held notes go out when the user "
+        "opens the app.",
+        "client is f\"user-{note['user_id']}\".",
+    ],
+    reference=deliver,
+    timeout=40,
+)
+def check_q5_delivery(deliver: Any) -> str:
+    calls: list[str] = []
+    probe = deliver({"user_id": "1", "order_id": 0, "text": "probe"}, lambda c: True,
+                    lambda c, n: calls.append("push"), lambda c, n: calls.append("hold"))
+    if not calls and probe is None:
+        raise NotAttempted("deliver neither pushed nor held the notification")
+    outcome = _drive_delivery(deliver)
+    if outcome["errors"]:
+        raise Unmet(f"deliver raised in the worker: {outcome['errors'][0]}")
+    placed, received, first = outcome["placed"], outcome["received"], outcome["first"]
+    for user, who in ((101, "user-101 (Ada) had the app open all along"),
+                      (102, f"user-102 (Bob) had the app closed for his first {first} "
+                            "order(s), then opened it")):
+        got, want = received[user], placed[user]
+        twice = sorted({n for n in got if got.count(n) > 1})
+        expect(not twice, f"{who}, and got orders {twice} twice: push or hold, not both")
+        missing = [n for n in want if n not in got]
+        if missing:
+            if user == 101:
+                fix = "push to a user who is online, at once"
+            elif missing[0] in want[:first]:
+                fix = "hold what an offline user cannot receive; a push to a closed app is lost"
+            else:
+                fix = "ask online() for every notification: Bob came online meanwhile"
+            raise Unmet(f"{who}, and within 1.5 s got orders {got} of {want}: {fix}")
+        expect(got == want, f"{who}, and got orders {got} in another order than {want}")
+    return (f"Ada (online) got her {len(placed[101])} at once; Bob got the {first} sent while his "
+            f"app was closed when he opened it, and his {len(placed[102]) - first} later ones at "
+            "once: none lost, none twice")
