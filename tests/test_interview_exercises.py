@@ -351,3 +351,15 @@ def test_the_successor_link_is_parsed_by_relation():
                           ) == "/v2"
     assert successor_link('</v2>; rel="alternate"') is None
     assert successor_link(None) is None
+
+
+# --- issue 23's "constant" class for the older checks ----------------------------------------
+
+
+def test_frame_bytes_constant_fails():
+    assert_fails("interview.frame-bytes", lambda payload: 6, "a 9-byte message took 15 bytes")
+
+
+def test_social_api_one_protocol_for_everything_fails():
+    everything = {feature: "websocket" for feature in exercises.design.FEATURES}
+    assert_fails("interview.social-api", lambda: everything, "feed with websocket")

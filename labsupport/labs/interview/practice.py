@@ -29,7 +29,7 @@ NOTEBOOK = "09-interview-questions"
 # --- Q1: a caching plan judged by bytes and round trips -------------------------------------
 
 
-def read(session: requests.Session, url: str, cache: dict) -> Any:
+def read(session, url, cache):
     """The current JSON at ``url``, revalidated with the ETag kept in ``cache``."""
     kept = cache.get(url)
     headers = {"If-None-Match": kept["etag"]} if kept else {}
@@ -120,10 +120,9 @@ def check_q1_caching(read: Any) -> str:
 # --- Q3: a reconnecting client, judged by events lost and repeated ------------------------------
 
 
-def read_updates(url: str, count: int) -> list[int]:
+def read_updates(url, count):
     """The ``n`` of the first ``count`` update events, resuming after every drop."""
-    seen: list[int] = []
-    last_id = None
+    seen, last_id = [], None
     for _ in range(20):                                   # reconnects, bounded
         headers: dict[str, str] = {"Last-Event-ID": last_id} if last_id else {}
         with requests.get(url, headers=headers, stream=True, timeout=5) as response:
@@ -212,7 +211,7 @@ def check_q3_resume(read_updates: Any) -> str:
 # --- Q5: a delivery plan, judged by the pipeline with users going on and offline --------------
 
 
-def deliver(note: dict, online: Any, push: Any, hold: Any) -> None:
+def deliver(note, online, push, hold):
     """Route one committed notification: pushed to a user who is online, else held."""
     client = f"user-{note['user_id']}"
     if online(client):
