@@ -165,3 +165,39 @@ def test_q5_pushing_and_holding_both_is_caught_only_if_it_repeats():
             hold(client, note)
 
     assert_passes("interview.q5-delivery", both)
+
+
+# --- interview.balancing ---------------------------------------------------------------------
+
+
+def test_balancing_reference_passes():
+    assert_passes("interview.balancing")
+
+
+def test_balancing_stub_is_not_attempted():
+    assert_fails("interview.balancing", lambda addresses: None, "not solved yet")
+
+
+def test_balancing_every_address_without_round_robin_stays_on_one():
+    import grpc
+    assert_fails("interview.balancing",
+                 lambda addresses: grpc.insecure_channel("ipv4:" + ",".join(addresses)),
+                 "default policy, pick_first, keeps to one backend")
+
+
+def test_balancing_the_first_address_only_stays_on_one():
+    import grpc
+    assert_fails("interview.balancing", lambda addresses: grpc.insecure_channel(addresses[0]),
+                 "reached backend-1")
+
+
+def test_balancing_behind_a_layer_4_balancer_stays_on_one():
+    import grpc
+
+    from labsupport.labs.interview.balancing import RoundRobinTCP
+
+    def behind_l4(addresses):
+        balancer = RoundRobinTCP([int(a.rsplit(":", 1)[1]) for a in addresses])
+        return grpc.insecure_channel(balancer.address)
+
+    assert_fails("interview.balancing", behind_l4, "one HTTP/2 connection carries every call")

@@ -355,3 +355,52 @@ def check_q5_delivery(deliver: Any) -> str:
     return (f"Ada (online) got her {len(placed[101])} at once; Bob got the {first} sent while his "
             f"app was closed when he opened it, and his {len(placed[102]) - first} later ones at "
             "once: none lost, none twice")
+
+
+# --- deep dive: long-lived connections behind a balancer ----------------------------------------
+
+
+def make_channel(addresses):
+    """A gRPC channel that spreads its calls over every backend in ``addresses``."""
+    import grpc
+    return grpc.insecure_channel("ipv4:" + ",".join(addresses),
+                                 options=[("grpc.lb_policy_name", "round_robin")])
+
+
+@exercise(
+    "interview.balancing",
+    title="A gRPC channel that spreads its calls over every backend",
+    notebook=NOTEBOOK,
+    hints=[
+        "One channel keeps one HTTP/2 connection per backend it uses; by default (pick_first) "
+        "it uses the first backend that answers, for every call.",
+        "Give the channel every address ('ipv4:127.0.0.1:p1,127.0.0.1:p2') and ask for the "
+        "round_robin policy: options=[('grpc.lb_policy_name', 'round_robin')].",
+    ],
+    reference=make_channel,
+    timeout=20,
+)
+def check_balancing(make_channel: Any) -> str:
+    from . import balancing
+
+    count, calls = random.choice((2, 3)), 30
+    with balancing.backends(count) as pool:
+        addresses = [f"127.0.0.1:{backend.port}" for backend in pool]
+        made = make_channel(list(addresses))
+        if made is None:
+            raise NotAttempted("make_channel returns None")
+        with made as ch:
+            whoami = ch.unary_unary("/lab.Backend/WhoAmI")
+            for _ in range(calls):
+                whoami(b"", timeout=5)
+        got = {backend.name: backend.calls for backend in pool}
+    busy = [name for name, n in got.items() if n]
+    expect(len(busy) > 1,
+           f"all {calls} calls reached {busy[0] if busy else 'no backend'} of {count} "
+           f"({got}): one HTTP/2 connection carries every call, and a channel's default "
+           "policy, pick_first, keeps to one backend; give it every address and ask for "
+           "round_robin")
+    idle = [name for name, n in got.items() if n < calls / (2 * count)]
+    expect(not idle, f"{', '.join(idle)} got almost nothing ({got}): give the channel every "
+                     "backend's address")
+    return f"{calls} calls over {count} backends: {got}"
