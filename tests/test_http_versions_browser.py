@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 
 import pytest
 
-from conftest import chromium_path
 from labsupport.labs import http_versions as hv
 
 pytestmark = pytest.mark.slow
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")

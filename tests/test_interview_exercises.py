@@ -109,16 +109,28 @@ def answer_with(**changes):
     return lambda: chosen
 
 
-def test_social_api_rest_everywhere_fails_on_the_screen_budget():
+def test_social_api_rest_everywhere_fails_on_live_comments():
     choose = answer_with(feed="rest", profile_screen="rest", live_comments="rest",
                          chat="rest", notifications="rest")
-    assert_fails("interview.social-api", choose,
-                 "profile-screen with rest: 2 requests (measured on the labs)")
+    assert_fails("interview.social-api", choose, "live-comments with rest: viewers must poll")
 
 
-def test_social_api_graphql_feed_is_not_cacheable():
-    assert_fails("interview.social-api", answer_with(feed="graphql"),
-                 "feed with graphql: a POST is not cached by URL")
+def test_social_api_accepts_every_defensible_answer():
+    # Issue 20: the requirement that decides is judged, not one accepted string.
+    for changes in ({"feed": "graphql"}, {"profile_screen": "rest"},
+                    {"live_comments": "websocket"}, {"notifications": "websocket"},
+                    {"notifications": "long-polling"}):
+        assert_passes("interview.social-api", answer_with(**changes))
+
+
+def test_social_api_pushing_the_whole_feed_fails_on_connections():
+    assert_fails("interview.social-api", answer_with(feed="sse"),
+                 "feed with sse: sse holds a connection per reader open: 1,000,000")
+
+
+def test_social_api_counts_the_websocket_upgrade_with_the_other_handshakes():
+    assert_fails("interview.social-api", answer_with(profile_screen="websocket"),
+                 "3 handshake round trips (TCP, TLS, the HTTP Upgrade)")
 
 
 def test_social_api_sse_chat_costs_posts():
@@ -283,3 +295,71 @@ def test_proto_breaking_without_nested_messages_misses_one():
     assert_fails("interview.proto-breaking", top_level_only,
                  "pair 'retyped' (protos/interview/pairs/retyped_*.proto): you missed "
                  "[('type', 'Order.Line', 2)]")
+
+
+# --- versioning plan: issue 20's loophole and issue 23's classes --------------------------
+
+
+def test_versioning_plan_with_deprecation_only_fails():
+    # Issue 20: "0 of 200 teams broken" with no Sunset and no Link; announcing is the lesson.
+    class DeprecationOnly(exercises.VersioningPlan):
+        sunset_after_days = 365  # long enough that no team is broken
+
+        @staticmethod
+        def headers(deprecated_at, sunset_at, successor):
+            return {"Deprecation": f"@{int(deprecated_at.timestamp())}"}
+
+    assert_fails("interview.versioning-plan", DeprecationOnly, "never announced its sunset")
+
+
+def test_versioning_plan_without_a_link_to_the_successor_fails():
+    class NoLink(exercises.VersioningPlan):
+        @staticmethod
+        def headers(deprecated_at, sunset_at, successor):
+            return {key: value for key, value in exercises.VersioningPlan.headers(
+                deprecated_at, sunset_at, successor).items() if key != "Link"}
+
+    assert_fails("interview.versioning-plan", NoLink, "do not say where to go")
+
+
+def test_versioning_plan_with_a_constant_sunset_date_fails():
+    # Issue 23, "constant": a date written once, whatever the plan says.
+    class Constant(exercises.VersioningPlan):
+        @staticmethod
+        def headers(deprecated_at, sunset_at, successor):
+            return exercises.VersioningPlan.headers(
+                deprecated_at, dt.datetime(2026, 12, 31, tzinfo=dt.UTC), successor)
+
+    assert_fails("interview.versioning-plan", Constant, "but v1 stops answering on")
+
+
+def test_versioning_plan_with_a_link_of_another_relation_fails():
+    # Issue 23, "loose comparison": a Link is not enough, its relation must be successor-version.
+    class WrongRel(exercises.VersioningPlan):
+        @staticmethod
+        def headers(deprecated_at, sunset_at, successor):
+            return exercises.VersioningPlan.headers(deprecated_at, sunset_at, successor) | {
+                "Link": f'<{successor}>; rel="alternate"'}
+
+    assert_fails("interview.versioning-plan", WrongRel, "do not say where to go")
+
+
+def test_the_successor_link_is_parsed_by_relation():
+    from labsupport.labs.interview.versioning import successor_link
+    assert successor_link('</v2>; rel="successor-version"') == "/v2"
+    assert successor_link('</docs>; rel="help", </v2>; rel="latest-version successor-version"'
+                          ) == "/v2"
+    assert successor_link('</v2>; rel="alternate"') is None
+    assert successor_link(None) is None
+
+
+# --- issue 23's "constant" class for the older checks ----------------------------------------
+
+
+def test_frame_bytes_constant_fails():
+    assert_fails("interview.frame-bytes", lambda payload: 6, "a 9-byte message took 15 bytes")
+
+
+def test_social_api_one_protocol_for_everything_fails():
+    everything = {feature: "websocket" for feature in exercises.design.FEATURES}
+    assert_fails("interview.social-api", lambda: everything, "feed with websocket")

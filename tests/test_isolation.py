@@ -38,7 +38,8 @@ CLIENT = textwrap.dedent('''
     from http.client import HTTPConnection
     import grpc, nats
     from grpc_health.v1 import health_pb2, health_pb2_grpc
-    from labsupport.labs.grpc_service.server import user_service_pb2 as pb, user_service_pb2_grpc as pb_grpc
+    from labsupport.labs.grpc_service.server import (user_service_pb2 as pb,
+                                                     user_service_pb2_grpc as pb_grpc)
 
     spec = json.loads(sys.argv[1])
     if spec["uid"] is not None:  # become the other user before any connection

@@ -200,8 +200,6 @@ def test_06_notifications_arrive_through_the_hub(learner, hub):
     close(page)
 
 
-@pytest.mark.xfail(reason="07's database.reset() (cell 59) unlinks the orders app's SQLite file "
-                   "(issue 21): the queues helper fixes it; remove this mark once merged")
 def test_07_an_order_placed_on_the_page_comes_back_as_a_notification(learner, hub):
     page = open_notebook(learner, hub, "07-queues-vs-direct.ipynb")
     run_all(page)

@@ -151,7 +151,23 @@ def test_measured_numbers_are_plotted_by_the_cells(name):
                    for data in shown)
 
 
-@pytest.mark.parametrize("name", LABS[1:])
+#: Labs of questions, each question followed by its own checked practice (issue 20).
+PRACTICE_PER_QUESTION = {"09-interview-questions": r"^## Q\d "}
+
+
+@pytest.mark.parametrize("name", list(PRACTICE_PER_QUESTION))
+def test_a_checked_practice_follows_each_question(name):
+    notebook = cells(name)
+    starts = [i for i, cell in enumerate(notebook) if cell.cell_type == "markdown"
+              and re.search(PRACTICE_PER_QUESTION[name], cell.source, re.M)]
+    ends = [*starts[1:], next(i for i, cell in enumerate(notebook)
+                              if i > starts[-1] and cell.source.startswith("## "))]
+    unpractised = [notebook[a].source.splitlines()[0] for a, b in zip(starts, ends, strict=True)
+                   if not any(cell.metadata.get("exercise") for cell in notebook[a:b])]
+    assert not unpractised, f"no checked practice after {unpractised}"
+
+
+@pytest.mark.parametrize("name", [lab for lab in LABS[1:] if lab not in PRACTICE_PER_QUESTION])
 def test_three_to_five_exercises(name):
     """Three to five exercises; a lab whose first quarter holds one (the learner's first
     checked code) may have a sixth. A draft (``Lab.draft``, just scaffolded) is not held to it."""

@@ -15,6 +15,7 @@ import time
 import nats
 import pytest
 from jupyter_client.manager import start_new_kernel
+from nats.js.api import StorageType
 
 from labsupport import harness, queues
 from labsupport.labs.queues import broker as broker_module
@@ -197,3 +198,41 @@ def test_a_sigkilled_kernel_leaves_no_broker():
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def _publish_ms(js, count=30):
+    async def run():
+        started = time.perf_counter()
+        for _ in range(count):
+            await js.publish("timing.x", b"{}")
+        return (time.perf_counter() - started) / count * 1000
+    return run()
+
+
+def test_a_replicated_ack_costs_more_than_a_single_nodes_and_sync_always_more_still():
+    """07 cell 'a replicated ack costs more': the direction, measured as the notebook does."""
+
+    async def main(urls):
+        connections = [await nats.connect(servers=u, connect_timeout=2) for u in urls]
+        streams = [c.jetstream(timeout=5) for c in connections]  # a new cluster may be electing
+        for js, replicas in zip(streams, (1, 3, 1), strict=True):
+            await js.add_stream(name="TIMING", subjects=["timing.>"], storage=StorageType.FILE,
+                                num_replicas=replicas)
+        runs = [[], [], []]
+        for _ in range(7):
+            for index, js in enumerate(streams):
+                runs[index].append(await _publish_ms(js))
+        for connection in connections:
+            await connection.close()
+        return [min(r) for r in runs]  # the quickest run: least disturbed by other work
+
+    single = queues.start(name="timing-single")
+    cluster = queues.start(name="timing-cluster", cluster=3)
+    synced = queues.start(name="timing-synced", sync_always=True)
+    try:
+        one, three, always = asyncio.run(main([single.servers, cluster.servers, synced.servers]))
+    finally:
+        for broker in (single, cluster, synced):
+            broker.stop()
+    assert three > one, (one, three)
+    assert always > one, (one, always)  # an fsync per message (not on a RAM disk)

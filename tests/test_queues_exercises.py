@@ -159,7 +159,7 @@ def test_partition_reference_passes():
 def test_random_partition_fails():
     rng = random.Random(1)
     assert_fails("queues.per-key-order", lambda key, n: rng.randrange(n),
-                 "a different answer for the same key")
+                 "not on state kept in one process, the order keys arrive in, or chance")
 
 
 def test_one_partition_fails():
@@ -214,3 +214,52 @@ def test_the_lab_place_order_writes_both_rows_or_neither():
     conn.commit()
     body = conn.execute("SELECT body FROM outbox").fetchone()[0]
     assert json.loads(body)["order_id"] == order_id
+
+
+def test_python_hash_partition_fails_across_processes():
+    # Issue 20: one process computed every partition, so hash() looked stable.
+    assert_fails("queues.per-key-order", lambda key, n: hash(key) % n,
+                 "Python's hash() of a str is salted per process")
+
+
+def test_partition_state_kept_in_one_process_fails():
+    assigned: dict[str, int] = {}
+
+    def round_robin_remembered(key, partitions):
+        return assigned.setdefault(key, len(assigned) % partitions)
+
+    assert_fails("queues.per-key-order", round_robin_remembered,
+                 "not on state kept in one process")
+
+
+def test_partition_by_the_sample_keys_digits_fails():
+    # Sample-only: the keys are drawn at check time, so a table of the sample's keys fails.
+    table = {f"user-{n}": i % 4 for i, n in enumerate((3, 14, 15, 92, 65, 35, 89, 79))}
+    assert_fails("queues.per-key-order", lambda key, n: table.get(key, 0),
+                 "used only 1 of 4 partitions")
+
+
+def test_relay_that_marks_without_committing_fails():
+    # Issue 23, "requirement skipped": the rows look published on the relay's own connection.
+    def no_commit(conn, publish):
+        rows = conn.execute("SELECT id, message_id, subject, body FROM outbox "
+                            "WHERE published = 0").fetchall()
+        for row_id, message_id, subject, body in rows:
+            publish(subject, body.encode(), msg_id=message_id)
+            conn.execute("UPDATE outbox SET published = 1 WHERE id = ?", (row_id,))
+        return len(rows)
+
+    assert_fails("queues.outbox", no_commit, "marked the rows published but never committed")
+
+
+def test_retry_with_a_fixed_delay_fails():
+    # Issue 23, "happy path only": a fixed pause where the lesson is a growing delay.
+    async def fixed(js, msg, error, max_attempts=3):
+        if msg.metadata.num_delivered < max_attempts:
+            await msg.nak(delay=0.1)
+            return
+        await js.publish("dlq.orders", msg.data, headers={"Reason": str(error)})
+        await msg.term()
+
+    assert_fails("queues.retry-dlq", fixed, "the delay should grow with each attempt")
+

@@ -94,9 +94,9 @@ def test_malformed_bodies_go_to_the_dlq_with_the_reason_and_the_worker_lives_on(
     assert len(letters) == len(expected)
     for (reason, _), start in zip(letters, expected, strict=True):
         assert reason.startswith(start), (reason, start)
-    while store.effects_count() < 1 and time.monotonic() < deadline:
+    while store.effects_count(app.engine) < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert app.worker.running and store.texts() == ["Your order 3 is confirmed"]
+    assert app.worker.running and store.texts(app.engine) == ["Your order 3 is confirmed"]
 
 
 def test_a_failing_effect_is_retried_then_dead_lettered(queues_broker):
@@ -140,7 +140,7 @@ def test_q5_end_to_end_nothing_lost_while_the_worker_is_stopped(app):
         back.close()
         orders = [json.loads(e.data)["data"]["order_id"] for e in events]
         assert orders == sorted(orders) and len(set(orders)) == 3
-        assert store.effects_count() == 4 and store.duplicate_effects() == 0
+        assert store.effects_count(app.engine) == 4 and store.duplicate_effects(app.engine) == 0
     finally:
         listener.close()
 
@@ -167,3 +167,19 @@ def test_the_circuit_breaker_fails_fast_once_open():
         assert breaker.state == "half-open"
         assert direct.notify(notifier.url, {"order_id": 1, "user_id": "u"}, breaker=breaker) == 1
         assert breaker.state == "closed"
+
+
+def test_the_orders_page_still_places_orders_after_another_cell_resets_the_database(app):
+    # 07 after Run All: a later cell's database.reset() unlinked the pipeline's SQLite file, and
+    # "Place order" answered 500 "attempt to write a readonly database" (issue 21).
+    listener = sse.Listener(f"{app.url}/events?client_id=user-101")
+    try:
+        database.reset()
+        reply = requests.post(f"{app.url}/orders", json={"user_id": 101, "item": "Keyboard"},
+                              timeout=5)
+        assert reply.status_code == 201, reply.text
+        [event] = listener.wait_for(1, timeout=5)
+        assert json.loads(event.data)["data"]["order_id"] == reply.json()["order_id"]
+        assert store.effects_count(app.engine) == 1
+    finally:
+        listener.close()

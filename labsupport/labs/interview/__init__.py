@@ -4,7 +4,8 @@ Its pieces, one job each: ``game`` (Q6's game-state server) and ``prediction``;
 ``versioning``, ``evolution``, ``graphql_deprecation`` and ``protodiff`` (Q7);
 ``idempotency`` and ``backpressure`` (the extra questions); ``evidence``
 (measurements on the other labs' servers, with :mod:`labsupport.wire`); ``design`` (Q4's budgets);
-``questions`` (``ask()``); ``onepage`` (the summary page and its export); ``exercises``.
+``balancing`` (long-lived connections behind a balancer); ``questions`` (``ask()``);
+``onepage`` (the summary page and its export); ``exercises`` and ``practice`` (the checks).
 """
 
 from .onepage import summary

@@ -22,9 +22,10 @@ import requests
 
 from ...engine import NotAttempted, Unmet, exercise, expect
 from ..websocket_chat import server as chat
-from . import design, evidence, game, idempotency, protodiff, versioning
+from . import design, evidence, game, idempotency, practice, protodiff, versioning
 
 NOTEBOOK = "09-interview-questions"
+__all__ = ["practice"]  # its Q1 and Q3 checks register on import
 
 
 # --- 1. what one WebSocket message costs (Q2) -------------------------------------------
@@ -317,7 +318,8 @@ def simulate_deprecation(plan: Any, base_day: dt.datetime) -> dict[str, Any]:
                 server.clock.now = release + dt.timedelta(days=day)
                 response = requests.get(f"{server.url}/api/v1/users/101", timeout=5)
                 seen[day] = versioning.describe(response) | {
-                    "raw": {k: response.headers.get(k) for k in ("Deprecation", "Sunset")}}
+                    "raw": {k: response.headers.get(k) for k in ("Deprecation", "Sunset",
+                                                                 "Link")}}
             return seen[day]
 
         broken, noticed = 0, 0
@@ -347,7 +349,8 @@ def simulate_deprecation(plan: Any, base_day: dt.datetime) -> dict[str, Any]:
         "Client teams only notice a Deprecation header they can parse: RFC 9745 wants '@' and "
         "Unix seconds, e.g. '@1767225600'.",
         "Sunset is an HTTP-date (RFC 8594), e.g. 'Thu, 01 Jan 2026 00:00:00 GMT': "
-        "email.utils.format_datetime(when, usegmt=True) writes one.",
+        "email.utils.format_datetime(when, usegmt=True) writes one. And a Link header with "
+        "rel=\"successor-version\" says where to go.",
         "Teams need time: most migrations take one to three months, a few much longer. Give "
         f"them enough, but no more than {COST_BUDGET_DAYS} days in all.",
     ],
@@ -381,6 +384,21 @@ def check_versioning_plan(plan):
            f"{raw['Sunset']!r}" + ("" if versioning.parse_sunset(raw["Sunset"]) else
                                     ", which is not an HTTP-date, so teams saw no deadline"))
     expect(outcome["status_after_sunset"] == 410, "after the sunset v1 must answer 410")
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    announced = versioning.parse_sunset(raw["Sunset"])
+    expect(announced is not None,
+           f"v1 deprecated itself but never announced its sunset (Sunset: {raw['Sunset']!r}): "
+           f"without a date, client teams put the migration off and are broken on the day it "
+           f"stops; send an RFC 8594 Sunset header (an HTTP-date)")
+    stops = base + dt.timedelta(days=sunset)
+    expect(announced is not None and abs(announced - stops) < dt.timedelta(days=1),
+           f"your Sunset header announces {raw['Sunset']!r}, but v1 stops answering on "
+           f"{stops:%d %b %Y}: announce the date it really stops (headers gets it as sunset_at)")
+    successor = versioning.successor_link(raw["Link"])
+    expect(successor == "/api/v2/users/101",
+           f"v1's responses do not say where to go (Link: {raw['Link']!r}): send "
+           f"Link: <successor>; rel=\"successor-version\" (RFC 5829), the successor "
+           f"headers is given, so a team finds v2 from the response itself")
     return (f"{outcome['broken']} of {TEAMS} teams broken at the sunset on day {sunset}, "
             f"{outcome['requests']} requests to the live server")
 
@@ -398,7 +416,8 @@ def check_versioning_plan(plan):
         "(message.reserved_range: start inclusive, end exclusive).",
         "Same number: same name but other type or cardinality is 'type'; another name and "
         "another type is 'reused'; a number the old version reserved, used again, is 'reused'. "
-        "A rename alone is safe.",
+        "A rename alone is safe on the binary wire, so it is not reported here (it still breaks "
+        "the JSON mapping and generated code: notebook 03, section 2).",
         "Walk nested messages too (message.nested_type), naming them 'Outer.Inner'.",
     ],
     reference=protodiff.breaking_changes,

@@ -24,6 +24,7 @@ from ...database import User, db
 from ...harness import ServerHandle, serve_wsgi
 
 __all__ = ["Clock", "Lifecycle", "lifecycle_headers", "parse_deprecation", "parse_sunset",
+           "successor_link",
            "create_app", "start", "VersionsHandle", "describe"]
 
 HeaderMaker = Callable[[dt.datetime, dt.datetime, str], dict[str, str]]
@@ -83,6 +84,18 @@ def parse_sunset(value: str | None) -> dt.datetime | None:
     if parsed is None or parsed.tzinfo is None or not value.rstrip().endswith("GMT"):
         return None
     return parsed
+
+
+def successor_link(value: str | None) -> str | None:
+    """The target of a ``Link`` header's ``rel="successor-version"`` (RFC 5829), or None."""
+    for part in (value or "").split(","):
+        target, _, params = part.strip().partition(";")
+        rels = {p.strip().removeprefix("rel=").strip('"') for p in params.split(";")
+                if p.strip().startswith("rel=")}
+        if target.startswith("<") and target.endswith(">") and any(
+                "successor-version" in rel.split() for rel in rels):
+            return target[1:-1]
+    return None
 
 
 @dataclass

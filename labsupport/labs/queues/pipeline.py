@@ -19,10 +19,14 @@ the missed notifications on reconnect (``Last-Event-ID``).
 
 from __future__ import annotations
 
+import itertools
+import sqlite3
 import threading
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
 from ... import database
@@ -40,6 +44,7 @@ from .worker import Worker, ensure_streams
 __all__ = ["start", "PipelineHandle"]
 
 PRICE_CENTS = 1250
+_copies = itertools.count(1)
 
 
 class PipelineHandle(ServerHandle):
@@ -111,10 +116,31 @@ def _orders_blueprint(engine: Any, relay: Relay) -> Blueprint:
     return orders
 
 
+def _own_database(fresh_data: bool) -> Engine:
+    """A SQLite file of the pipeline's own: a copy of the labs' database at start.
+
+    The orders app outlives the cells after it, and any of them may call
+    ``database.reset()``, which deletes the shared file; on it, "Place order"
+    would answer 500 ("attempt to write a readonly database"). The copy sits in
+    the same temporary directory and goes with it when the kernel exits.
+    """
+    source = database.ready(fresh_data)
+    path = Path(source.url.database or "").with_name(f"pipeline-{next(_copies)}.sqlite3")
+    with source.connect() as conn, sqlite3.connect(path) as target:
+        conn.connection.driver_connection.backup(target)  # type: ignore[union-attr]
+    target.close()
+    return create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False,
+                                                            "timeout": 10})
+
+
 def start(broker: BrokerHandle, *, name: str = "queues-pipeline", heartbeat: float = 0.5,
           retry_ms: int = 500, worker: bool = True, fresh_data: bool = True) -> PipelineHandle:
-    """Serve the Q5 pipeline against ``broker``; the worker runs unless ``worker=False``."""
-    engine = database.reset() if fresh_data else database.current_engine()
+    """Serve the Q5 pipeline against ``broker``; the worker runs unless ``worker=False``.
+
+    Its orders and notifications live in a database of its own (``handle.engine``), a
+    copy of the labs' sample data (of the current data with ``fresh_data=False``).
+    """
+    engine = _own_database(fresh_data)
     writer = store.ensure_tables(engine)
     bus = Bus(broker.servers, name=f"{name}-bus")
     try:
@@ -136,6 +162,9 @@ def start(broker: BrokerHandle, *, name: str = "queues-pipeline", heartbeat: flo
         handle.stop_worker()
         relay.stop()
         bus.close()
+        writer.dispose()
+        engine.dispose()
+        Path(engine.url.database or "").unlink(missing_ok=True)
 
     handle = serve_wsgi(name, app, on_stop=on_stop, handle=PipelineHandle, sse=sse_broker,
                         relay=relay, bus=bus, engine=writer, servers=broker.servers, worker=None)
