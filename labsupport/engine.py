@@ -15,6 +15,8 @@ import html
 import inspect
 import json
 import os
+import random
+import socket
 import threading
 import traceback
 from collections.abc import Callable
@@ -24,10 +26,11 @@ from typing import Any
 
 __all__ = [
     "Unmet", "Exercise", "Verdict", "exercise", "check", "hint", "solution", "progress",
-    "progress_path", "expect", "reveal", "mark", "marked",
+    "progress_path", "expect", "reveal", "mark", "marked", "cases", "closed_port",
 ]
 
 PROGRESS_ENV = "PROTOCOL_LAB_PROGRESS"
+SEED_ENV = "PROTOCOL_LAB_SEED"
 DEFAULT_TIMEOUT = 10.0
 
 
@@ -43,6 +46,26 @@ def expect(condition: object, message: str) -> None:
     """Raise :class:`Unmet` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise Unmet(message)
+
+
+def cases(seed: int | None = None) -> random.Random:
+    """The random source a check draws its cases from, so no answer can be fitted to them.
+
+    Seeded from ``seed``, else ``$PROTOCOL_LAB_SEED``, else afresh; a failure
+    message names the concrete case it drew (the ids, sizes, orders), so a
+    learner can reproduce it.
+    """
+    if seed is None:
+        configured = os.environ.get(SEED_ENV)
+        seed = int(configured) if configured else random.SystemRandom().randrange(2**32)
+    return random.Random(seed)
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on: connecting to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @dataclass
