@@ -224,7 +224,7 @@ def test_private_message_to_everyone_fails():
         for other in chat.clients:
             chat.send(other, event)
 
-    assert_fails("websockets.private-message", everyone, "Grace got a private message")
+    assert_fails("websockets.private-message", everyone, "got a private message between users")
 
 
 def test_private_message_to_one_tab_fails():
@@ -241,7 +241,7 @@ def test_private_message_to_one_tab_fails():
         chat.send(targets[0], event)
         chat.send(client, event)
 
-    assert_fails("websockets.private-message", first_connection_only, "Ada's other tab")
+    assert_fails("websockets.private-message", first_connection_only, "the sender's other tab")
 
 
 def test_private_message_to_nobody_without_error_fails():

@@ -140,7 +140,8 @@ def check_socketio_by_hand(socketio_hello):
     tokens = TokenSigner()
     heard: list[Any] = []
     with _socketio_server(tokens, heard) as server:
-        for user_id, name in ((101, "Ada Lovelace"), (103, "Grace Hopper")):
+        for user_id in cases().sample(range(101, 126), 2):
+            name = _user_name(user_id)
             token = tokens.token_for(user_id)
             try:
                 data = _hello(server, socketio_hello, token, heard)
@@ -395,30 +396,36 @@ def check_private_message(on_private_message):
     if not _sends_anything(on_private_message, {"type": "private_message",
                                                 "to_user_id": 102, "message": "psst"}):
         raise NotAttempted("on_private_message sends nothing yet")
+    draw = cases()
+    sender, to, bystander = draw.sample(range(101, 126), 3)
+    text = draw.choice(["Lunch at noon?", "Größe: 42 📦", "two\nlines"])
     with chat.start(name="websockets-check", fresh_data=False,
                     handlers={"private_message": on_private_message}) as server:
-        tabs = [_open(server, 101), _open(server, 101)]
-        alan, grace = _open(server, 102), _open(server, 103)
+        tabs = [_open(server, sender), _open(server, sender)]
+        alan, grace = _open(server, to), _open(server, bystander)
         try:
-            tabs[0].send(json.dumps({"type": "private_message", "to_user_id": 102,
-                                     "message": "Lunch at noon?"}))
-            expected = {"type": "private_message", "from_user_id": 101,
-                        "username": "Ada Lovelace", "to_user_id": 102,
-                        "message": "Lunch at noon?"}
+            tabs[0].send(json.dumps({"type": "private_message", "to_user_id": to,
+                                     "message": text}))
+            expected = {"type": "private_message", "from_user_id": sender,
+                        "username": _user_name(sender), "to_user_id": to,
+                        "message": text}
             got = _pending(alan)
-            expect(got == [expected], f"Alan should get {expected!r} once, got "
-                                      f"{got or 'nothing'!r}")
+            expect(got == [expected], f"user {to} (the recipient) should get {expected!r} once, "
+                                      f"got {got or 'nothing'!r}")
             got = _pending(tabs[0])
             expect(got == [expected], f"the sender should get the same event back once (its "
                                       f"confirmation), got {got or 'nothing'!r}")
             got = _pending(tabs[1])
-            expect(got == [expected], "Ada's other tab (a second connection of user 101) "
-                                      f"should get it once too, got {got or 'nothing'!r}")
-            expect(not _pending(grace), "Grace got a private message between Ada and Alan")
-            for bad, what in (({"to_user_id": 999, "message": "hi"},
-                               "to user 999, who is not connected,"),
-                              ({"to_user_id": 102, "message": "  "}, "with an empty message"),
-                              ({"to_user_id": 102}, "without a message")):
+            expect(got == [expected], f"the sender's other tab (a second connection of user "
+                                      f"{sender}) should get it once too, got "
+                                      f"{got or 'nothing'!r}")
+            expect(not _pending(grace), f"user {bystander} got a private message between users "
+                                        f"{sender} and {to}")
+            offline = next(id for id in range(101, 126) if id not in (sender, to, bystander))
+            for bad, what in (({"to_user_id": offline, "message": "hi"},
+                               f"to user {offline}, who is not connected,"),
+                              ({"to_user_id": to, "message": "  "}, "with an empty message"),
+                              ({"to_user_id": to}, "without a message")):
                 tabs[0].send(json.dumps({"type": "private_message", **bad}))
                 replies = _pending(tabs[0])
                 expect([r.get("type") for r in replies] == ["error"],
