@@ -287,7 +287,8 @@ def _check_batches(posts_by_author, draw) -> str:
         if not newest[id]:
             expect(authors[index] == [], f"user {id} has no posts: list {index} of "
                                          f"posts_by_author({ids}) must be empty, got the posts "
-                                         f"of authors {authors[index]}")
+                                         f"of authors {authors[index]}: keep the order of the "
+                                         "ids, an empty list for an id without posts")
             continue
         expect(authors[index] and set(authors[index]) == {id},
                f"list {index} of posts_by_author({ids}) must hold the posts of user "
