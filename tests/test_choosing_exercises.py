@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import requests
-from exercise_helpers import assert_fails, assert_passes
+from exercise_helpers import assert_fails, assert_fails_for_some_seed, assert_passes
 
 from labsupport.labs.choosing import Pick
 from labsupport.wire import WireTap
@@ -25,6 +25,23 @@ def test_wire_bytes():
     assert_fails("choosing.wire-bytes", body_only, "the body alone")
     assert_fails("choosing.wire-bytes", response_only, "the response only")
     assert_fails("choosing.wire-bytes", lambda port, reads: None, "not solved yet")
+
+
+def test_wire_bytes_constant_fails():
+    """A constant: the figure the notebook's server gave, returned without measuring."""
+    assert_fails("choosing.wire-bytes", lambda server_port, reads: 547.0,
+                 "you counted 547 B per read; a WireTap measured")
+
+
+def test_wire_bytes_divided_by_the_notebooks_reads_fails():
+    """Sample-only: the total divided by 4, the notebook's number of reads."""
+    def four_reads(server_port, reads):
+        with WireTap(server_port) as tap, requests.Session() as http:
+            for _ in range(reads):
+                http.get(f"{tap.url}/api/v1/users/101", timeout=5)
+        return tap.total_bytes / 4
+
+    assert_fails_for_some_seed("choosing.wire-bytes", four_reads, "divide by the reads you made")
 
 
 def test_predict_ratio():

@@ -6,7 +6,7 @@ import contextlib
 import json
 
 import pytest
-from exercise_helpers import assert_fails, assert_passes
+from exercise_helpers import assert_fails, assert_fails_for_some_seed, assert_passes
 from graphql import GraphQLError
 from sqlalchemy import select
 from websockets.sync.client import connect
@@ -57,7 +57,8 @@ def test_exact_query_unused_variable_fails():
     def ignores_variable():
         return 'query { user(id: "101") { name posts(limit: 3) { title } } }'
 
-    assert_fails("graphql.exact-query", ignores_variable, "expected 'Alan Turing'")
+    assert_fails("graphql.exact-query", ignores_variable,
+                 "is the id hard-coded instead of taken from $id")
 
 
 def test_exact_query_syntax_error_is_reported():
@@ -121,6 +122,22 @@ def test_partial_update_message_without_field_fails():
     assert_fails("graphql.partial-update", vague, "the message should name the field 'name'")
 
 
+def test_partial_update_blank_and_at_sign_checks_only_fails():
+    """Too loose: `if not name` lets "   " through; "@" in email lets eve@example through."""
+    def loose(user, changes):
+        for field in ("name", "email"):
+            if field in changes and not changes[field]:
+                raise GraphQLError(f"{field} must not be empty",
+                                   extensions={"code": "BAD_USER_INPUT"})
+        if "email" in changes and "@" not in changes["email"]:
+            raise GraphQLError("email needs an @", extensions={"code": "BAD_USER_INPUT"})
+        for field, value in changes.items():
+            setattr(user, field, value)
+        return user
+
+    assert_fails("graphql.partial-update", loose, "got no error")
+
+
 # --- graphql.dataloader -------------------------------------------------------------
 
 def test_dataloader_reference_passes():
@@ -173,7 +190,19 @@ def test_dataloader_oldest_first_fails():
         posts = list(db.session.scalars(select(Post).where(Post.author_id.in_(author_ids))))
         return [[p for p in posts if p.author_id == a] for a in author_ids]
 
-    assert_fails("graphql.dataloader", oldest_first, "(newest first)")
+    assert_fails("graphql.dataloader", oldest_first, "newest first (created_at, then id)")
+
+
+def test_dataloader_newest_by_id_fails():
+    """Sample-only: newest first by id holds only while ids follow the timestamps."""
+    async def by_id(author_ids):
+        query = select(Post).where(Post.author_id.in_(author_ids)).order_by(Post.id.desc())
+        grouped = {author_id: [] for author_id in author_ids}
+        for post in db.session.scalars(query):
+            grouped[post.author_id].append(post)
+        return [grouped[author_id] for author_id in author_ids]
+
+    assert_fails("graphql.dataloader", by_id, "ids do not follow created_at")
 
 
 # --- graphql.depth-limit --------------------------------------------------------------
@@ -288,7 +317,7 @@ def test_ws_client_filtering_on_the_client_side_too_late_fails():
                 titles.append(message["payload"]["data"]["postAdded"]["title"])
             return titles
 
-    assert_fails("graphql.ws-client", every_post, "got ['not yours', 'first']")
+    assert_fails("graphql.ws-client", every_post, "got ['not yours ")
 
 
 def test_ws_client_counting_the_ack_fails():
@@ -321,3 +350,57 @@ def test_ws_client_leaving_the_subscription_open_fails():
 
     with sockets:
         assert_fails("graphql.ws-client", never_closes, "its subscription is still open")
+
+
+def test_depth_limit_with_seen_for_the_whole_query_fails():
+    """Shared state: one `seen` set for the whole walk skips a fragment's second use."""
+    def shared_seen(selection_set, fragments, seen=None):
+        seen = set() if seen is None else seen
+        if selection_set is None:
+            return 0
+        deepest = 0
+        for s in selection_set.selections:
+            if s.kind == "field":
+                if not s.name.value.startswith("__"):
+                    deepest = max(deepest, 1 + shared_seen(s.selection_set, fragments, seen))
+            elif s.kind == "inline_fragment":
+                deepest = max(deepest, shared_seen(s.selection_set, fragments, seen))
+            elif s.name.value not in seen:
+                seen.add(s.name.value)
+                deepest = max(deepest, shared_seen(fragments[s.name.value].selection_set,
+                                                   fragments, seen))
+        return deepest
+
+    assert_fails("graphql.depth-limit", shared_seen, "keep `seen` per path")
+
+
+def test_depth_limit_resolving_one_level_of_spreads_fails():
+    """Sample-only: spreads followed one level down, enough for the notebook's fragments."""
+    def one_level(selection_set, fragments, seen=frozenset(), expanded=False):
+        if selection_set is None:
+            return 0
+        deepest = 0
+        for s in selection_set.selections:
+            if s.kind == "field":
+                if not s.name.value.startswith("__"):
+                    deepest = max(deepest, 1 + one_level(s.selection_set, fragments, seen,
+                                                         expanded))
+            elif s.kind == "inline_fragment":
+                deepest = max(deepest, one_level(s.selection_set, fragments, seen, expanded))
+            elif not expanded:
+                deepest = max(deepest, one_level(fragments[s.name.value].selection_set,
+                                                 fragments, seen, True))
+        return deepest
+
+    assert_fails("graphql.depth-limit", one_level, "each spread inside the one before")
+
+
+def test_ws_client_for_the_notebooks_author_fails():
+    """Sample-only: the author and count of the notebook's example, not those given."""
+    from labsupport.engine import get
+    reference = get("graphql.ws-client").reference
+
+    def user_102(ws_url, author_id, count):
+        return reference(ws_url, "102", 2)
+
+    assert_fails_for_some_seed("graphql.ws-client", user_102, "a message that never came")

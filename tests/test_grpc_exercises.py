@@ -156,7 +156,7 @@ def test_status_codes_internal_on_duplicate_fails():
             return user_service_pb2.UserResponse(success=False, error_message=str(e))
 
     assert_fails("grpc.status-codes", documents_way,
-                 "an email already taken answered INTERNAL, expected ALREADY_EXISTS")
+                 "an email already taken, answered INTERNAL, expected ALREADY_EXISTS")
 
 
 def test_status_codes_error_in_the_body_fails():
@@ -403,3 +403,91 @@ def test_solution_sources_need_only_the_notebook_imports():
     for id in ("grpc.first-call", "grpc.status-codes", "grpc.retry", "grpc.stream",
                "grpc.auth-interceptor", "grpc.bidi-lookup"):
         exec(compile(get(id).solution_source, id, "exec"), dict(namespace))
+
+
+# --- wrong answers by class ----------------------------------------------------------
+
+
+def test_first_call_fitted_to_the_two_codes_the_notebook_shows_fails():
+    """Too loose: raising UNAVAILABLE and DEADLINE_EXCEEDED only, every other code as None."""
+    def two_codes(channel, user_id):
+        try:
+            return _get_user(channel, user_id, timeout=1).user.name
+        except grpc.RpcError as error:
+            if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise
+            return None
+
+    assert_fails("grpc.first-call", two_codes, "None is for NOT_FOUND only, every other code")
+
+
+def test_retry_with_a_fixed_pause_fails():
+    """Happy path only: a fixed pause, where the lesson is a wait that doubles."""
+    def fixed_pause(stub, user_id, attempts=4):
+        for attempt in range(attempts):
+            try:
+                return stub.GetUser(user_service_pb2.GetUserRequest(id=user_id),
+                                    timeout=0.5).user
+            except grpc.RpcError as error:
+                if error.code() not in (grpc.StatusCode.UNAVAILABLE,
+                                        grpc.StatusCode.DEADLINE_EXCEEDED) \
+                        or attempt == attempts - 1:
+                    raise
+                time.sleep(0.2)
+
+    assert_fails("grpc.retry", fixed_pause, "the waits should double")
+
+
+def test_retry_of_everything_but_not_found_fails():
+    """Too loose: NOT_FOUND (the notebook's example) not retried, every other code retried."""
+    def all_but_not_found(stub, user_id, attempts=4):
+        for attempt in range(attempts):
+            try:
+                return stub.GetUser(user_service_pb2.GetUserRequest(id=user_id),
+                                    timeout=0.5).user
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.NOT_FOUND or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+
+    assert_fails("grpc.retry", all_but_not_found, "Only UNAVAILABLE and DEADLINE_EXCEEDED may pass")
+
+
+def test_auth_with_the_notebooks_token_fails():
+    """A constant: the token of the notebook's example, not the one given to __init__."""
+    reference = get("grpc.auth-interceptor").reference
+
+    class Hardcoded(reference):
+        def __init__(self, token):
+            super().__init__("s3cret")
+
+    assert_fails("grpc.auth-interceptor", Hardcoded, "the token is the one passed to __init__")
+
+
+def test_auth_by_prefix_fails():
+    """Too loose: startswith lets a longer token in."""
+    class Prefix(grpc.ServerInterceptor):
+        def __init__(self, token):
+            self.expected = f"Bearer {token}"
+
+        def intercept_service(self, continuation, handler_call_details):
+            value = dict(handler_call_details.invocation_metadata).get("authorization", "")
+            if handler_call_details.method.startswith("/grpc.health.v1.Health/") \
+                    or value.startswith(self.expected):
+                return continuation(handler_call_details)
+            return grpc.unary_unary_rpc_method_handler(
+                lambda request, context: context.abort(grpc.StatusCode.UNAUTHENTICATED, "no"))
+
+    assert_fails("grpc.auth-interceptor", Prefix, "compare the whole value")
+
+
+def test_status_codes_and_stream_pass_in_a_fresh_interpreter():
+    """No lab started, no session bound: the checks set their data up themselves."""
+    import subprocess
+    import sys
+    code = ("from labsupport import check; from labsupport.engine import get\n"
+            "for id in ('grpc.status-codes', 'grpc.stream'):\n"
+            "    v = check(id, get(id).reference); print(v); assert v.passed\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr[-1000:]

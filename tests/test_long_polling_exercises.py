@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 
 import requests
-from exercise_helpers import assert_fails, assert_passes
+from exercise_helpers import assert_fails, assert_fails_for_some_seed, assert_passes
+
+from labsupport.engine import get
 
 # --- long-polling.wakeup --------------------------------------------------------------
 
@@ -164,3 +166,47 @@ def test_resync_restarting_from_zero_fails():
         return body["notifications"], body["cursor"]
 
     assert_fails("long-polling.resync", from_zero, "continue from the snapshot's cursor 12")
+
+
+# --- wrong answers by class ------------------------------------------------------------
+
+
+def test_backoff_with_a_few_percent_of_jitter_fails():
+    """Too loose: waits spread over 10 % below the bound keep the herd together."""
+    def ten_percent(attempt, base=0.5, cap=30.0, rng=random):
+        return min(cap, base * 2 ** attempt) * rng.uniform(0.9, 1.0)
+
+    assert_fails("long-polling.backoff", ten_percent, "Full jitter draws uniformly")
+
+
+def test_backoff_with_the_notebooks_base_fails():
+    """A constant: base 0.5 and cap 8 written in, not the arguments given."""
+    def fixed(attempt, base=0.5, cap=30.0, rng=random):
+        return rng.uniform(0, min(8.0, 0.5 * 2 ** attempt))
+
+    assert_fails("long-polling.backoff", fixed, "retry_delay(")
+
+
+def test_poller_for_the_notebooks_user_fails():
+    """Sample-only: the user of the notebook's example, not the one given."""
+    reference = get("long-polling.poller").reference
+
+    def ada_only(base_url, user_id, count):
+        return reference(base_url, "ada", count)
+
+    assert_fails_for_some_seed("long-polling.poller", ada_only, "raised HTTPError: 404")
+
+
+def test_resync_from_the_notebooks_history_size_fails():
+    """Sample-only: after a 410, poll again from latest - 5, the notebook's history size."""
+    def five_back(base_url, user_id, cursor):
+        url = f"{base_url}/api/notifications/{user_id}/poll"
+        response = requests.get(url, params={"cursor": cursor, "timeout": 0}, timeout=5)
+        if response.status_code == 410:
+            latest = response.json()["error"]["details"]["latest"]
+            response = requests.get(url, params={"cursor": latest - 5, "timeout": 0}, timeout=5)
+        response.raise_for_status()
+        body = response.json()
+        return body["notifications"], body["cursor"]
+
+    assert_fails_for_some_seed("long-polling.resync", five_back, "from the snapshot")

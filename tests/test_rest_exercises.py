@@ -6,7 +6,7 @@ import re
 
 import pytest
 import requests
-from exercise_helpers import assert_fails, assert_passes
+from exercise_helpers import assert_fails, assert_fails_for_some_seed, assert_passes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import and_, or_, select
@@ -37,7 +37,7 @@ def test_first_request_whole_body_fails():
     def whole_body(base_url, user_id):
         return requests.get(f"{base_url}/api/v1/users/{user_id}", timeout=5).json()
 
-    assert_fails("start.first-request", whole_body, "should be 'Ada Lovelace', got {")
+    assert_fails("start.first-request", whole_body, "got {'id': ")
 
 
 def test_first_request_ignoring_404_fails():
@@ -45,6 +45,54 @@ def test_first_request_ignoring_404_fails():
         return requests.get(f"{base_url}/api/v1/users/{user_id}", timeout=5).json()["name"]
 
     assert_fails("start.first-request", no_status_check, "raised KeyError")
+
+
+def test_first_request_every_error_as_missing_fails():
+    """Happy path only: a 500 or a refused connection read as "no such user"."""
+    def swallows_everything(base_url, user_id):
+        try:
+            response = requests.get(f"{base_url}/api/v1/users/{user_id}", timeout=5)
+            response.raise_for_status()
+            return response.json()["name"]
+        except Exception:
+            return None
+
+    assert_fails("start.first-request", swallows_everything,
+                 "the server answered 500 (it failed; the user may well exist) and you "
+                 "returned None: only a 404 means no such user")
+
+
+def test_first_request_any_4xx_5xx_as_missing_fails():
+    """Too loose a comparison: every status >= 400 taken for a 404."""
+    def not_ok_is_missing(base_url, user_id):
+        response = requests.get(f"{base_url}/api/v1/users/{user_id}", timeout=5)
+        return response.json()["name"] if response.ok else None
+
+    assert_fails("start.first-request", not_ok_is_missing, "only a 404 means no such user")
+
+
+def test_first_request_network_error_as_missing_fails():
+    def connection_error_is_missing(base_url, user_id):
+        try:
+            response = requests.get(f"{base_url}/api/v1/users/{user_id}", timeout=5)
+        except requests.ConnectionError:
+            return None
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()["name"]
+
+    assert_fails("start.first-request", connection_error_is_missing,
+                 "the connection is refused and you returned None")
+
+
+def test_first_request_the_sample_user_only_fails():
+    """Sample-only / constant: the one user the notebook shows, hard-coded."""
+    def ada(base_url, user_id):
+        requests.get(f"{base_url}/api/v1/users/{user_id}", timeout=5).raise_for_status()
+        return "Ada Lovelace"
+
+    assert_fails("start.first-request", ada, "should be")
 
 
 # --- rest.every-page ----------------------------------------------------------
@@ -131,6 +179,46 @@ def test_every_page_reading_an_error_as_a_page_fails():
                  "your code raised KeyError reading its body: check the status")
 
 
+def test_every_page_stopping_at_any_error_fails():
+    """Happy path only: a failed page taken for the end of the list (400 is handled, 503 not)."""
+    def stops_on_server_error(users_url, params):
+        users, page = [], 1
+        while True:
+            response = requests.get(users_url, params={**params, "page": page}, timeout=5)
+            if response.status_code >= 500:
+                return users
+            response.raise_for_status()
+            body = response.json()
+            users += body["users"]
+            if page >= body["pagination"]["pages"]:
+                return users
+            page += 1
+
+    assert_fails("rest.every-page", stops_on_server_error,
+                 "page 2 answered 503 Service Unavailable (a server error) and you returned a "
+                 "list of 4")
+
+
+def test_every_page_fitted_to_the_notebooks_walks_fails():
+    """Sample-only: pages counted as total // limit, which the shown walks happen to survive
+    only when the limit divides the total; drawn limits find it."""
+    import math
+
+    def floor_pages(users_url, params):
+        first = requests.get(users_url, params={**params, "page": 1}, timeout=5)
+        first.raise_for_status()
+        body = first.json()
+        users = body["users"]
+        pages = body["pagination"]["total"] // int(params["limit"])
+        for page in range(2, pages + 1):
+            users += requests.get(users_url, params={**params, "page": page},
+                                  timeout=5).json()["users"]
+        return users if params in ({"limit": 3}, {"name": "nobody has this name", "limit": 5}) \
+            or math.ceil(body["pagination"]["total"] / int(params["limit"])) == pages else users
+
+    assert_fails("rest.every-page", floor_pages, "and never asked for page")
+
+
 def test_every_page_stopping_at_an_empty_page_passes():
     """Asking for one page past the end, and stopping at its empty list, is a right answer."""
     def until_empty(users_url, params):
@@ -158,7 +246,7 @@ def test_conditional_get_without_if_none_match_fails():
         return response.status_code, response.headers.get("ETag"), response.json()
 
     assert_fails("rest.conditional-get", never_revalidates,
-                 "sent If-None-Match with the current ETag, expected 304, got 200")
+                 "the server saw your request(s) with If-None-Match [None], never")
 
 
 def test_conditional_get_wrong_header_fails():
@@ -166,7 +254,7 @@ def test_conditional_get_wrong_header_fails():
         response = requests.get(url, headers={"If-Match": etag} if etag else {}, timeout=5)
         return response.status_code, response.headers.get("ETag"), response.json()
 
-    assert_fails("rest.conditional-get", uses_if_match, "expected 304, got 200")
+    assert_fails("rest.conditional-get", uses_if_match, "with If-None-Match [None], never")
 
 
 def test_conditional_get_body_on_304_fails():
@@ -176,6 +264,43 @@ def test_conditional_get_body_on_304_fails():
         return response.status_code, response.headers.get("ETag"), body
 
     assert_fails("rest.conditional-get", returns_text_on_304, "a 304 has no body")
+
+
+def test_conditional_get_faking_the_304_locally_fails():
+    """Requirement skipped, outcome faked: no If-None-Match sent, the 304 made up locally."""
+    def compares_locally(url, etag):
+        response = requests.get(url, timeout=5)
+        if etag is not None and response.headers.get("ETag") == etag:
+            return 304, etag, None
+        return response.status_code, response.headers.get("ETag"), response.json()
+
+    assert_fails("rest.conditional-get", compares_locally,
+                 "the server saw your request(s) with If-None-Match [None], never")
+
+
+def test_conditional_get_unquoted_etag_fails():
+    """Too loose: the ETag sent without its quotes never matches on the server."""
+    def strips_quotes(url, etag):
+        headers = {"If-None-Match": etag.strip('"')} if etag else {}
+        response = requests.get(url, headers=headers, timeout=5)
+        if response.status_code == 304:
+            return 304, etag, None
+        return response.status_code, response.headers.get("ETag"), response.json()
+
+    assert_fails("rest.conditional-get", strips_quotes, "never '\"")
+
+
+def test_conditional_get_fitted_to_user_102_fails():
+    """Sample-only: the check's user is drawn at run time, not the notebook's 102."""
+    def always_102(url, etag):
+        url = re.sub(r"/users/\d+$", "/users/102", url)
+        headers = {"If-None-Match": etag} if etag else {}
+        response = requests.get(url, headers=headers, timeout=5)
+        if response.status_code == 304:
+            return 304, etag, None
+        return response.status_code, response.headers.get("ETag"), response.json()
+
+    assert_fails("rest.conditional-get", always_102, "the 200 carried ETag")
 
 
 # --- rest.validation ----------------------------------------------------------
@@ -218,6 +343,48 @@ def test_validation_crashing_on_types_fails():
         return errors
 
     assert_fails("rest.validation", strips_blindly, "answered 500, expected 422")
+
+
+def test_validation_at_sign_only_fails():
+    """Too loose a comparison: "@" in email lets eve@example and "eve @x.com" through."""
+    def at_sign_only(data, partial=False):
+        errors = {f: ["Unknown field"] for f in data if f not in ("name", "email")}
+        for field in ("name", "email"):
+            if field not in data:
+                if not partial:
+                    errors[field] = ["required"]
+                continue
+            value = data[field]
+            if not isinstance(value, str) or not value.strip() or len(value) > 100:
+                errors[field] = ["invalid"]
+        if isinstance(data.get("email"), str) and "@" not in data["email"]:
+            errors["email"] = ["invalid"]
+        return errors
+
+    assert_fails("rest.validation", at_sign_only,
+                 "an email that is not of the form name@domain.tld")
+
+
+def test_validation_blank_names_accepted_fails():
+    """Too loose: `if not name` lets a name of spaces through."""
+    def no_strip(data, partial=False):
+        errors = rest.validate_user(data, partial)
+        if isinstance(data.get("name"), str) and data["name"] and not data["name"].strip():
+            errors.pop("name", None)
+        return errors
+
+    assert_fails("rest.validation", no_strip, "a name of only whitespace")
+
+
+def test_validation_refusing_only_the_shown_extra_fields_fails():
+    """Sample-only: a blocklist of the fields the notebook shows, not an allowlist."""
+    def blocklist(data, partial=False):
+        known = {k: v for k, v in data.items() if k in ("name", "email")}
+        errors = rest.validate_user(known, partial)
+        errors.update({f: ["Not allowed"] for f in ("id", "role") if f in data})
+        return errors
+
+    assert_fails_for_some_seed("rest.validation", blocklist, "(mass assignment)")
 
 
 bodies = st.dictionaries(
@@ -272,6 +439,29 @@ def test_keyset_oldest_first_fails():
     assert_fails("rest.keyset", oldest_first, "the first page should be the 7 newest posts")
 
 
+def test_keyset_by_id_alone_fails():
+    """Sample-only: ordering and paging by id works only while ids follow the timestamps."""
+    def by_id(after, limit):
+        query = select(Post).order_by(Post.id.desc()).limit(limit)
+        if after is not None:
+            query = query.where(Post.id < after[1])
+        return list(db.session.scalars(query))
+
+    assert_fails("rest.keyset", by_id, "ids do not follow created_at")
+
+
+def test_keyset_reference_passes_in_a_fresh_interpreter():
+    """No lab started, no session bound: the check must set its data up itself."""
+    import subprocess
+    import sys
+    code = ("from labsupport import check; from labsupport.engine import get; "
+            "v = check('rest.keyset', get('rest.keyset').reference); print(v); "
+            "assert v.passed")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr[-1000:]
+
+
 # --- rest.rate-limit ----------------------------------------------------------
 
 def test_rate_limit_reference_passes():
@@ -310,6 +500,50 @@ def test_rate_limit_without_refill_fails():
 
 def test_rate_limit_without_cap_fails():
     assert_fails("rest.rate-limit", Uncapped, "holds at most capacity=3 tokens")
+
+
+class RateIgnored(TokenBucket):
+    """Refills one token a second whatever the rate: right only at the notebook's rate 1.0."""
+
+    def take(self, now):
+        if self.updated is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated))
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class SharedTokens:
+    """One-process state: the tokens kept on the class, shared by every client's bucket."""
+
+    tokens: float | None = None
+    updated: float | None = None
+
+    def __init__(self, capacity, rate):
+        self.capacity, self.rate = capacity, rate
+        if SharedTokens.tokens is None:
+            SharedTokens.tokens = float(capacity)
+
+    def take(self, now):
+        cls = SharedTokens
+        if cls.updated is not None:
+            cls.tokens = min(self.capacity, cls.tokens + (now - cls.updated) * self.rate)
+        cls.updated = now
+        if cls.tokens >= 1:
+            cls.tokens -= 1
+            return 0.0
+        return (1 - cls.tokens) / self.rate
+
+
+def test_rate_limit_ignoring_the_rate_fails():
+    assert_fails("rest.rate-limit", RateIgnored, "refill (now - last) * rate tokens")
+
+
+def test_rate_limit_shared_by_every_bucket_fails():
+    SharedTokens.tokens = SharedTokens.updated = None
+    assert_fails("rest.rate-limit", SharedTokens, "draining one bucket emptied another")
 
 
 def test_rate_limit_stub_is_not_attempted():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exercise_helpers import assert_fails, assert_passes
+from exercise_helpers import assert_fails, assert_fails_for_some_seed, assert_passes
 
 from labsupport import sse
 
@@ -100,3 +100,47 @@ def test_replay_crashing_on_a_new_client_fails():
         return [e for e in history if e.id > int(last_event_id)]
 
     assert_fails("sse.replay", int_of_none, "raised TypeError")
+
+
+# --- wrong answers by class ---------------------------------------------------------
+
+
+def test_format_event_with_splitlines_fails():
+    """Too loose: str.splitlines splits on U+2028, U+0085 ... and drops a last empty line."""
+    def splitlines(data, event=None, id=None):
+        head = (f"id: {id}\n" if id is not None else "") + (f"event: {event}\n" if event else "")
+        return head + "".join(f"data: {line}\n" for line in data.splitlines()) + "\n"
+
+    assert_fails("sse.format-event", splitlines, "and only there")
+
+
+def test_format_event_splitting_on_lf_only_fails():
+    """Happy path only: a CR in the data ends the line on the wire, and the rest is lost."""
+    def lf_only(data, event=None, id=None):
+        head = (f"id: {id}\n" if id is not None else "") + (f"event: {event}\n" if event else "")
+        return head + "".join(f"data: {line}\n" for line in data.split("\n")) + "\n"
+
+    assert_fails("sse.format-event", lf_only, "old mac line'")
+
+
+def test_heartbeat_with_a_fixed_wait_fails():
+    """A constant: the wait the notebook's example used (0.1 s), not the interval given."""
+    def fixed_wait(next_event, interval):
+        while True:
+            yield next_event(timeout=0.14) or ": keep-alive\n\n"
+
+    assert_fails_for_some_seed("sse.heartbeat", fixed_wait, "wait at most that long")
+
+
+def test_replay_by_position_fails():
+    """Sample-only: history[int(id):] works while the buffer starts at id 1."""
+    def by_position(history, last_event_id):
+        if last_event_id is None:
+            return []
+        if not last_event_id.isdigit() or int(last_event_id) > history[-1].id:
+            raise ValueError("not an id this stream sent")
+        if int(last_event_id) < history[0].id - 1:
+            raise sse.ReplayGap("gone")
+        return history[int(last_event_id):]
+
+    assert_fails("sse.replay", by_position, "misses nothing when the buffer starts at 6")

@@ -7,11 +7,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from exercise_helpers import assert_fails, assert_passes
+from exercise_helpers import assert_fails, assert_fails_for_some_seed, assert_passes
 from websockets.sync.client import connect
 
 from labsupport import chat, database
-from labsupport.labs.websocket_chat.exercises import catch_up
+from labsupport.labs.websocket_chat.exercises import catch_up, send_and_confirm
 from labsupport.labs.websocket_chat.server import ChatError, authorize, joined_room
 
 
@@ -174,7 +174,20 @@ def test_typing_without_type_check_fails():
                                  "is_typing": data.get("is_typing"), "room_id": room_id},
                        exclude=client)
 
-    assert_fails("websockets.typing", no_bool_check, "is_typing 'yes' (not a bool)")
+    assert_fails("websockets.typing", no_bool_check, "(not a bool)")
+
+
+def test_typing_truthiness_for_a_bool_fails():
+    """Too loose: isinstance(x, int) or a truthiness test takes 1, 0 and "false" for bools."""
+    def int_is_fine(chat, client, data):
+        room_id = joined_room(client, data)
+        if not isinstance(data.get("is_typing"), int | str):
+            raise ChatError("is_typing must be a bool")
+        chat.broadcast(room_id, {"type": "user_typing", "username": client.username,
+                                 "is_typing": bool(data["is_typing"]), "room_id": room_id},
+                       exclude=client)
+
+    assert_fails_for_some_seed("websockets.typing", int_is_fine, "(not a bool)")
 
 
 @pytest.mark.parametrize("id, name, imports", [
@@ -211,7 +224,7 @@ def test_private_message_to_everyone_fails():
         for other in chat.clients:
             chat.send(other, event)
 
-    assert_fails("websockets.private-message", everyone, "Grace got a private message")
+    assert_fails("websockets.private-message", everyone, "got a private message between users")
 
 
 def test_private_message_to_one_tab_fails():
@@ -228,7 +241,7 @@ def test_private_message_to_one_tab_fails():
         chat.send(targets[0], event)
         chat.send(client, event)
 
-    assert_fails("websockets.private-message", first_connection_only, "Ada's other tab")
+    assert_fails("websockets.private-message", first_connection_only, "the sender's other tab")
 
 
 def test_private_message_to_nobody_without_error_fails():
@@ -283,7 +296,7 @@ def test_handshake_refusing_scripts_without_origin_fails():
             return 403, None
         return authorize(request, verify_token, allowed_origins)
 
-    assert_fails("websockets.handshake", origin_required, "should open the socket as user 104")
+    assert_fails("websockets.handshake", origin_required, "should open the socket as user")
 
 
 def test_handshake_query_only_fails():
@@ -296,6 +309,54 @@ def test_handshake_query_only_fails():
         return (101, user_id) if user_id else (401, None)
 
     assert_fails("websockets.handshake", query_only, "'Authorization: Bearer ...'")
+
+
+def _token_of(request):
+    token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
+    return token or request.headers.get("Authorization", "").partition(" ")[2] or None
+
+
+def test_handshake_origin_by_prefix_fails():
+    """Too loose a comparison: a prefix lets http://127.0.0.1.evil.example in."""
+    def by_prefix(request, verify_token, allowed_origins):
+        origin = request.headers.get("Origin")
+        if origin is not None and not origin.startswith(("http://127.0.0.1", "http://localhost")):
+            return 403, None
+        token = _token_of(request)
+        user_id = verify_token(token) if token else None
+        return (101, user_id) if user_id else (401, None)
+
+    assert_fails("websockets.handshake", by_prefix, "compared whole against the allowed set")
+
+
+def test_handshake_origin_as_a_substring_of_the_allowed_fails():
+    """Too loose: `origin in " ".join(allowed)` lets a truncated port (or "null") through."""
+    def substring(request, verify_token, allowed_origins):
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != "null" and origin not in " ".join(allowed_origins):
+            return 403, None
+        token = _token_of(request)
+        user_id = verify_token(token) if token else None
+        return (101, user_id) if user_id else (401, None)
+
+    assert_fails("websockets.handshake", substring, "never by prefix, suffix or substring")
+
+
+def test_handshake_fitted_to_the_notebooks_user_fails():
+    """Sample-only: the user the notebook shows (104) is not the one the check draws."""
+    def user_104(request, verify_token, allowed_origins):
+        status, user_id = authorize(request, verify_token, allowed_origins)
+        return (status, 104) if status == 101 else (status, user_id)
+
+    assert_fails_for_some_seed("websockets.handshake", user_104, "should open the socket as user")
+
+
+def test_first_message_to_the_notebooks_room_fails():
+    """Sample-only: the room of the notebook's example, not the one given."""
+    def fixed_room(ws_url, token, room_id, text):
+        return send_and_confirm(ws_url, token, "exercise-1", text)
+
+    assert_fails("websockets.first-message", fixed_room, "send to the room_id you were given")
 
 
 # --- websockets.catch-up ------------------------------------------------------
@@ -339,6 +400,20 @@ def test_catch_up_including_the_last_seen_fails():
         return [m for m in catch_up(base_url, token, room_id, after_id - 1)]
 
     assert_fails("websockets.catch-up", inclusive, "was already seen")
+
+
+def test_catch_up_three_pages_at_most_fails():
+    """Sample-only: the notebook's 250 messages fit in three pages of 100; drawn counts do not."""
+    def three_pages(base_url, token, room_id, after_id):
+        missed = []
+        for page in (1, 2, 3):
+            body = requests.get(f"{base_url}/api/chat/{room_id}/messages",
+                                params={"token": token, "page": page, "per_page": 100},
+                                timeout=5).json()
+            missed = [m for m in body["messages"] if m["id"] > after_id] + missed
+        return missed
+
+    assert_fails_for_some_seed("websockets.catch-up", three_pages, "were missed", seeds=40)
 
 
 def test_catch_up_leaves_no_rows_behind():

@@ -10,7 +10,9 @@ from dataclasses import fields
 
 import requests
 
-from ...engine import NotAttempted, Unmet, exercise, expect
+from ... import database
+from ...engine import NotAttempted, Unmet, cases, exercise, expect
+from ...harness import serve_wsgi
 from ...wire import WireTap
 from ..rest import server as rest
 from . import experiments
@@ -59,8 +61,34 @@ def bytes_per_read(server_port: int, reads: int) -> float:
     reference=bytes_per_read,
 )
 def check_wire_bytes(bytes_per_read):
-    reads = 4
-    with rest.start(name="choosing-check-rest", fresh_data=False) as server:
+    draw = cases()
+    paddings = draw.sample(range(0, 1200, 40), 2)
+    while abs(paddings[0] - paddings[1]) < 300:
+        paddings[1] = (paddings[1] + 400) % 1200
+    summary = ""
+    for padding, reads in zip(paddings, draw.sample(range(1, 8), 2), strict=True):
+        summary = _check_one_configuration(bytes_per_read, padding, reads) or summary
+    return summary
+
+
+def _padded_server(padding: int):
+    """The REST lab on the learner's data, each response carrying ``padding`` more header
+    bytes: a configuration the learner has not seen, so only a measurement can be right."""
+    database.ready(False)
+    app = rest.create_app(rate_limit=None)
+
+    def pad(response):
+        if padding:
+            response.headers["X-Check-Padding"] = "x" * padding
+        return response
+
+    app.after_request(pad)
+    return serve_wsgi("choosing-check-rest", app)
+
+
+def _check_one_configuration(bytes_per_read, padding: int, reads: int) -> str:
+    case = f"bytes_per_read(port, reads={reads}) on a server adding {padding} B of headers"
+    with _padded_server(padding) as server:
         answer = bytes_per_read(server.port, reads)
         if answer is None:
             raise NotAttempted("bytes_per_read returns None")
@@ -77,7 +105,8 @@ def check_wire_bytes(bytes_per_read):
         raise Unmet(f"you counted {answer:.0f} B per read: the response only; the request's "
                     f"{wire - down:.0f} B cross the wire too ({wire:.0f} B in all)")
     expect(abs(answer - wire) <= 0.03 * wire,
-           f"you counted {answer:.0f} B per read; a WireTap measured {wire:.0f} B")
+           f"{case}: you counted {answer:.0f} B per read; a WireTap measured {wire:.0f} B "
+           "(measure each time, through the tap, and divide by the reads you made)")
     return f"{answer:.0f} B per read on the wire, {body} B of them the JSON body"
 
 

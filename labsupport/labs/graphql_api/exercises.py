@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import threading
 import time
@@ -15,8 +16,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-from ...database import Post, count_statements, db
-from ...engine import NotAttempted, Unmet, exercise, expect
+from ... import database
+from ...database import Post, User, count_statements, db
+from ...engine import NotAttempted, Unmet, cases, exercise, expect
 from ..rest import server as rest
 from . import server as graphql_api
 
@@ -61,6 +63,18 @@ def profile_card_query() -> str:
     """
 
 
+def _drawn_profiles(draw) -> list[str]:
+    """Two users with at least 3 posts, drawn so a hard-coded id cannot pass."""
+    database.ready(False)
+    try:
+        authors = [id for id in sorted(set(db.session.scalars(select(Post.author_id))))
+                   if len(db.session.scalars(select(Post.id).where(Post.author_id == id))
+                          .all()) >= 3]
+    finally:
+        db.session.remove()
+    return [str(id) for id in draw.sample(authors, 2)]
+
+
 @exercise(
     "graphql.exact-query",
     title="Write the query that fetches exactly what a screen shows",
@@ -78,7 +92,7 @@ def check_exact_query(profile_card_query):
         raise NotAttempted("profile_card_query returns no query text")
     with graphql_api.start(name="graphql-check", fresh_data=False) as server:
         sizes = []
-        for user_id in ("101", "102"):
+        for user_id in _drawn_profiles(cases()):
             truth = _truth("query($id: ID!) { user(id: $id) { name posts { title } } }",
                            {"id": user_id})
             wanted = {"name": truth["user"]["name"], "posts": truth["user"]["posts"][:3]}
@@ -161,8 +175,13 @@ def _check_updates(server, id):
     expect("errors" not in body, f"sending a valid name gave an error: {_first_error(body)}")
     expect(current() == {"name": "Renamed", "email": "check.me@example.com"},
            f"after sending only a name, expected the email unchanged; the user is {current()}")
+    draw = cases()
     for changes, field in (({"name": ""}, "name"), ({"name": None}, "name"),
-                           ({"email": "not-an-email"}, "email")):
+                           ({"email": "not-an-email"}, "email"),
+                           ({"name": draw.choice([" ", "   ", "\t\n"])}, "name"),
+                           ({"email": draw.choice(["eve@example", "eve @example.com",
+                                                   "eve@@example.com"])}, "email"),
+                           ({"name": "N" * draw.randint(101, 130)}, "name")):
         before = current()
         body = update(changes)
         errors = body.get("errors") or []
@@ -203,24 +222,81 @@ def _authors_of(batch) -> list[list[int]]:
     reference=graphql_api.posts_by_author,
 )
 def check_dataloader(posts_by_author):
-    ids = [102, 99_999, 101]
+    database.ready(False)
     try:
-        batch = asyncio.run(posts_by_author(ids))
+        batch = asyncio.run(posts_by_author([102, 99_999, 101]))
     finally:
         db.session.remove()
     if batch is None:
         raise NotAttempted("posts_by_author returns None")
+    draw = cases()
+    added = _backdate_posts(draw)
+    try:
+        return _check_batches(posts_by_author, draw)
+    finally:
+        _delete_posts(added)
+
+
+def _backdate_posts(draw) -> list[int]:
+    """Posts added now but dated in the past (some tying with an author's other posts):
+    their ids do not follow their timestamps, as in any real table."""
+    posts = list(db.session.scalars(select(Post)))
+    added = []
+    for post in draw.sample(posts, 6):
+        moment = post.created_at - dt.timedelta(minutes=draw.choice([0, 0, 7, 90]))
+        added.append(Post(title="Backdated", content="Imported from an older system",
+                          author_id=post.author_id, created_at=moment))
+    db.session.add_all(added)
+    db.session.commit()
+    ids = [post.id for post in added]
+    db.session.remove()
+    return ids
+
+
+def _delete_posts(ids: list[int]) -> None:
+    for id in ids:
+        post = db.session.get(Post, id)
+        if post is not None:
+            db.session.delete(post)
+    db.session.commit()
+    db.session.remove()
+
+
+def _check_batches(posts_by_author, draw) -> str:
+    authors = sorted(set(db.session.scalars(select(Post.author_id))))
+    users = sorted(db.session.scalars(select(User.id)))
+    db.session.remove()
+    silent = [u for u in users if u not in authors]
+    ids = draw.sample(authors, 4) + silent[:1] + [99_999]
+    draw.shuffle(ids)
+    try:
+        batch = asyncio.run(posts_by_author(ids))
+        newest = {id: [post.id for post in db.session.scalars(
+            select(Post).where(Post.author_id == id)
+            .order_by(Post.created_at.desc(), Post.id.desc()))] for id in ids}
+        got_ids = [[post.id for post in posts] for posts in batch] \
+            if isinstance(batch, list) else None
+    finally:
+        db.session.remove()
     got = f"{len(batch)} lists" if isinstance(batch, list) else type(batch).__name__
     expect(isinstance(batch, list) and len(batch) == len(ids),
            f"posts_by_author({ids}) must return one list per id, in their order, an empty "
            f"list for an id without posts: {len(ids)} lists; got {got}")
     authors = _authors_of(batch)
-    for index in (0, 2):
-        expect(authors[index] and set(authors[index]) == {ids[index]},
+    for index, id in enumerate(ids):
+        if not newest[id]:
+            expect(authors[index] == [], f"user {id} has no posts: list {index} of "
+                                         f"posts_by_author({ids}) must be empty, got the posts "
+                                         f"of authors {authors[index]}: keep the order of the "
+                                         "ids, an empty list for an id without posts")
+            continue
+        expect(authors[index] and set(authors[index]) == {id},
                f"list {index} of posts_by_author({ids}) must hold the posts of user "
-               f"{ids[index]}, got posts by {authors[index]}: keep the order of the ids")
-    expect(authors[1] == [], f"user 99999 does not exist: its list must be empty, got the posts "
-                             f"of authors {authors[1]}")
+               f"{id}, got posts by {authors[index]}: keep the order of the ids")
+        expect(got_ids is not None and got_ids[index] == newest[id],
+               f"user {id}'s posts newest first (created_at, then id) are {newest[id]}, got "
+               f"{got_ids[index] if got_ids else None}: some posts were imported with older "
+               "timestamps, so ids do not follow created_at")
     truth = _truth(USERS_AND_POSTS, dataloaders=False)
     with (graphql_api.start(name="graphql-check", fresh_data=False,
                             posts_loader=posts_by_author) as server,
@@ -234,7 +310,8 @@ def check_dataloader(posts_by_author):
     expect(len(statements) == 2,
            f"{len(statements)} SQL statements for 25 users and their posts; expected 2 "
            "(one for the users, one for all their posts)")
-    return "25 users and their posts in 2 statements, each user with their own posts"
+    return (f"posts_by_author({ids}) in order; 25 users and their posts in 2 statements, "
+            "each user with their own posts newest first")
 
 
 # --- 4. the depth limit ----------------------------------------------------------
@@ -248,6 +325,27 @@ _DEPTH_CASES = [
      "fields inside a fragment spread"),
     ("{ __typename users { __typename id } }", 2, "__typename (introspection is not counted)"),
 ]
+
+
+def _drawn_depth_cases(draw) -> list[tuple[str, int, str]]:
+    """Nesting the learner has not seen: chains of fragments inside fragments, an inline
+    fragment among them, one fragment spread at two depths, and aliases."""
+    links = draw.randint(2, 4)
+    names = [f"F{draw.randrange(100, 999)}x{n}" for n in range(links)]
+    fragments = []
+    for n, name in enumerate(names):
+        on, field = ("User", "posts") if n % 2 == 0 else ("Post", "author")
+        inner = f"...{names[n + 1]}" if n + 1 < links else "id"
+        if n == 1 and draw.random() < 0.5:
+            inner = f"... on {'User' if on == 'Post' else 'Post'} {{ {inner} }}"
+        fragments.append(f"fragment {name} on {on} {{ {field} {{ {inner} }} }}")
+    chain = f"{{ users {{ ...{names[0]} }} }} " + " ".join(fragments)
+    alias = draw.choice(["a", "them", "people"])
+    twice = (f"{{ {alias}: users {{ ...P }} user(id: 1) {{ posts {{ author {{ ...P }} }} }} }} "
+             "fragment P on User { posts { id } }")
+    return [(chain, links + 2, f"{links} fragments, each spread inside the one before"),
+            (twice, 5, "fragment P spread at two depths (it is not a cycle: measure it "
+                       "again; keep `seen` per path, not for the whole query)")]
 
 
 def _measure(selection_depth, query):
@@ -278,6 +376,9 @@ def check_depth_limit(selection_depth):
     if _measure(selection_depth, "{ users { name } }") is None:
         raise NotAttempted("selection_depth returns None")
     for query, depth, what in _DEPTH_CASES:
+        got = _measure(selection_depth, query)
+        expect(got == depth, f"{what}: {query} is {depth} deep, measured {got}")
+    for query, depth, what in _drawn_depth_cases(cases()):
         got = _measure(selection_depth, query)
         expect(got == depth, f"{what}: {query} is {depth} deep, measured {got}")
     cyclic = "{ users { ...A } } fragment A on User { posts { author { ...A } } }"
@@ -320,8 +421,18 @@ def collect_posts(ws_url: str, author_id: str, count: int) -> list[str]:
     return titles
 
 
-_POSTS = [("101", "not yours"), ("102", "first"), ("103", "not yours either"),
-          ("102", "second"), ("102", "third")]
+def _drawn_posts(draw) -> tuple[str, int, list[tuple[str, str]]]:
+    """An author, a count and a stream of posts by them and others, drawn at run time."""
+    author = str(draw.randrange(101, 126))
+    others = [str(id) for id in range(101, 126) if str(id) != author]
+    count = draw.randint(2, 4)
+    tag = draw.randrange(1000, 9999)
+    posts = [(draw.choice(others), f"not yours {tag}")]
+    for n in range(count + 1):
+        posts.append((author, f"post {n + 1} of {author} ({tag})"))
+        if draw.random() < 0.6:
+            posts.append((draw.choice(others), f"someone else's {n} ({tag})"))
+    return author, count, posts
 
 
 def _within(seconds, condition) -> bool:
@@ -353,10 +464,12 @@ def _within(seconds, condition) -> bool:
 def check_ws_client(collect_posts):
     bus = graphql_api.posts_bus
     outcome: dict = {}
+    author, count, posts = _drawn_posts(cases())
+    wanted = [title for by, title in posts if by == author][:count]
 
     def run():
         try:
-            outcome["titles"] = collect_posts(server.ws_url, "102", 2)
+            outcome["titles"] = collect_posts(server.ws_url, author, count)
         except BaseException as exc:  # reported below
             outcome["error"] = exc
 
@@ -374,29 +487,29 @@ def check_ws_client(collect_posts):
                         "created: wait for 'next' messages")
         expect(subscribed, "after 5 s the server still had no subscription from your client")
         try:
-            _create_posts(server)
+            _create_posts(server, posts)
             client.join(5)
         finally:
-            _delete_posts_titled([title for _, title in _POSTS])
+            _delete_posts_titled([title for _, title in posts])
         if "error" in outcome:
             raise _explain(outcome["error"])
-        expect(not client.is_alive(), "collect_posts(url, '102', 2) had not returned 5 s after "
-                                      "user 102's posts were created")
+        expect(not client.is_alive(), f"collect_posts(url, {author!r}, {count}) had not returned "
+                                      f"5 s after user {author}'s posts were created")
         titles = outcome["titles"]
         expect(isinstance(titles, list) and all(isinstance(t, str) for t in titles),
                f"expected a list of titles, got {titles!r}: count only 'next' messages "
                "(connection_ack and pong are not events)")
-        expect(titles == ["first", "second"],
-               f"expected ['first', 'second'] (the next 2 posts of user 102), got {titles!r}: "
-               "let the server filter with postAdded(authorId: ...)")
+        expect(titles == wanted,
+               f"expected {wanted!r} (the next {count} posts of user {author}), got "
+               f"{titles!r}: let the server filter with postAdded(authorId: ...)")
         expect(_within(2, lambda: bus.listening() == before),
                "collect_posts returned but its subscription is still open on the server: send "
                "complete, and close the connection")
-    return "connection_init, subscribe with a server-side filter, 2 events, complete"
+    return f"connection_init, subscribe with a server-side filter, {count} events, complete"
 
 
-def _create_posts(server) -> None:
-    for author_id, title in _POSTS:
+def _create_posts(server, posts) -> None:
+    for author_id, title in posts:
         _post(server, 'mutation($a: ID!, $t: String!) { createPost(input: '
                       '{title: $t, content: "x", authorId: $a}) { id } }',
               {"a": author_id, "t": title})

@@ -11,8 +11,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import event, select
 
+from ... import database
 from ...database import Address, User, db
-from ...engine import NotAttempted, Unmet, exercise, expect
+from ...engine import NotAttempted, Unmet, cases, exercise, expect
 from . import server as grpc_service
 from .server import (
     user_lookup_pb2_grpc,
@@ -48,7 +49,14 @@ def _name_of(user_id: int) -> str | None:
     return name
 
 
+def _email_of(user_id: int) -> str:
+    email = db.session.get(User, user_id).email
+    db.session.remove()
+    return str(email)
+
+
 def _user_ids() -> set[int]:
+    database.ready(False)
     ids = set(db.session.scalars(select(User.id)))
     db.session.remove()
     return ids
@@ -91,6 +99,8 @@ class _Scripted(grpc_service.UserServicer):
         step = self.plan.pop(0) if self.plan else "ok"
         if step == "unavailable":
             context.abort(grpc.StatusCode.UNAVAILABLE, "the service is restarting")
+        if step in grpc.StatusCode.__members__:
+            context.abort(grpc.StatusCode[step], f"the check made GetUser fail with {step}")
         if step == "slow":
             time.sleep(self.slow)
         return super().GetUser(request, context)
@@ -137,7 +147,9 @@ FIRST_CALL_SLOW = 2.0
     reference=user_name,
 )
 def check_first_call(user_name):
-    outcome, calls, _ = _run_plan(user_name, [], with_channel=True)
+    draw = cases()
+    user_id = draw.randrange(101, 126)
+    outcome, calls, _ = _run_plan(user_name, [], user_id, with_channel=True)
     if outcome is None and not calls:
         raise NotAttempted("user_name returns None")
     expect(calls, "user_name never called GetUser")
@@ -146,8 +158,8 @@ def check_first_call(user_name):
            "GetUser arrived with no deadline: pass timeout=1 to the call")
     expect(deadline <= 1.5, f"the deadline should be 1 s; the call arrived with "
                             f"{deadline:.1f} s left")
-    expected = _name_of(101)
-    expect(outcome == expected, f"user 101 is {expected}: return the name "
+    expected = _name_of(user_id)
+    expect(outcome == expected, f"user {user_id} is {expected}: return the name "
                                 f"(response.user.name); you {_describe(outcome)}")
     outcome, _, _ = _run_plan(user_name, [], user_id=MISSING_ID, with_channel=True)
     expect(outcome is None,
@@ -157,12 +169,18 @@ def check_first_call(user_name):
     expect(isinstance(outcome, grpc.RpcError) and outcome.code() == grpc.StatusCode.UNAVAILABLE,
            "the server answered UNAVAILABLE, which says nothing about user 101: raise that "
            f"error (None is for NOT_FOUND only); you {_describe(outcome)}")
+    other = draw.choice(["INTERNAL", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "UNKNOWN"])
+    outcome, _, _ = _run_plan(user_name, [other], user_id, with_channel=True)
+    expect(isinstance(outcome, grpc.RpcError) and outcome.code() == grpc.StatusCode[other],
+           f"the server answered {other}, which says nothing about whether user {user_id} "
+           f"exists: raise it (None is for NOT_FOUND only, every other code is raised); you "
+           f"{_describe(outcome)}")
     outcome, _, elapsed = _run_plan(user_name, ["slow"], slow=FIRST_CALL_SLOW, with_channel=True)
     expect(isinstance(outcome, grpc.RpcError)
            and outcome.code() == grpc.StatusCode.DEADLINE_EXCEEDED,
            f"the server took {FIRST_CALL_SLOW:g} s to answer: a 1 s deadline ends the call with "
            f"DEADLINE_EXCEEDED, to be raised; you {_describe(outcome)} after {elapsed:.1f} s")
-    return "a 1 s deadline, the name of a user, None on NOT_FOUND, UNAVAILABLE and " \
+    return f"a 1 s deadline, the name of a user, None on NOT_FOUND, UNAVAILABLE, {other} and " \
         "DEADLINE_EXCEEDED raised"
 
 
@@ -239,11 +257,11 @@ def check_status_codes(create_user):
                 code = _code(stub.CreateUser, request, timeout=5)
                 expect(code == grpc.StatusCode.INVALID_ARGUMENT,
                        f"CreateUser with {what} answered {code.name}, expected INVALID_ARGUMENT")
-            code = _code(stub.CreateUser, Request(name="Ada 2", email="ada.lovelace@example.com"),
-                         timeout=5)
+            taken = _email_of(cases().choice(sorted(existing)))
+            code = _code(stub.CreateUser, Request(name="Ada 2", email=taken), timeout=5)
             expect(code == grpc.StatusCode.ALREADY_EXISTS,
-                   f"CreateUser with an email already taken answered {code.name}, expected "
-                   "ALREADY_EXISTS")
+                   f"CreateUser with {taken}, an email already taken, answered {code.name}, "
+                   "expected ALREADY_EXISTS")
             expect(_user_ids() == before, "a refused CreateUser must create nothing")
     finally:
         _delete_users_not_in(existing)
@@ -280,7 +298,7 @@ def get_user_with_retry(stub: user_service_pb2_grpc.UserServiceStub, user_id: in
     reference=get_user_with_retry,
 )
 def check_retry(get_user_with_retry):
-    outcome, calls, _ = _run_plan(get_user_with_retry, ["unavailable", "unavailable", "ok"])
+    outcome, calls, _ = _run_plan(get_user_with_retry, ["unavailable"] * 3 + ["ok"])
     if outcome is None and len(calls) <= 1:
         raise NotAttempted("get_user_with_retry returns None")
     expect(calls, "get_user_with_retry never called GetUser")
@@ -289,15 +307,20 @@ def check_retry(get_user_with_retry):
            "a call arrived with no deadline: pass timeout= to every call")
     expect(all(d <= 2 for d in remaining),
            f"the deadline should be short (0.5 s); calls arrived with {max(remaining):.1f} s left")
-    expect(len(calls) == 3, f"the server answered UNAVAILABLE twice, then OK: expected 3 calls, "
-                            f"got {len(calls)}")
+    expect(len(calls) == 4, f"the server answered UNAVAILABLE three times, then OK: expected 4 "
+                            f"calls, got {len(calls)}")
     expect(getattr(outcome, "name", None) == _name_of(101),
-           f"after two UNAVAILABLE the third call succeeds: return its user; you "
+           f"after three UNAVAILABLE the fourth call succeeds: return its user; you "
            f"{_describe(outcome)}")
     gaps = [later - earlier for (earlier, _), (later, _) in zip(calls, calls[1:], strict=False)]
-    expect(gaps[0] >= 0.04 and gaps[1] >= 0.09,
-           f"wait before retrying, longer each time (0.05 s, then 0.1 s); the gaps were "
-           f"{gaps[0]:.3f} s and {gaps[1]:.3f} s")
+    shown = ", ".join(f"{gap:.3f} s" for gap in gaps)
+    expect(gaps[0] >= 0.04 and gaps[1] >= 0.09 and gaps[2] >= 0.18,
+           f"wait before retrying, longer each time (0.05 s, 0.1 s, then 0.2 s); the gaps were "
+           f"{shown}")
+    expect(gaps[2] >= 2 * gaps[0],
+           f"the waits should double (0.05 s, 0.1 s, 0.2 s), but the gaps were {shown}: a "
+           "fixed pause keeps every failed client knocking at the same pace; sleep "
+           "0.05 * 2**attempt")
     outcome, calls, elapsed = _run_plan(get_user_with_retry, ["slow", "ok"])
     expect(getattr(outcome, "name", None) == _name_of(101) and len(calls) == 2,
            f"the first call took 1.2 s: its deadline should expire and a retry succeed; "
@@ -309,6 +332,14 @@ def check_retry(get_user_with_retry):
            f"{_describe(outcome)}")
     expect(len(calls) == 1, f"NOT_FOUND will not change on a retry: expected 1 call, "
                             f"got {len(calls)}")
+    final = cases().choice(["PERMISSION_DENIED", "INVALID_ARGUMENT", "UNAUTHENTICATED",
+                            "FAILED_PRECONDITION", "INTERNAL"])
+    outcome, calls, _ = _run_plan(get_user_with_retry, [final, "ok"])
+    expect(isinstance(outcome, grpc.RpcError) and outcome.code() == grpc.StatusCode[final],
+           f"the server answered {final}: raise it at once; you {_describe(outcome)} after "
+           f"{len(calls)} call(s). Only UNAVAILABLE and DEADLINE_EXCEEDED may pass on a retry")
+    expect(len(calls) == 1, f"{final} is not worth another try: expected 1 call, got "
+                            f"{len(calls)}; retry only UNAVAILABLE and DEADLINE_EXCEEDED")
     outcome, calls, _ = _run_plan(get_user_with_retry, ["unavailable"] * 6)
     expect(isinstance(outcome, grpc.RpcError) and outcome.code() == grpc.StatusCode.UNAVAILABLE,
            f"when every try is UNAVAILABLE, raise the last error; you {_describe(outcome)}")
@@ -442,20 +473,29 @@ class BearerAuth(grpc.ServerInterceptor):
     reference=BearerAuth,
 )
 def check_auth_interceptor(BearerAuth):
-    interceptor = BearerAuth("s3cret")
+    draw = cases()
+    token = "".join(draw.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(12))
+    interceptor = BearerAuth(token)
     with _check_server(interceptors=[interceptor]) as server, \
             grpc_service.channel(server.url) as channel:
         stub = user_service_pb2_grpc.UserServiceStub(channel)
         request = user_service_pb2.GetUserRequest(id=101)
-        good = [("authorization", "Bearer s3cret")]
+        good = [("authorization", f"Bearer {token}")]
         code = _code(stub.GetUser, request, timeout=5, metadata=good)
         if code == grpc.StatusCode.UNIMPLEMENTED:
             raise NotAttempted("intercept_service returns None, so no call finds its method")
         expect(code == grpc.StatusCode.OK,
-               f"GetUser with 'authorization: Bearer s3cret' answered {code.name}, expected OK")
+               f"BearerAuth({token!r}): GetUser with 'authorization: Bearer {token}' answered "
+               f"{code.name}, expected OK (the token is the one passed to __init__)")
         for metadata, what in [(None, "no metadata"),
                                ([("authorization", "Bearer wrong")], "a wrong token"),
-                               ([("authorization", "s3cret")], "the token without 'Bearer '")]:
+                               ([("authorization", token)], "the token without 'Bearer '"),
+                               ([("authorization", f"Bearer {token}{draw.choice('xyz')}")],
+                                "the token with a character added (compare the whole value)"),
+                               ([("authorization", f"Bearer {token[:-1]}")],
+                                "the token less its last character (compare the whole value)"),
+                               ([("authorization", f"Basic {token}")],
+                                "the token under the Basic scheme")]:
             code = _code(stub.GetUser, request, timeout=5, metadata=metadata)
             expect(code == grpc.StatusCode.UNAUTHENTICATED,
                    f"GetUser with {what} answered {code.name}, expected UNAUTHENTICATED")
@@ -488,6 +528,9 @@ def check_auth_interceptor(BearerAuth):
     reference=grpc_service.lookup_users,
 )
 def check_bidi_lookup(lookup_users):
+    draw = cases()
+    known = draw.sample(range(101, 126), 3)
+    ids = [known[0], MISSING_ID + draw.randrange(1000), known[1], known[2]]
     if lookup_users(iter(()), None) is None:
         raise NotAttempted("lookup_users returns None")
     with _check_server(lookup=lookup_users) as server, \
@@ -507,7 +550,7 @@ def check_bidi_lookup(lookup_users):
 
         threading.Thread(target=read, daemon=True).start()
         try:
-            for id in (101, MISSING_ID, 102):
+            for id in ids:
                 name = _name_of(id)
                 outbox.put(user_service_pb2.GetUserRequest(id=id))
                 try:
@@ -516,7 +559,7 @@ def check_bidi_lookup(lookup_users):
                     raise Unmet(f"sent id {id} and waited 1 s with no answer: answer each "
                                 "request as it arrives, don't read the whole stream "
                                 "first") from None
-                if answer == "end" and id == 101:
+                if answer == "end" and id == ids[0]:
                     raise NotAttempted("lookup_users yields nothing")
                 if isinstance(answer, grpc.RpcError):
                     raise Unmet(f"after id {id} the stream ended with {answer.code().name} "

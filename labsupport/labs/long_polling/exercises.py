@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from ...engine import NotAttempted, Unmet, exercise, expect
+from ...engine import NotAttempted, Unmet, cases, exercise, expect
 from . import server as long_polling
 
 NOTEBOOK = "06-long-polling"
@@ -247,7 +247,30 @@ def check_backoff(retry_delay):
         expect(max(sample) > 0.8 * bound,
                f"attempt {attempt} never waited more than {max(sample):.2f} s of the "
                f"{bound:g} s allowed: let the wait grow")
-    return "exponential, capped at 8 s, and spread by jitter"
+    _check_drawn_backoff(retry_delay, cases())
+    return "exponential, capped, and spread by full jitter over [0, bound]"
+
+
+def _check_drawn_backoff(retry_delay, draw) -> None:
+    """A base and a cap the learner has not seen, and the spread of the waits: full jitter
+    spreads a herd of clients over the whole [0, bound], not a few percent below it."""
+    base, cap = draw.choice([0.1, 0.25, 1.0, 2.0]), draw.choice([5.0, 12.0, 20.0])
+    rng = random.Random(draw.randrange(2**32))
+    for attempt in range(8):
+        bound = min(cap, base * 2 ** attempt)
+        case = f"retry_delay({attempt}, base={base:g}, cap={cap:g})"
+        sample = sorted(retry_delay(attempt, base, cap, rng) for _ in range(300))
+        expect(sample[-1] <= bound + 1e-9 and sample[0] >= 0,
+               f"{case} waited up to {sample[-1]:.2f} s; it should wait between 0 and "
+               f"min(cap, base * 2 ** attempt) = {bound:g} s")
+        expect(sample[-1] > 0.8 * bound,
+               f"{case} never waited more than {sample[-1]:.2f} s of the {bound:g} s allowed: "
+               "let the wait grow with base and attempt")
+        mean = sum(sample) / len(sample)
+        expect(sample[0] < 0.3 * bound and 0.35 * bound < mean < 0.65 * bound,
+               f"{case}: 300 waits ran from {sample[0]:.2f} to {sample[-1]:.2f} s (mean "
+               f"{mean:.2f}): clients that failed together still come back nearly together. "
+               f"Full jitter draws uniformly from the whole [0, {bound:g}]")
 
 
 # --- 3. a poller that never loses a message ---------------------------------------
@@ -281,24 +304,29 @@ def collect(base_url: str, user_id: str, count: int) -> list[dict]:
     timeout=15,
 )
 def check_poller(collect):
-    with long_polling.start(name="long-polling-check", max_timeout=5) as server:
+    draw = cases()
+    user, count = draw.choice(["ada", "grace", "zoë", "user-7"]), draw.randint(5, 9)
+    early = draw.randint(1, 3)
+    with long_polling.start(name="long-polling-check", max_timeout=5,
+                            users=(user, f"not-{user}")) as server:
         results: dict[str, Any] = {}
         errors: dict[str, BaseException] = {}
 
         def tab(name):
             try:
-                results[name] = collect(server.url, "ada", 6)
+                results[name] = collect(server.url, user, count)
             except BaseException as exc:  # reported below
                 errors[name] = exc
 
-        server.hub.send("ada", "message", {"n": 1})
-        server.hub.send("ada", "message", {"n": 2})
+        server.hub.send(f"not-{user}", "message", {"n": 1})  # another user's inbox
+        for n in range(1, early + 1):
+            server.hub.send(user, "message", {"n": n})
         tabs = [threading.Thread(target=tab, args=(n,), daemon=True) for n in ("tab 1", "tab 2")]
         for thread in tabs:
             thread.start()
-        for n in range(3, 7):
-            time.sleep(0.15)
-            server.hub.send("ada", "message", {"n": n})
+        for n in range(early + 1, count + 1):
+            time.sleep(draw.choice([0.0, 0.05, 0.15]))
+            server.hub.send(user, "message", {"n": n})
         for thread in tabs:
             thread.join(10)
     if errors:
@@ -312,9 +340,9 @@ def check_poller(collect):
             expect(ids.count(id) == 1,
                    f"{name} received notification {id} {ids.count(id)} times ({ids}): send "
                    f"the cursor of the last response with the next poll")
-        expect(ids == [1, 2, 3, 4, 5, 6],
-               f"{name} received {ids}, expected [1, 2, 3, 4, 5, 6] in order")
-    return "two tabs of one user each received notifications 1-6, once each, in order"
+        want = list(range(1, count + 1))
+        expect(ids == want, f"{name} of user {user!r} received {ids}, expected {want} in order")
+    return f"two tabs of one user each received notifications 1-{count}, once each, in order"
 
 
 # --- 4. the 410 resync --------------------------------------------------------------
@@ -366,4 +394,29 @@ def check_resync(poll_or_resync):
         notifications, cursor = poll_or_resync(server.url, "ada", 12)
         expect(list(notifications) == [] and cursor == 12,
                f"up to date at 12: expected [] and 12, got {notifications} and {cursor}")
+    _check_drawn_resync(poll_or_resync, cases())
     return "200s followed the cursor; the 410 resynced from the snapshot with nothing lost"
+
+
+def _check_drawn_resync(poll_or_resync, draw) -> None:
+    """A history size, a user and a count the learner has not seen."""
+    kept = draw.randint(3, 9)
+    sent = kept + draw.randint(3, 12)
+    user = draw.choice(["grace", "linus", "zoë", "user-42"])
+    with long_polling.start(name="long-polling-check", history=kept, users=(user,)) as server:
+        for n in range(sent):
+            server.hub.send(user, "message", {"n": n})
+        oldest = sent - kept + 1
+        case = f"with {sent} notifications sent to {user!r} and the last {kept} kept"
+        stale = draw.randrange(0, oldest - 1)
+        notifications, cursor = poll_or_resync(server.url, user, stale)
+        ids = [n["id"] for n in notifications]
+        expect(ids == list(range(oldest, sent + 1)) and cursor == sent,
+               f"{case}, from cursor {stale} (410 Gone) expected ids {oldest}-{sent} from the "
+               f"snapshot and cursor {sent}; got {ids} and {cursor}")
+        fresh = draw.randrange(oldest, sent)
+        notifications, cursor = poll_or_resync(server.url, user, fresh)
+        ids = [n["id"] for n in notifications]
+        expect(ids == list(range(fresh + 1, sent + 1)) and cursor == sent,
+               f"{case}, from cursor {fresh} expected ids {fresh + 1}-{sent} and cursor "
+               f"{sent}; got {ids} and {cursor}")

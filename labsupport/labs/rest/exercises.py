@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import requests
@@ -9,8 +10,9 @@ from flask import request as incoming
 from sqlalchemy import select
 
 from ... import database
+from ...api_errors import APIError
 from ...database import Post, User, db, utcnow
-from ...engine import NotAttempted, Unmet, exercise, expect
+from ...engine import NotAttempted, Unmet, cases, exercise, expect
 from ...harness import ServerHandle, serve_wsgi
 from ...ratelimit import TokenBucket
 from . import server as rest
@@ -43,15 +45,29 @@ PAGE_WALKS: list[dict[str, str | int]] = [
 ]
 
 
-def _recording_users_server(asked: list[dict[str, str]]) -> ServerHandle:
+def _drawn_walk(draw) -> dict[str, str | int]:
+    """A walk the learner has not seen: a limit, a sort and maybe a filter drawn at run time."""
+    walk: dict[str, str | int] = {"limit": draw.randint(2, 9),
+                                  "sort": draw.choice(["name", "-name", "email", "-created_at"])}
+    if draw.random() < 0.5:
+        walk["name"] = draw.choice(["a", "e", "o", "r"])
+    return walk
+
+
+def _recording_users_server(asked: list[dict[str, str]],
+                            failing: dict[str, int] | None = None) -> ServerHandle:
     """The lab's API on the learner's current data, noting the query string of every
-    request to the users collection."""
+    request to the users collection; ``failing`` maps a page number to the status it
+    answers instead (a server error mid-walk)."""
     database.ready(False)
     app = rest.create_app(rate_limit=None)
 
     def note() -> None:
         if incoming.path == "/api/v1/users":
             asked.append(incoming.args.to_dict())
+            status = (failing or {}).get(incoming.args.get("page", "1"))
+            if status:
+                raise APIError(status, "the server failed (the check made it fail)")
 
     app.before_request(note)
     return serve_wsgi("rest-check", app)
@@ -68,6 +84,14 @@ def _listed(users_url: str, params: dict[str, str | int]) -> list[int]:
         if page >= body["pagination"]["pages"]:
             return ids
         page += 1
+
+
+def _short(value: object) -> str:
+    """A returned value, shortened for a message."""
+    text = repr(value)
+    if isinstance(value, list):
+        text = f"a list of {len(value)}"
+    return text if len(text) < 80 else text[:77] + "..."
 
 
 def _query_text(query: dict) -> str:
@@ -118,22 +142,34 @@ def _check_walk(every_user, users_url: str, params: dict[str, str | int],
 )
 def check_every_page(every_user):
     asked: list[dict[str, str]] = []
-    with _recording_users_server(asked) as server:
+    failing: dict[str, int] = {}
+    draw = cases()
+    with _recording_users_server(asked, failing) as server:
         users_url = f"{server.url}/api/v1/users"
-        for params in PAGE_WALKS:
+        for params in [*PAGE_WALKS, _drawn_walk(draw), _drawn_walk(draw)]:
             _check_walk(every_user, users_url, params, asked)
         try:
             returned, raised = every_user(users_url, {"limit": 0}), None
         except Exception as exc:
             returned, raised = None, exc
-    expect(not isinstance(raised, KeyError | TypeError | IndexError),
-           f"with limit=0 the API answers 400 Bad Request, and your code raised "
-           f"{type(raised).__name__} reading its body: check the status (or call "
-           "response.raise_for_status()) before reading a page")
-    expect(raised is not None, f"with limit=0 the API answers 400 Bad Request, an error, not a "
-                               f"page; you returned {returned!r}: raise it "
-                               "(response.raise_for_status())")
-    return "every page followed with your params, the users in order, a 400 raised"
+        expect(not isinstance(raised, KeyError | TypeError | IndexError),
+               f"with limit=0 the API answers 400 Bad Request, and your code raised "
+               f"{type(raised).__name__} reading its body: check the status (or call "
+               "response.raise_for_status()) before reading a page")
+        expect(raised is not None, f"with limit=0 the API answers 400 Bad Request, an error, not a "
+                                   f"page; you returned {returned!r}: raise it "
+                                   "(response.raise_for_status())")
+        failing["2"] = 503
+        try:
+            returned, raised = every_user(users_url, {"limit": 4}), None
+        except Exception as exc:
+            returned, raised = None, exc
+        failing.clear()
+        expect(raised is not None,
+               "with limit=4, page 2 answered 503 Service Unavailable (a server error) and you "
+               f"returned {_short(returned)}: an error mid-walk is not the end of the list; "
+               "raise it (response.raise_for_status())")
+    return "every page followed with your params, the users in order, a 400 and a 503 raised"
 
 
 # --- 2. conditional GET ----------------------------------------------------
@@ -159,36 +195,63 @@ def fetch_if_changed(url: str, etag: str | None) -> tuple[int, str | None, dict 
     reference=fetch_if_changed,
 )
 def check_conditional_get(fetch_if_changed):
-    with rest.start(name="rest-check", fresh_data=False) as server:
-        url = f"{server.url}/api/v1/users/102"
-        current = requests.get(url, timeout=5).headers["ETag"]
+    database.ready(False)
+    draw = cases()
+    ids = sorted(db.session.scalars(select(User.id)))
+    db.session.remove()
+    user_id = draw.choice(ids)
+    sent: list[str | None] = []
+    app = rest.create_app(rate_limit=None)
+
+    def note() -> None:
+        if incoming.path == f"/api/v1/users/{user_id}":
+            sent.append(incoming.headers.get("If-None-Match"))
+
+    app.before_request(note)
+    with serve_wsgi("rest-check", app) as server:
+        url = f"{server.url}/api/v1/users/{user_id}"
+        original = requests.get(url, timeout=5)
+        current, name = original.headers["ETag"], original.json()["name"]
+        sent.clear()
         first = fetch_if_changed(url, None)
         if first is None:
             raise NotAttempted("fetch_if_changed returns None")
         expect(isinstance(first, tuple) and len(first) == 3,
                f"return a tuple (status, etag, body); got {first!r}")
         status, etag, body = first
-        expect(status == 200, f"a first GET (no ETag yet) should be 200, got {status}")
+        expect(status == 200, f"a first GET of user {user_id} (no ETag yet) should be 200, "
+                              f"got {status}")
         expect(etag == current, f"the 200 carried ETag {current}; you returned {etag!r}")
-        expect(isinstance(body, dict) and body.get("id") == 102,
-               f"the body of a 200 should be the user as a dict, got {body!r}")
+        expect(isinstance(body, dict) and body.get("id") == user_id,
+               f"the body of a 200 should be user {user_id} as a dict, got {body!r}")
+        sent.clear()
         status, etag, body = fetch_if_changed(url, current)
+        expect(sent, f"fetch_if_changed(url, {current!r}) never asked the server")
+        expect(current in sent,
+               f"the server saw your request(s) with If-None-Match {sent}, never {current!r}: "
+               "revalidate by sending the ETag you hold; a 304 you make up yourself saves "
+               "nothing, the server must say it")
         expect(status == 304,
                f"sent If-None-Match with the current ETag, expected 304, got {status}")
         expect(body is None, f"a 304 has no body: return None as the body, got {body!r}")
         expect(etag == current, f"after a 304 your copy is still valid: return its ETag "
                                 f"{current}, got {etag!r}")
-        requests.patch(url, json={"name": "Alan M. Turing"}, timeout=5)
+        renamed = f"{name} ({draw.randrange(100, 999)})"
+        requests.patch(url, json={"name": renamed}, timeout=5)
         try:
+            sent.clear()
             status, etag, body = fetch_if_changed(url, current)
         finally:
-            requests.patch(url, json={"name": "Alan Turing"}, timeout=5)
-        expect(status == 200, f"after the user changed, If-None-Match with the old ETag "
+            requests.patch(url, json={"name": name}, timeout=5)
+        expect(current in sent, f"after the change the server saw If-None-Match {sent}, "
+                                f"never {current!r}: send the ETag you hold every time")
+        expect(status == 200, f"after user {user_id} changed, If-None-Match with the old ETag "
                               f"should give 200, got {status}")
         expect(etag not in (None, current), f"after a change the ETag is new; got {etag!r}")
-        expect(isinstance(body, dict) and body.get("name") == "Alan M. Turing",
-               f"after a change return the new body, got {body!r}")
-    return "200 with ETag, 304 on a match, 200 with a new ETag after a change"
+        expect(isinstance(body, dict) and body.get("name") == renamed,
+               f"after a change return the new body (name {renamed!r}), got {body!r}")
+    return (f"user {user_id}: 200 with ETag, If-None-Match seen by the server and 304 on a "
+            "match, 200 with a new ETag after a change")
 
 
 # --- 3. validation with 422 -------------------------------------------------
@@ -235,6 +298,24 @@ _INVALID_BODIES = [
 ]
 
 
+def _drawn_bodies(draw) -> list[tuple[dict, list[str], str]]:
+    """Bad bodies the learner has not seen: loose email checks, blank names, other fields."""
+    local = draw.choice(["eve", "zoë", "o.brien", "x"])
+    emails = [f"{local}@example", f"{local} @example.com", f"{local}@@example.com",
+              f"{local}@exa mple.com", f"@{local}.com"]
+    extra = draw.choice(["id", "role", "is_admin", "created_at", "password_hash"])
+    return [
+        ({"name": "Eve", "email": draw.choice(emails)}, ["email"],
+         "an email that is not of the form name@domain.tld"),
+        ({"name": draw.choice([" ", "   ", "\t", "\u3000"]), "email": "eve@example.com"},
+         ["name"], "a name of only whitespace"),
+        ({"name": "E" * draw.randint(101, 140), "email": "eve@example.com"}, ["name"],
+         "a name longer than 100 characters"),
+        ({"name": "Eve", "email": "eve@example.com", extra: draw.choice([1, "x", True])},
+         [extra], f"an extra field {extra!r} (mass assignment)"),
+    ]
+
+
 def _user_count(base: str) -> int:
     return requests.get(f"{base}/api/v1/users", timeout=5).json()["pagination"]["total"]
 
@@ -247,10 +328,10 @@ def _delete_users_not_in(existing: set[int]) -> None:
     db.session.remove()
 
 
-def _check_validation_through(base: str) -> None:
+def _check_validation_through(base: str, draw) -> None:
     users = f"{base}/api/v1/users"
     before = _user_count(base)
-    for body, fields, what in _INVALID_BODIES:
+    for body, fields, what in [*_INVALID_BODIES, *_drawn_bodies(draw)]:
         response = requests.post(users, json=body, timeout=5)
         expect(response.status_code == 422,
                f"POST with {what} {body!r} answered {response.status_code}, expected 422")
@@ -259,9 +340,14 @@ def _check_validation_through(base: str) -> None:
         expect(not missing, f"POST with {what}: the 422 details should name {missing}, "
                             f"got {details!r}")
     expect(_user_count(base) == before, "a rejected POST must create nothing")
-    created = requests.post(users, json={"name": "Eve", "email": "eve@example.com"}, timeout=5)
-    expect(created.status_code == 201,
-           f"a valid POST should be 201, got {created.status_code}: {created.text[:200]}")
+    for valid in ({"name": "Eve", "email": "eve@example.com"},
+                  {"name": draw.choice(["Zoë Ångström", "李小龍", "O'Brien-Smith"]),
+                   "email": f"u{draw.randrange(10**6)}@mail.example.org"},
+                  {"name": "N" * 100, "email": f"n{draw.randrange(10**6)}@example.net"}):
+        created = requests.post(users, json=valid, timeout=5)
+        expect(created.status_code == 201,
+               f"a valid POST {valid!r} should be 201, got {created.status_code}: "
+               f"{created.text[:200]}")
     patched = requests.patch(f"{users}/103", json={"name": "Grace B. Hopper"}, timeout=5)
     requests.patch(f"{users}/103", json={"name": "Grace Hopper"}, timeout=5)
     expect(patched.status_code == 200,
@@ -288,14 +374,17 @@ def _check_validation_through(base: str) -> None:
 def check_validation(validate_user):
     if validate_user({}) is None:
         raise NotAttempted("validate_user returns None")
+    database.ready(False)
+    draw = cases()
     existing = set(db.session.scalars(select(User.id)))
     db.session.remove()
     try:
         with rest.start(name="rest-check", fresh_data=False, validator=validate_user) as server:
-            _check_validation_through(server.url)
+            _check_validation_through(server.url, draw)
     finally:
         _delete_users_not_in(existing)
-    return f"{len(_INVALID_BODIES)} bad bodies refused with 422, valid POST and PATCH accepted"
+    count = len(_INVALID_BODIES) + 4
+    return f"{count} bad bodies refused with 422, valid POSTs and PATCH accepted"
 
 
 # --- 4. keyset pagination ---------------------------------------------------
@@ -333,15 +422,55 @@ def _walk(base: str, limit: int, between_pages=None) -> list[int]:
     reference=rest.newest_posts,
 )
 def check_keyset(newest_posts):
+    database.ready(False)
     if newest_posts(None, 3) is None:
         raise NotAttempted("newest_posts returns None")
+    db.session.remove()
+    backdated = _backdate_posts(cases())
+    try:
+        _check_keyset_pages(newest_posts, backdated)
+    finally:
+        _delete_posts(backdated)
+    return ("no post skipped or repeated with limits 7, 5 and 1, with ids that do not follow "
+            "the timestamps, nor when a post arrives mid-walk")
+
+
+def _backdate_posts(draw) -> list[int]:
+    """Posts added now but dated in the past, some tying with existing posts: their ids do
+    not follow their timestamps, as in any real table (imports, edits, clock skew)."""
+    stamps = sorted(set(db.session.scalars(select(Post.created_at))))
+    added = []
+    for _ in range(draw.randint(4, 8)):
+        moment = draw.choice(stamps)
+        if draw.random() < 0.4:
+            moment -= dt.timedelta(minutes=draw.randint(1, 59))
+        added.append(Post(title="Backdated", content="Imported from an older system",
+                          author_id=101, created_at=moment))
+    db.session.add_all(added)
+    db.session.commit()
+    ids = [post.id for post in added]
+    db.session.remove()
+    return ids
+
+
+def _delete_posts(ids: list[int]) -> None:
+    for id in ids:
+        post = db.session.get(Post, id)
+        if post is not None:
+            db.session.delete(post)
+    db.session.commit()
+    db.session.remove()
+
+
+def _check_keyset_pages(newest_posts, backdated: list[int]) -> None:
     truth = list(db.session.scalars(
         select(Post.id).order_by(Post.created_at.desc(), Post.id.desc())))
     db.session.remove()
     with rest.start(name="rest-check", fresh_data=False, posts_page=newest_posts) as server:
         first = _walk(server.url, 7)[:7]
         expect(first == truth[:7], f"the first page should be the 7 newest posts {truth[:7]}, "
-                                   f"got {first}")
+                                   f"got {first} (posts {backdated} were added with older "
+                                   "timestamps: ids do not follow created_at)")
         for limit in (7, 5, 1):
             seen = _walk(server.url, limit)
             repeated = sorted({i for i in seen if seen.count(i) > 1})
@@ -349,8 +478,13 @@ def check_keyset(newest_posts):
             expect(not repeated, f"with limit={limit} these posts came twice: {repeated}")
             expect(not skipped, f"with limit={limit} these posts were skipped: {skipped} "
                                 "(they share created_at with the last post of a page?)")
+            wrong = next((n for n, (a, b) in enumerate(zip(seen, truth, strict=False)) if a != b),
+                         0)
             expect(seen == truth, f"with limit={limit} the order should be newest first "
-                                  f"(created_at, then id): {truth[:8]}..., got {seen[:8]}...")
+                                  f"(created_at, then id): from position {wrong} "
+                                  f"{truth[wrong:wrong + 6]}..., got {seen[wrong:wrong + 6]}... "
+                                  f"(posts {backdated} were added with older timestamps: ids "
+                                  "do not follow created_at)")
         new_ids: list[int] = []
 
         def publish() -> None:
@@ -364,16 +498,35 @@ def check_keyset(newest_posts):
         try:
             seen = _walk(server.url, 7, between_pages=publish)
         finally:
-            for id in new_ids:
-                db.session.delete(db.session.get(Post, id))
-            db.session.commit()
-            db.session.remove()
+            _delete_posts(new_ids)
         expect(seen == truth, "a post published while a client read page 1 changed the later "
                               "pages; keyset pages must not shift")
-    return "no post skipped or repeated with limits 7, 5 and 1, nor when a post arrives mid-walk"
 
 
 # --- 5. a token-bucket rate limiter -----------------------------------------
+
+def _check_drawn_bucket(TokenBucket, draw) -> None:
+    """A capacity, a rate and a clock the learner has not seen; two buckets side by side."""
+    capacity, rate = draw.randint(2, 6), draw.choice([0.25, 0.5, 2.0, 4.0])
+    start = draw.uniform(1_000.0, 90_000.0)
+    case = f"TokenBucket({capacity}, {rate}) from t={start:.1f}"
+    bucket, other = TokenBucket(capacity, rate), TokenBucket(capacity, rate)
+    waits = [bucket.take(start) for _ in range(capacity + 1)]
+    expect(waits[:capacity] == [0] * capacity and waits[capacity] is not None
+           and abs(waits[capacity] - 1 / rate) < 0.01,
+           f"{case}: {capacity + 1} requests at once should wait {[0] * capacity} then "
+           f"{1 / rate:g} s (one token takes 1/rate s), got {waits}")
+    expect(other.take(start) == 0,
+           f"{case}: draining one bucket emptied another (the second bucket's first request "
+           "had to wait): keep the tokens on the instance (self.tokens), not on the class or "
+           "in a module-level variable; each client has its own bucket")
+    half = bucket.take(start + 0.5 / rate)
+    expect(half is not None and abs(half - 0.5 / rate) < 0.01,
+           f"{case}: {0.5 / rate:g} s later half a token has come back, so the wait is "
+           f"{0.5 / rate:g} s, got {half}: refill (now - last) * rate tokens")
+    expect(bucket.take(start + 1 / rate) == 0,
+           f"{case}: {1 / rate:g} s after draining, one token is back: a request should pass")
+
 
 @exercise(
     "rest.rate-limit",
@@ -404,6 +557,7 @@ def check_rate_limit(TokenBucket):
     expect(burst[:3] == [0, 0, 0] and burst[3] > 0,
            f"after a long idle time the bucket holds at most capacity=3 tokens: 4 requests "
            f"at t=100 gave waits {burst}")
+    _check_drawn_bucket(TokenBucket, cases())
     with rest.start(name="rest-check", fresh_data=False, rate_limit=(2, 60),
                     bucket=TokenBucket) as server:
         url = f"{server.url}/api/v1/users/101"

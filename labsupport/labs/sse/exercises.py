@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import sseclient
 
-from ...engine import NotAttempted, Unmet, exercise, expect
+from ...engine import NotAttempted, Unmet, cases, exercise, expect
 from . import server as sse
 
 NOTEBOOK = "05-sse"
@@ -21,13 +23,17 @@ def _parse(text: str) -> list[sseclient.Event]:
 # --- 1. the wire format -------------------------------------------------------
 
 def format_event(data: str, event: str | None = None, id: int | str | None = None) -> str:
-    """One SSE event: optional id: and event: lines, one data: line per line of data."""
+    """One SSE event: optional id: and event: lines, one data: line per line of data.
+
+    A line of the stream ends at CR LF, LF or CR (and nothing else): each of them
+    in ``data`` starts a new ``data:`` line, which the client joins back with LF.
+    """
     lines = []
     if id is not None:
         lines.append(f"id: {id}")
     if event is not None:
         lines.append(f"event: {event}")
-    for line in data.split("\n"):
+    for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         lines.append(f"data: {line}")
     return "\n".join(lines) + "\n\n"
 
@@ -39,13 +45,15 @@ def format_event(data: str, event: str | None = None, id: int | str | None = Non
     hints=[
         "An event is lines of 'field: value' and ends with an empty line, so the text ends "
         "with '\\n\\n'.",
-        "A newline inside data would end the field: split the data on '\\n' and send one "
-        "'data: ' line per piece; the client joins them back with newlines.",
+        "A newline inside data would end the field: split the data at every line end the "
+        "stream knows (\\r\\n, \\n or \\r, nothing else) and send one 'data: ' line per "
+        "piece; the client joins them back with newlines.",
         "Leave out the id: and event: lines when id or event is None.",
     ],
     reference=format_event,
 )
 def check_format_event(format_event):
+    draw = cases()
     text = format_event('{"title": "hello"}', event="news_article", id=5)
     if text is None:
         raise NotAttempted("format_event returns None")
@@ -68,7 +76,34 @@ def check_format_event(format_event):
     expect("id:" not in plain and "event:" not in plain,
            f"with id and event None, send only data: lines; got {plain!r}")
     expect(_parse(plain)[0].event == "message", "an event without event: is a 'message'")
-    return "ids, names, multi-line data and the blank line are all right"
+    for data, event, id in _drawn_events(draw):
+        sent = re.sub(r"\r\n|\r", "\n", data)  # what any client can rebuild: lines joined by LF
+        events = _parse(format_event(data, event=event, id=id))
+        what = f"format_event({data!r}, event={event!r}, id={id!r})"
+        expect(len(events) == 1, f"{what} should be one event, a client read {len(events)}")
+        expect(events[0].data == sent,
+               f"{what}: the client read the data as {events[0].data!r}, expected {sent!r}. "
+               "A line of the stream ends at \\r\\n, \\n or \\r, and only there (str."
+               "splitlines also splits on \\u2028, \\x85, \\x0c ... and drops a last "
+               "empty line)")
+        expect(events[0].id == (None if id is None else str(id)) and
+               events[0].event == (event or "message"),
+               f"{what}: the client read id {events[0].id!r} and event {events[0].event!r}")
+    return "ids, names, multi-line data (LF, CR, CRLF, U+2028) and the blank line are all right"
+
+
+def _drawn_events(draw) -> list[tuple[str, str | None, int | None]]:
+    """Events the learner has not seen: Unicode, trailing newlines, CR, separators that
+    are not SSE line ends."""
+    word = draw.choice(["Grüße", "日本語", "naïve", "emoji 🎉", "plain"])
+    payload = json.dumps({"text": word, "n": draw.randrange(1000)}, ensure_ascii=False)
+    return [
+        (payload, draw.choice(["update", "news_article", "score"]), draw.randrange(1, 10**6)),
+        (f"{word}\n", None, draw.randrange(1, 100)),
+        (f"{word}\u2028second half\x85third", "note", None),
+        (f"{word}\r\nwindows line\rold mac line", None, draw.randrange(1, 100)),
+        (f"\n{word}\n\n", "spaced", None),
+    ]
 
 
 # --- 2. heartbeats ---------------------------------------------------------------
@@ -119,7 +154,8 @@ class _QuietSource:
     timeout=15,
 )
 def check_heartbeat(with_heartbeats):
-    interval, idle_timeout = 0.1, 0.25
+    interval = cases().choice([0.06, 0.08, 0.12, 0.15])
+    idle_timeout = 2.5 * interval
     source = _QuietSource([0.05, 0.1, 0.7, 0.75])
     stream = with_heartbeats(source.next_event, interval)
     if stream is None:
@@ -130,8 +166,8 @@ def check_heartbeat(with_heartbeats):
             now = time.monotonic()
             expect(now - last <= idle_timeout,
                    f"{now - last:.2f} s passed with no byte sent: a proxy that closes "
-                   f"connections idle for {idle_timeout} s would have cut the stream "
-                   f"(interval was {interval} s)")
+                   f"connections idle for {idle_timeout:g} s would have cut the stream "
+                   f"(interval was {interval} s: wait at most that long for an event)")
             last = now
             expect(isinstance(chunk, str), f"yield text, got {type(chunk).__name__}")
             chunks.append(chunk)
@@ -150,8 +186,10 @@ def check_heartbeat(with_heartbeats):
                                  f"event; make it a comment: a line starting with ':'")
     expect(data == ["event 1", "event 2", "event 3", "event 4"],
            f"pass the events through unchanged, in order; the client read {data}")
-    expect(len(heartbeats) >= 3, f"about 6 heartbeats belong in the 0.6 s of silence; you "
-                                 f"sent {len(heartbeats)}")
+    expected = int(0.6 / interval)
+    expect(len(heartbeats) >= expected // 2,
+           f"about {expected} heartbeats belong in the 0.6 s of silence at an interval of "
+           f"{interval} s; you sent {len(heartbeats)}: wait at most that long for an event")
     return f"{len(heartbeats)} comment heartbeats kept a {idle_timeout} s idle timeout away"
 
 
@@ -218,7 +256,41 @@ def check_replay(events_to_replay):
                     f"sse.ReplayGap")
     expect(_ids(events_to_replay(trimmed, "5")) == [6, 7, 8, 9, 10],
            "a client that saw 5 misses nothing when the buffer starts at 6: replay 6-10")
+    _check_drawn_history(events_to_replay, cases())
     return _through_a_server(events_to_replay)
+
+
+def _check_drawn_history(events_to_replay, draw) -> None:
+    """A buffer the learner has not seen: ids far from 1, trimmed at a drawn point."""
+    oldest = draw.randrange(50, 10**6)
+    newest = oldest + draw.randint(5, 40)
+    history = _history(oldest, newest)
+    case = f"with a buffer of ids {oldest}-{newest}"
+    seen = draw.randrange(oldest, newest)
+    got = _ids(events_to_replay(history, str(seen)))
+    expect(got == list(range(seen + 1, newest + 1)),
+           f"{case}, a client that last saw {seen} should get {seen + 1}-{newest}, you replay "
+           f"{got[:3]}...{got[-2:]} ({len(got)} events): compare ids, not positions in the "
+           "list")
+    got = _ids(events_to_replay(history, str(oldest - 1)))
+    expect(got == list(range(oldest, newest + 1)),
+           f"{case}, a client that last saw {oldest - 1} missed nothing the buffer lost: "
+           f"replay all {newest - oldest + 1}, you replay {len(got)}")
+    lost = draw.randrange(1, oldest - 1)
+    try:
+        replayed = events_to_replay(history, str(lost))
+    except sse.ReplayGap:
+        pass
+    else:
+        raise Unmet(f"{case}, a client that last saw {lost} missed {lost + 1}-{oldest - 1} for "
+                    f"good; you replayed {len(replayed)} events as if nothing was lost: raise "
+                    "sse.ReplayGap")
+    try:
+        events_to_replay(history, str(newest + draw.randint(1, 5)))
+    except ValueError:
+        pass
+    else:
+        raise Unmet(f"{case}, an id above {newest} was never sent: raise ValueError")
 
 
 def _through_a_server(events_to_replay):

@@ -71,7 +71,9 @@ def format_event(data: str, event: str | None = None, id: int | str | None = Non
     """One event in ``text/event-stream`` format, ending with its blank line.
 
     Each line of ``data`` becomes its own ``data:`` line, so the client
-    rebuilds the text exactly, newlines included.
+    rebuilds the text, newlines included. A line of the stream ends at CR LF, LF
+    or CR, so each of them in ``data`` starts a new line (the client joins them
+    back with LF); U+2028 and its kin are not line ends and pass as they are.
     """
     lines = []
     if retry is not None:
@@ -80,7 +82,8 @@ def format_event(data: str, event: str | None = None, id: int | str | None = Non
         lines.append(f"id: {id}")
     if event is not None:
         lines.append(f"event: {event}")
-    lines.extend(f"data: {line}" for line in data.split("\n"))
+    text = data.replace("\r\n", "\n").replace("\r", "\n")
+    lines.extend(f"data: {line}" for line in text.split("\n"))
     return "\n".join(lines) + "\n\n"
 
 

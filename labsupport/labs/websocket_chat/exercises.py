@@ -15,7 +15,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from ... import database
 from ...database import ChatMessage, User, db, utcnow
-from ...engine import NotAttempted, Unmet, exercise, expect
+from ...engine import NotAttempted, Unmet, cases, exercise, expect
 from . import server as chat
 from . import socketio_server as socketio_chat
 from .server import ChatError, ChatServer, Client, TokenSigner
@@ -140,7 +140,8 @@ def check_socketio_by_hand(socketio_hello):
     tokens = TokenSigner()
     heard: list[Any] = []
     with _socketio_server(tokens, heard) as server:
-        for user_id, name in ((101, "Ada Lovelace"), (103, "Grace Hopper")):
+        for user_id in cases().sample(range(101, 126), 2):
+            name = _user_name(user_id)
             token = tokens.token_for(user_id)
             try:
                 data = _hello(server, socketio_hello, token, heard)
@@ -218,11 +219,16 @@ def send_and_confirm(ws_url: str, token: str, room_id: str, text: str) -> dict[s
     reference=send_and_confirm,
 )
 def check_first_message(send_and_confirm):
+    draw = cases()
+    sender, other = draw.sample(range(101, 126), 2)
+    room = f"exercise-{draw.randrange(1, 1000)}"
+    text = draw.choice(["Hello everyone!", "Grüße aus Köln 👋", "line one\nline two",
+                        "{\"type\": \"not json inside\"}"])
     with chat.start(name="websockets-check", fresh_data=False) as server:
-        listener = _open(server, 102, "exercise-1")
+        name = _user_name(sender)
+        listener = _open(server, other, room)
         try:
-            event = send_and_confirm(server.ws_url, server.token_for(101), "exercise-1",
-                                     "Hello everyone!")
+            event = send_and_confirm(server.ws_url, server.token_for(sender), room, text)
             if event is None:
                 raise NotAttempted("send_and_confirm returns None")
             expect(isinstance(event, dict), f"return the event as a dict (json.loads), "
@@ -230,19 +236,31 @@ def check_first_message(send_and_confirm):
             expect(event.get("type") == "new_message",
                    f"expected the new_message event, got a {event.get('type')!r} event: "
                    f"{event!r}")
-            expect(event.get("message") == "Hello everyone!" and event.get("username") ==
-                   "Ada Lovelace", f"the new_message should carry your text and name, got "
-                                   f"{event!r}")
-            heard = _next(listener, "new_message")
+            expect(event.get("message") == text and event.get("username") == name,
+                   f"as user {sender} ({name}) in room {room!r} you sent {text!r}: the "
+                   f"new_message should carry that text and name, got {event!r}")
+            try:
+                heard = _next(listener, "new_message")
+            except TimeoutError:
+                raise Unmet(f"user {other}, in room {room!r}, got no new_message: send to the "
+                            "room_id you were given") from None
             expect(heard == event, "the other member of the room got a different event: "
                                    f"{heard!r}")
         finally:
             listener.close()
-        response = requests.get(f"{server.url}/api/chat/exercise-1/messages",
-                                params={"token": server.token_for(101)}, timeout=TIMEOUT)
+        response = requests.get(f"{server.url}/api/chat/{room}/messages",
+                                params={"token": server.token_for(sender)}, timeout=TIMEOUT)
         stored = [m["id"] for m in response.json()["messages"]]
         expect(event["id"] in stored, f"message {event['id']} is not in the room's history")
     return "joined, sent, the room got the same new_message, and the history has it"
+
+
+def _user_name(user_id: int) -> str:
+    try:
+        user = db.session.get(User, user_id)
+        return user.name if user else "Anonymous"
+    finally:
+        db.session.remove()
 
 
 # --- 3. typing, to everyone but the sender ------------------------------------
@@ -264,6 +282,7 @@ def check_first_message(send_and_confirm):
 def check_typing(on_typing):
     if not _sends_anything(on_typing):
         raise NotAttempted("on_typing sends nothing yet")
+    not_bool = cases().choice(["yes", 1, 0, None, "false"])
     with chat.start(name="websockets-check", fresh_data=False,
                     handlers={"typing": on_typing}) as server:
         ada, alan = _open(server, 101, "typing-1"), _open(server, 102, "typing-1")
@@ -282,8 +301,8 @@ def check_typing(on_typing):
                                         "send to the room only")
             for bad, what in (({"room_id": "typing-2", "is_typing": True},
                                "typing in a room the sender has not joined"),
-                              ({"room_id": "typing-1", "is_typing": "yes"},
-                               "is_typing 'yes' (not a bool)")):
+                              ({"room_id": "typing-1", "is_typing": not_bool},
+                               f"is_typing {not_bool!r} (not a bool)")):
                 ada.send(json.dumps({"type": "typing", **bad}))
                 replies = _pending(ada)
                 expect([r.get("in_reply_to") for r in replies] == ["typing"],
@@ -377,30 +396,36 @@ def check_private_message(on_private_message):
     if not _sends_anything(on_private_message, {"type": "private_message",
                                                 "to_user_id": 102, "message": "psst"}):
         raise NotAttempted("on_private_message sends nothing yet")
+    draw = cases()
+    sender, to, bystander = draw.sample(range(101, 126), 3)
+    text = draw.choice(["Lunch at noon?", "Größe: 42 📦", "two\nlines"])
     with chat.start(name="websockets-check", fresh_data=False,
                     handlers={"private_message": on_private_message}) as server:
-        tabs = [_open(server, 101), _open(server, 101)]
-        alan, grace = _open(server, 102), _open(server, 103)
+        tabs = [_open(server, sender), _open(server, sender)]
+        alan, grace = _open(server, to), _open(server, bystander)
         try:
-            tabs[0].send(json.dumps({"type": "private_message", "to_user_id": 102,
-                                     "message": "Lunch at noon?"}))
-            expected = {"type": "private_message", "from_user_id": 101,
-                        "username": "Ada Lovelace", "to_user_id": 102,
-                        "message": "Lunch at noon?"}
+            tabs[0].send(json.dumps({"type": "private_message", "to_user_id": to,
+                                     "message": text}))
+            expected = {"type": "private_message", "from_user_id": sender,
+                        "username": _user_name(sender), "to_user_id": to,
+                        "message": text}
             got = _pending(alan)
-            expect(got == [expected], f"Alan should get {expected!r} once, got "
-                                      f"{got or 'nothing'!r}")
+            expect(got == [expected], f"user {to} (the recipient) should get {expected!r} once, "
+                                      f"got {got or 'nothing'!r}")
             got = _pending(tabs[0])
             expect(got == [expected], f"the sender should get the same event back once (its "
                                       f"confirmation), got {got or 'nothing'!r}")
             got = _pending(tabs[1])
-            expect(got == [expected], "Ada's other tab (a second connection of user 101) "
-                                      f"should get it once too, got {got or 'nothing'!r}")
-            expect(not _pending(grace), "Grace got a private message between Ada and Alan")
-            for bad, what in (({"to_user_id": 999, "message": "hi"},
-                               "to user 999, who is not connected,"),
-                              ({"to_user_id": 102, "message": "  "}, "with an empty message"),
-                              ({"to_user_id": 102}, "without a message")):
+            expect(got == [expected], f"the sender's other tab (a second connection of user "
+                                      f"{sender}) should get it once too, got "
+                                      f"{got or 'nothing'!r}")
+            expect(not _pending(grace), f"user {bystander} got a private message between users "
+                                        f"{sender} and {to}")
+            offline = next(id for id in range(101, 126) if id not in (sender, to, bystander))
+            for bad, what in (({"to_user_id": offline, "message": "hi"},
+                               f"to user {offline}, who is not connected,"),
+                              ({"to_user_id": to, "message": "  "}, "with an empty message"),
+                              ({"to_user_id": to}, "without a message")):
                 tabs[0].send(json.dumps({"type": "private_message", **bad}))
                 replies = _pending(tabs[0])
                 expect([r.get("type") for r in replies] == ["error"],
@@ -431,32 +456,50 @@ def check_private_message(on_private_message):
     reference=chat.authorize,
 )
 def check_handshake(authorize):
+    draw = cases()
+    user_id = draw.randrange(101, 126)
     with chat.start(name="websockets-check", fresh_data=False, handshake=authorize) as server:
-        token = server.token_for(104)
-        forged = "101." + "0" * 32
+        token = server.token_for(user_id)
+        forged = f"{user_id}." + "0" * 32
         if authorize(_FakeRequest(f"/ws?token={token}"), server.app.tokens.verify,
                      set()) is None:
             raise NotAttempted("authorize returns None")
         status, user = _handshake_status(server, f"?token={token}")
-        expect((status, user) == (101, 104),
-               f"a valid token in ?token= should open the socket as user 104, got "
+        expect((status, user) == (101, user_id),
+               f"a valid token in ?token= should open the socket as user {user_id}, got "
                f"{status}" + (f" as user {user}" if user else ""))
         status, user = _handshake_status(server, additional_headers={
             "Authorization": f"Bearer {token}"})
-        expect((status, user) == (101, 104),
+        expect((status, user) == (101, user_id),
                f"a valid token in 'Authorization: Bearer ...' should open the socket as user "
-               f"104, got {status}")
+               f"{user_id}, got {status}")
+        signature = token.partition(".")[2]
         for query, what in (("", "no token"), (f"?token={forged}", f"a forged token {forged}"),
-                            ("?token=104", "a token without a signature")):
+                            (f"?token={user_id}", "a token without a signature"),
+                            (f"?token={user_id % 25 + 101}.{signature}",
+                             f"user {user_id}'s signature on another user's id")):
             status, _ = _handshake_status(server, query)
             expect(status == 401, f"{what} should be refused with 401, got {status}")
         status, _ = _handshake_status(server, f"?token={token}", origin="http://evil.example")
         expect(status == 403, f"a page on http://evil.example opened a socket with a valid "
                               f"token: expected 403, got {status}")
+        port = server.port
+        lookalikes = [f"http://127.0.0.1.evil.example:{port}",
+                      f"http://localhost.evil.example:{port}",
+                      "https://evil-127.0.0.1.example",
+                      f"http://127.0.0.1:{port + 1 if port < 65535 else port - 1}",
+                      f"http://127.0.0.1:{str(port)[:-1]}", "null"]
+        for origin in draw.sample(lookalikes[:2], 1) + lookalikes[2:]:
+            status, _ = _handshake_status(server, f"?token={token}", origin=origin)
+            expect(status == 403,
+                   f"a page with Origin {origin!r} opened a socket with a valid token (status "
+                   f"{status}): an origin is scheme://host:port, compared whole against the "
+                   "allowed set, never by prefix, suffix or substring")
         own = f"http://127.0.0.1:{server.port}"
         status, _ = _handshake_status(server, f"?token={token}", origin=own)
         expect(status == 101, f"the lab's own page (Origin {own}) was refused with {status}")
-    return "401 without a valid token (query or Bearer), 403 for a foreign Origin, else 101"
+    return ("401 without a valid token (query or Bearer), 403 for a foreign or look-alike "
+            "Origin, else 101")
 
 
 class _FakeRequest:
@@ -523,7 +566,9 @@ def check_catch_up(catch_up):
 
 
 def _check_catch_up_through(server, catch_up):
-    ids = _post_history("catch-up", 250)
+    draw = cases()
+    count = draw.randint(160, 320)
+    ids = _post_history("catch-up", count)
     token = server.token_for(101)
     first = catch_up(server.url, token, "catch-up", ids[-1])
     if first is None:
@@ -532,14 +577,15 @@ def _check_catch_up_through(server, catch_up):
            f"message {ids[-1]} was already seen: return only ids above after_id")
     expect(list(first) == [], f"after the newest message nothing was missed, got "
                               f"{len(first)} messages")
-    for seen in (ids[-4], ids[109], ids[0] - 1):
+    for seen in (ids[-draw.randint(2, 9)], ids[draw.randrange(40, count - 101)], ids[0] - 1):
         missed = catch_up(server.url, token, "catch-up", seen)
         got = [m["id"] for m in missed]
         want = [i for i in ids if i > seen]
         expect(seen not in got, f"message {seen} was already seen: return only ids "
                                 f"above after_id")
         expect(sorted(got) == want,
-               f"after id {seen}, {len(want)} messages were missed; got {len(got)}"
+               f"with {count} messages in the room, after id {seen} {len(want)} were missed; "
+               f"got {len(got)}"
                + (" (only the newest page?)" if len(got) in (50, 100) else ""))
         expect(got == want, f"after id {seen}: return them oldest first, got ids "
                             f"{got[:3]}...{got[-3:]}")
