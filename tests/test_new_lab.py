@@ -15,6 +15,9 @@ import pytest
 from tools import new_lab
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The notebook the scaffold makes: numbered after the last one.
+LAST = sorted(ROOT.glob("notebooks/[0-9][0-9]-*.ipynb"))[-1].name
+NEXT = f"notebooks/{int(LAST[:2]) + 1:02d}-demo-lab.ipynb"
 COPIED = [".ci", "labsupport", "notebooks", "protos", "tests", "tools", "conftest.py",
           "pyproject.toml", "INSTRUCTORS.md", "README.md", "CONTRIBUTING.md", "Makefile"]
 IGNORED = shutil.ignore_patterns("__pycache__", ".mypy_cache", ".ruff_cache", ".hypothesis",
@@ -53,7 +56,7 @@ def test_a_scaffolded_lab_passes_its_tests_and_touches_only_its_own_places(tmp_p
     added = set(after) - set(before)
     assert changed == {"labsupport/__init__.py", "labsupport/labs/__init__.py"}
     lab_files = {path for path in added if path.startswith("labsupport/labs/demo_lab/")}
-    assert added - lab_files == {"notebooks/10-demo-lab.ipynb", "tests/test_demo_lab.py"}
+    assert added - lab_files == {NEXT, "tests/test_demo_lab.py"}
     assert {"__init__.py", "server.py", "exercises.py", "preflight.py"} == {
         path.rpartition("/")[2] for path in lab_files}
 
@@ -63,7 +66,7 @@ def test_a_scaffolded_lab_passes_its_tests_and_touches_only_its_own_places(tmp_p
     types = _run(repo, str(bin_dir / "mypy"), "--cache-dir", str(tmp_path / "mypy"))
     assert types.returncode == 0, types.stdout
     tested = _run(repo, sys.executable, "-m", "pytest", "-n", "0", "-q", "-p", "no:randomly",
-                  "tests/test_demo_lab.py", "notebooks/10-demo-lab.ipynb",
+                  "tests/test_demo_lab.py", NEXT,
                   "tests/test_registry.py", "tests/test_imports.py",
                   "tests/test_notebook_pacing.py", "tests/test_notebook_metadata.py",
                   "tests/test_reference_types.py", "tests/test_classroom.py",

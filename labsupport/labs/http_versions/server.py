@@ -22,7 +22,7 @@ import collections
 import contextlib
 import errno
 import socket
-from typing import Any
+from typing import Any, cast
 
 import hypercorn.protocol.quic as hypercorn_quic
 from aioquic.quic.connection import QuicConnection
@@ -79,11 +79,12 @@ def _tagged_init(original: Any) -> Any:
     return init
 
 
+# hypercorn's QUIC module patched once per process (setattr: the patch is deliberate).
 if not hasattr(hypercorn_quic, "lab_patched"):
-    hypercorn_quic.QuicConnection = _quic_connection  # type: ignore[misc, assignment]
-    hypercorn_quic.QuicProtocol.__init__ = _tagged_init(  # type: ignore[method-assign]
-        hypercorn_quic.QuicProtocol.__init__)
-    hypercorn_quic.lab_patched = True  # type: ignore[attr-defined]
+    setattr(hypercorn_quic, "QuicConnection", _quic_connection)  # noqa: B010
+    setattr(hypercorn_quic.QuicProtocol, "__init__",  # noqa: B010
+            _tagged_init(hypercorn_quic.QuicProtocol.__init__))
+    setattr(hypercorn_quic, "lab_patched", True)  # noqa: B010
 
 
 class HTTPVersionsHandle(AsyncioHandle):
@@ -147,7 +148,7 @@ def start(*, name: str = "http-versions", single_use_tickets: bool = True,
         _stores[port] = tickets
         stop = asyncio.Event()
         serving = asyncio.ensure_future(worker_serve(
-            wrap_app(app, config.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
+            wrap_app(cast(Any, app), config.wsgi_max_body_size, "asgi"),
             config,
             sockets=Sockets([tcp], [plain], [udp]), shutdown_trigger=stop.wait))
         await asyncio.sleep(0)

@@ -127,7 +127,9 @@ def _own_database(fresh_data: bool) -> Engine:
     source = database.ready(fresh_data)
     path = Path(source.url.database or "").with_name(f"pipeline-{next(_copies)}.sqlite3")
     with source.connect() as conn, sqlite3.connect(path) as target:
-        conn.connection.driver_connection.backup(target)  # type: ignore[union-attr]
+        raw = conn.connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection), "the labs' database is SQLite"
+        raw.backup(target)
     target.close()
     return create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False,
                                                             "timeout": 10})
