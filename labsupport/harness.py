@@ -371,11 +371,42 @@ class _OwnerGate(asyncio.Protocol):
         return False  # the transport closes
 
 
+class _DatagramGate(asyncio.DatagramProtocol):
+    """Stands in front of an asyncio datagram endpoint's protocol (a QUIC server): a
+    datagram from another user's socket is dropped unread, as if lost."""
+
+    def __init__(self, protocol: asyncio.DatagramProtocol) -> None:
+        self.protocol = protocol
+        self.dropped = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.protocol.connection_made(transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if owner.admits_datagram(addr):
+            self.protocol.datagram_received(data, addr)
+        else:
+            self.dropped += 1
+
+    def error_received(self, exc: Exception) -> None:
+        self.protocol.error_received(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.connection_lost(exc)
+
+
 class _OwnerOnlyLoop(asyncio.SelectorEventLoop):
-    """An event loop whose every server puts an :class:`_OwnerGate` before its protocol."""
+    """An event loop whose every server puts an :class:`_OwnerGate` before its protocol, and
+    every datagram endpoint a :class:`_DatagramGate`."""
 
     async def create_server(self, protocol_factory: Any, *args: Any, **kwargs: Any) -> Any:
         return await super().create_server(lambda: _OwnerGate(protocol_factory), *args, **kwargs)
+
+    async def create_datagram_endpoint(self, protocol_factory: Any, *args: Any,
+                                       **kwargs: Any) -> Any:
+        transport, gate = await super().create_datagram_endpoint(
+            lambda: _DatagramGate(protocol_factory()), *args, **kwargs)
+        return transport, gate.protocol
 
 
 class BackgroundLoop:

@@ -36,10 +36,12 @@ import socket
 import struct
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["REFUSAL", "admits", "admits_peer", "mode", "owner", "peer_uid", "setup"]
+__all__ = ["REFUSAL", "admits", "admits_datagram", "admits_peer", "mode", "owner", "peer_uid",
+           "setup"]
 
 REFUSAL = ("This lab server answers only the user who started it "
            "(learners sharing one machine cannot reach each other's lab servers)")
@@ -153,6 +155,42 @@ def _proc_uid(local: Address, remote: Address) -> int | None:
         except FileNotFoundError:
             continue
     return None
+
+
+def _udp_uid(peer: Address) -> int | None:
+    """The uid of the UDP socket bound to ``peer`` (``/proc/net/udp`` and ``udp6``): a QUIC
+    client's socket is bound but seldom connected, so only its own address is known."""
+    for family, path in ((socket.AF_INET, "/proc/net/udp"), (socket.AF_INET6, "/proc/net/udp6")):
+        wanted = _proc_hex(*peer, family)
+        try:
+            with open(path) as table:
+                next(table)
+                for line in table:
+                    fields = line.split()
+                    if fields[1] == wanted:
+                        return int(fields[7])
+        except FileNotFoundError:
+            continue
+    return None
+
+
+#: How long a datagram peer, once looked up, is taken as known (a lookup reads a whole table).
+DATAGRAM_PEER_SECONDS = 5.0
+_datagram_peers: dict[Address, tuple[float, bool]] = {}
+
+
+def admits_datagram(peer: Address) -> bool:
+    """Whether a datagram from ``peer`` (a UDP address on this machine) may be served: its
+    socket belongs to our user. Looked up again after :data:`DATAGRAM_PEER_SECONDS`, so a
+    port another user binds after ours closed is not taken for ours for long."""
+    if _lookup()[0] is None:
+        return True
+    now = time.monotonic()
+    known = _datagram_peers.get(peer)
+    if known is None or now - known[0] > DATAGRAM_PEER_SECONDS:
+        known = (now, _udp_uid(peer[:2]) == owner())
+        _datagram_peers[peer] = known
+    return known[1]
 
 
 Lookup = Callable[[Address, Address], "int | None"]

@@ -34,9 +34,11 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="reads Linux socket tables, creates Unix users")
 
 CLIENT = textwrap.dedent('''
-    import asyncio, base64, json, os, socket, sys
-    from http.client import HTTPConnection
+    import asyncio, base64, json, os, socket, ssl, sys, time
+    from http.client import HTTPConnection, HTTPSConnection
     import grpc, nats
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from labsupport.labs.grpc_service.server import (user_service_pb2 as pb,
                                                      user_service_pb2_grpc as pb_grpc)
@@ -60,6 +62,33 @@ CLIENT = textwrap.dedent('''
         except ValueError:
             pass
         return {"status": reply.status, "body": text}
+
+    def https(host, port, path):
+        conn = HTTPSConnection(host, port, timeout=5, context=ssl._create_unverified_context())
+        conn.request("GET", path)
+        reply = conn.getresponse()
+        text = reply.read().decode(errors="replace")
+        conn.close()
+        try:
+            text = json.loads(text)
+        except ValueError:
+            pass
+        return {"status": reply.status, "body": text}
+
+    def quic(host, port):
+        """A QUIC Initial from a socket of this user's: does the server answer at all?"""
+        quic = QuicConnection(configuration=QuicConfiguration(
+            is_client=True, alpn_protocols=["h3"], verify_mode=ssl.CERT_NONE))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(2)
+            quic.connect((host, port), now=time.time())
+            for data, address in quic.datagrams_to_send(now=time.time()):
+                sock.sendto(data, address)
+            try:
+                return {"answered": len(sock.recvfrom(65536)[0])}
+            except TimeoutError:
+                return {"answered": 0}
 
     def ws(host, port, path, protocol=None):
         key = base64.b64encode(os.urandom(16)).decode()
@@ -123,7 +152,8 @@ CLIENT = textwrap.dedent('''
         if op == "nats":
             results.append(asyncio.run(nats_publish(*args)))
         else:
-            results.append({"http": http, "ws": ws, "rpc": rpc, "read": read}[op](*args))
+            results.append({"http": http, "https": https, "quic": quic, "ws": ws, "rpc": rpc,
+                            "read": read}[op](*args))
     print(json.dumps(results))
 ''')
 
@@ -224,6 +254,25 @@ def test_rest(client: Path, other: tuple[int, int]) -> None:
         assert all(refused(result) for result in theirs), theirs
         assert requests.get(f"{server.url}/api/v1/users", timeout=5).json() == before
         assert [r["status"] for r in run(client, None, *ops)] == [200, 201, 204]
+
+
+def test_http_versions_over_tcp_tls_and_quic(client: Path, other: tuple[int, int]) -> None:
+    """10's hypercorn server: HTTP/1.1 in cleartext and over TLS answer another user 403; a
+    QUIC Initial from another user's socket gets no answer at all (dropped unread), and the
+    lab's UDP relay drops it too, while the owner's gets the server's handshake."""
+    from labsupport.labs.http_versions import start
+    from labsupport.labs.http_versions.loss import UDPRelay
+
+    with start(name="isolation-http-versions") as server, UDPRelay(server.port) as relay:
+        ops = [("http", "GET", "127.0.0.1", server.cleartext_port, "/"),
+               ("https", "127.0.0.1", server.port, "/"),
+               ("quic", "127.0.0.1", server.port), ("quic", "127.0.0.1", relay.port)]
+        theirs = run(client, other, *ops)
+        assert refused(theirs[0]) and refused(theirs[1]), theirs
+        assert theirs[2] == theirs[3] == {"answered": 0}, theirs
+        mine = run(client, None, *ops)
+        assert [r.get("status") for r in mine[:2]] == [200, 200], mine
+        assert mine[2]["answered"] > 0 and mine[3]["answered"] > 0, mine
 
 
 def test_graphql_over_http_and_websocket(client: Path, other: tuple[int, int]) -> None:

@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ... import owner
 from ...harness import LOOPBACK
 
 __all__ = ["LossPattern", "UDPRelay", "TCPStallRelay", "MSS", "RTO"]
@@ -89,7 +90,10 @@ class UDPRelay:
                 for key, _ in selector.select(timeout=0.05):
                     with contextlib.suppress(OSError):
                         if key.data == "up":
-                            data, self._client = self.front.recvfrom(65536)
+                            data, client = self.front.recvfrom(65536)
+                            if not owner.admits_datagram(client):  # it would reach the server
+                                continue                           # as us: dropped unread
+                            self._client = client
                             if self.blocked:
                                 self.dropped += 1
                             else:
@@ -144,6 +148,9 @@ class TCPStallRelay:
                 continue
             except OSError:
                 return
+            if not owner.admits(client):  # it would reach the server as us: closed unread
+                client.close()
+                continue
             server = socket.create_connection(self.target, timeout=5)
             for sock in (client, server):
                 sock.settimeout(None)
