@@ -380,7 +380,7 @@ class _DatagramGate(asyncio.DatagramProtocol):
         self.dropped = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.protocol.connection_made(transport)
+        self.protocol.connection_made(cast(asyncio.DatagramTransport, transport))
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if owner.admits_datagram(addr):
