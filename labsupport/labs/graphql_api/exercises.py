@@ -234,7 +234,7 @@ def check_dataloader(posts_by_author):
     try:
         return _check_batches(posts_by_author, draw)
     finally:
-        _delete_posts(added)
+        database.delete_posts(added)
 
 
 def _backdate_posts(draw) -> list[int]:
@@ -251,15 +251,6 @@ def _backdate_posts(draw) -> list[int]:
     ids = [post.id for post in added]
     db.session.remove()
     return ids
-
-
-def _delete_posts(ids: list[int]) -> None:
-    for id in ids:
-        post = db.session.get(Post, id)
-        if post is not None:
-            db.session.delete(post)
-    db.session.commit()
-    db.session.remove()
 
 
 def _check_batches(posts_by_author, draw) -> str:

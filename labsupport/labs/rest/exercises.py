@@ -430,7 +430,7 @@ def check_keyset(newest_posts):
     try:
         _check_keyset_pages(newest_posts, backdated)
     finally:
-        _delete_posts(backdated)
+        database.delete_posts(backdated)
     return ("no post skipped or repeated with limits 7, 5 and 1, with ids that do not follow "
             "the timestamps, nor when a post arrives mid-walk")
 
@@ -451,15 +451,6 @@ def _backdate_posts(draw) -> list[int]:
     ids = [post.id for post in added]
     db.session.remove()
     return ids
-
-
-def _delete_posts(ids: list[int]) -> None:
-    for id in ids:
-        post = db.session.get(Post, id)
-        if post is not None:
-            db.session.delete(post)
-    db.session.commit()
-    db.session.remove()
 
 
 def _check_keyset_pages(newest_posts, backdated: list[int]) -> None:
@@ -498,7 +489,7 @@ def _check_keyset_pages(newest_posts, backdated: list[int]) -> None:
         try:
             seen = _walk(server.url, 7, between_pages=publish)
         finally:
-            _delete_posts(new_ids)
+            database.delete_posts(new_ids)
         expect(seen == truth, "a post published while a client read page 1 changed the later "
                               "pages; keyset pages must not shift")
 
