@@ -390,9 +390,12 @@ SERVE_AS = textwrap.dedent('''
     from flask import Flask
     from labsupport import harness
     uid, gid = int(sys.argv[1]), int(sys.argv[2])
-    os.setgroups([]); os.setgid(gid); os.setuid(uid)
     app = Flask(__name__)
     app.get("/")(lambda: {"ok": True})
+    # once before becoming the user: what it imports lazily may lie where that user cannot
+    # read (Werkzeug reads its version through importlib.metadata on Python 3.13)
+    harness.serve_wsgi("isolation-warm-up", app).stop()
+    os.setgroups([]); os.setgid(gid); os.setuid(uid)
     handle = harness.serve_wsgi("isolation-owner", app)
     print(handle.port, flush=True)
     sys.stdin.read()  # until the test closes our stdin
