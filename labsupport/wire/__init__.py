@@ -19,14 +19,22 @@ Any lab may use it; this is its stable API (names kept, meanings kept)::
   (``parsers``): HTTP/1.1 with h11, HTTP/2 frames with hyperframe and hpack, WebSocket
   frames with wsproto, anything else raw; each message with its exact size and time.
 - :func:`sequence_diagram` (``diagram``): client on the left, server on the right.
+- :class:`NetworkProfile`, :data:`PROFILES`, :func:`profile` (``profiles``): named links
+  with published numbers (loopback, lan, cable, 4g, lte, slow-4g, 3g, satellite) and the
+  model ``round trips × RTT + bytes ÷ bandwidth``; ``WireTap(port, profile="4g", seed=1)``
+  shapes what it relays (``shaping``: delay, jitter, bandwidth each way, a model of
+  TCP loss), and ``tap.stalls`` lists the losses it applied.
 
-Its modules import downwards only: ``records`` <- ``parsers`` <- ``diagram`` <- ``tap``.
+Its modules import downwards only: ``records``, ``profiles`` <- ``parsers``, ``shaping``
+<- ``diagram`` <- ``tap``.
 """
 
 from .diagram import sequence_diagram
 from .parsers import Message, parse_connection, parse_connections, totals
+from .profiles import PROFILES, NetworkProfile, profile
 from .records import DOWN, UP, Chunk, Connection
 from .tap import WireTap
 
 __all__ = ["WireTap", "Connection", "Chunk", "UP", "DOWN", "Message", "parse_connections",
-           "parse_connection", "totals", "sequence_diagram"]
+           "parse_connection", "totals", "sequence_diagram", "NetworkProfile", "PROFILES",
+           "profile"]
