@@ -25,10 +25,14 @@ Any lab may use it; this is its stable API (names kept, meanings kept)::
   shapes what it relays (``shaping``: delay, jitter, bandwidth each way, a model of
   TCP loss), and ``tap.stalls`` lists the losses it applied.
 
+- :class:`Counts`, :func:`count` (``counts``): connections, requests, round trips, bytes and
+  messages each way, of what a tap saw: counts before clocks.
+
 Its modules import downwards only: ``records``, ``profiles`` <- ``parsers``, ``shaping``
-<- ``diagram`` <- ``tap``.
+<- ``diagram`` <- ``tap`` <- ``counts``.
 """
 
+from .counts import Counts, count
 from .diagram import sequence_diagram
 from .parsers import Message, parse_connection, parse_connections, totals
 from .profiles import PROFILES, NetworkProfile, profile
@@ -37,4 +41,4 @@ from .tap import WireTap
 
 __all__ = ["WireTap", "Connection", "Chunk", "UP", "DOWN", "Message", "parse_connections",
            "parse_connection", "totals", "sequence_diagram", "NetworkProfile", "PROFILES",
-           "profile"]
+           "profile", "Counts", "count"]
