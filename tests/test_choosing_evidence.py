@@ -30,8 +30,9 @@ def test_counts_are_identical_run_after_run(adapter, child):
     first, second = counted(adapter, child), counted(adapter, child)
     if adapter.name.startswith("REST · HTTP/2"):
         # Hypercorn's HTTP/2 answers carry a Date header that HPACK Huffman-codes (a digit
-        # takes 5 or 6 bits) and indexes only when the second repeats: a byte or two moves.
-        assert abs(first.bytes_down - second.bytes_down) <= 4
+        # takes 5 or 6 bits) and indexes when the second repeats: a byte or two moves, and
+        # a new second in the middle of a cycle sends the header again (about 23 bytes).
+        assert abs(first.bytes_down - second.bytes_down) <= 30
         second = dataclasses.replace(second, bytes_down=first.bytes_down)
     assert first == second
     assert first.requests == 4 and first.round_trips == first.connections + 4
