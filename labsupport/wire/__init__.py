@@ -9,6 +9,7 @@ Any lab may use it; this is its stable API (names kept, meanings kept)::
     tap.connections                                # list[Connection], each with its chunks
     tap.messages()                                 # list[Message], parsed as below
     tap.show()                                     # a sequence diagram (matplotlib Figure)
+    tap.save_pcap("exchange.pcap")                 # a capture for Wireshark / tshark
     tap.reset()                                    # count afresh from now on
 
 - :class:`WireTap` (``tap``): ``WireTap(port, target_host=..., record=True)``;
@@ -29,7 +30,7 @@ Any lab may use it; this is its stable API (names kept, meanings kept)::
   messages each way, of what a tap saw: counts before clocks.
 
 Its modules import downwards only: ``records``, ``profiles`` <- ``parsers``, ``shaping``
-<- ``diagram`` <- ``tap`` <- ``counts``.
+``pcap`` <- ``diagram`` <- ``tap`` <- ``counts``.
 """
 
 from .counts import Counts, count

@@ -8,6 +8,7 @@ is kept with its connection, direction and time::
     tap.bytes_up, tap.bytes_down, tap.connections   # client->server, server->client
     tap.messages()     # the bytes parsed into HTTP/1.1, HTTP/2 and WebSocket messages
     tap.show()         # a sequence diagram of the exchange
+    tap.save_pcap("exchange.pcap")   # open it in Wireshark
 
 The tap counts what TCP carries for the application (headers, framing, bodies);
 the IP and TCP headers of each segment are not part of the stream and are not counted.
@@ -25,11 +26,13 @@ import functools
 import socket
 import threading
 import time
+from pathlib import Path
 
 from matplotlib.figure import Figure
 
 from .diagram import sequence_diagram
 from .parsers import Message, parse_connections
+from .pcap import write_pcap
 from .profiles import NetworkProfile
 from .profiles import profile as named_profile
 from .records import DOWN, UP, Chunk, Connection
@@ -115,6 +118,11 @@ class WireTap:
     def messages(self) -> list[Message]:
         """The recorded bytes parsed into messages (see :func:`.parsers.parse_connection`)."""
         return [m for m in parse_connections(self.connections) if m.time >= self._since]
+
+    def save_pcap(self, path: str | Path) -> Path:
+        """Write what the tap recorded (since ``reset()``) as a pcap file for Wireshark
+        or tshark (packets rebuilt from the stream: see :mod:`.pcap`)."""
+        return write_pcap(path, self.connections, self.target[1])
 
     def show(self, limit: int = 16, title: str | None = None) -> Figure:
         """Draw the exchange as a sequence diagram (matplotlib figure)."""
