@@ -68,7 +68,7 @@ def test_time_on_a_profile_is_at_least_the_model(child):
     assert measured.model == pytest.approx(5 * 0.028 + 8 * 845 / 1e6 + 8 * 943 / 5e6)
     assert min(measured.shaped) >= measured.model * 0.98
     row = measured.row()
-    assert list(row)[:3] == ["protocol", "connections", "round trips"]   # counts first
+    assert list(row)[:3] == ["protocol", "connections / cycle", "round trips / cycle"]
     assert "loopback ms (this Python implementation)" in row
 
 

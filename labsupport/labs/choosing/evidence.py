@@ -163,16 +163,17 @@ class Measured:
         low, high = bootstrap_median(self.shaped)
         return {
             "protocol": self.adapter.name,
-            "connections": c.connections, "round trips": c.round_trips,
+            "connections / cycle": round(c.connections / n, 1),
+            "round trips / cycle": round(c.round_trips / n, 1),
             "bytes up / cycle": round(c.bytes_up / n), "bytes down / cycle":
                 round(c.bytes_down / n), "messages / cycle": round(
                     (c.messages_up + c.messages_down) / n, 1),
-            f"model ms on {self.profile.name}": round(1000 * self.model),
+            f"model ms on {self.profile.name}": round(1000 * self.model / n),
             f"measured ms on {self.profile.name} (median)":
-                round(1000 * float(np.median(self.shaped))),
-            "95 % interval": f"{1000 * low:.0f}–{1000 * high:.0f}",
+                round(1000 * float(np.median(self.shaped)) / n),
+            "95 % interval": f"{1000 * low / n:.0f}–{1000 * high / n:.0f}",
             "loopback ms (this Python implementation)":
-                round(1000 * float(np.median(self.loopback)), 1),
+                round(1000 * float(np.median(self.loopback)) / n, 1),
         }
 
 
@@ -187,7 +188,7 @@ def _batch(adapter: Adapter, address: str, cycles: int) -> float:
         adapter.close(client)
 
 
-def measure(adapter: Adapter, child: Child, *, cycles: int = 2, repeats: int = 5,
+def measure(adapter: Adapter, child: Child, *, cycles: int = 1, repeats: int = 5,
             link: str | NetworkProfile = "cable") -> Measured:
     """Count one batch of ``cycles`` CRUD cycles, then time it ``repeats`` times on
     ``link`` and on loopback. A fresh client (so a fresh connection) each batch."""
@@ -214,6 +215,8 @@ class Table(list):
 
     def __str__(self) -> str:
         return "\n".join("  ".join(f"{k}: {v}" for k, v in row.items()) for row in self)
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         import html

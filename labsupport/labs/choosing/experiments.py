@@ -27,14 +27,8 @@ from ...wire import DOWN, UP, WireTap
 from ..graphql_api import server as graphql_api
 from ..grpc_service import server as grpc_service
 from ..sse import server as sse
-from .clients import (
-    PollReceiver,
-    Receiver,
-    RelayStream,
-    SSEReceiver,
-    WebSocketReceiver,
-    wait_until,
-)
+from .adapters import PUSH
+from .clients import PollReceiver, SSEReceiver, wait_until
 from .driver import Result, Run
 
 __all__ = ["crud", "chat", "live_updates", "idle", "microservices", "public_api", "gaming",
@@ -42,7 +36,6 @@ __all__ = ["crud", "chat", "live_updates", "idle", "microservices", "public_api"
 
 user_service_pb2, user_service_pb2_grpc = load("user_service")
 T = TypeVar("T")
-WS_USERS = range(101, 121)
 
 
 def _timed(latencies: list[float], call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -159,107 +152,14 @@ class _Deliveries:
             return len(self.latencies)
 
 
-Send = Callable[[int, dict[str, Any]], None]
-
-
-def _connect_websockets(run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
-                        room: str) -> tuple[list[Receiver], Send]:
-    ws_base = f"ws://{tap.address}"
-    receivers = [WebSocketReceiver(ws_base, run.chat.token_for(WS_USERS[i]), room,
-                                   {"new_message", "state", "update"},
-                                   _unwrap_ws(deliveries.receiver(name)))
-                 for i, name in enumerate(names)]
-    wait_until(lambda: all(r.joined.is_set() for r in receivers), 5)
-
-    def send(i: int, payload: dict[str, Any]) -> None:
-        if room == "arena":  # game state: relayed, never stored
-            receivers[i].send({"type": "state", "room_id": room, "state": payload})
-        else:
-            receivers[i].send({"type": "send_message", "room_id": room,
-                               "message": json.dumps(payload)})
-    return list(receivers), send
-
-
-def _connect_grpc(run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
-                  room: str) -> tuple[list[Receiver], Send]:
-    before = run.relay.relay.listening
-    receivers = [RelayStream(tap.address, deliveries.receiver(name), bidirectional=True)
-                 for name in names]
-    wait_until(lambda: run.relay.relay.listening >= before + len(names), 5)
-
-    def send(i: int, payload: dict[str, Any]) -> None:
-        receivers[i].send(payload)
-    return list(receivers), send
-
-
-def _connect_sse(run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
-                 room: str) -> tuple[list[Receiver], Send]:
-    receivers = [SSEReceiver(tap.url, f"{room}-{name}", deliveries.receiver(name))
-                 for name in names]
-    sessions = [requests.Session() for _ in names]
-
-    def send(i: int, payload: dict[str, Any]) -> None:
-        sessions[i].post(f"{tap.url}/api/broadcast", json={"type": room, "data": payload},
-                         timeout=5)
-    return list(receivers), send
-
-
-def _connect_long_polling(run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
-                          room: str) -> tuple[list[Receiver], Send]:
-    receivers = [PollReceiver(tap.url, "feed", deliveries.receiver(name)) for name in names]
-    wait_until(lambda: run.long_polling.hub.waiting() >= len(names), 5)
-    sessions = [requests.Session() for _ in names]
-
-    def send(i: int, payload: dict[str, Any]) -> None:
-        sessions[i].post(f"{tap.url}/api/notifications/send",
-                         json={"user_id": "feed", "type": room, "data": payload}, timeout=5)
-    return list(receivers), send
-
-
-# One receiver per name; ``send(i, payload)`` has receiver ``i`` publish ``payload``.
-_CONNECT = {"websockets": _connect_websockets, "grpc": _connect_grpc, "sse": _connect_sse,
-            "long-polling": _connect_long_polling}
-
-
-def _unwrap_ws(arrived: Callable[[dict, float], None]) -> Callable[[dict, float], None]:
-    def unwrap(event: dict, when: float) -> None:
-        if event["type"] == "new_message":
-            arrived(json.loads(event["message"]), when)
-        elif event["type"] == "state":
-            arrived(event["state"], when)
-        else:
-            arrived(event, when)
-    return unwrap
-
-
-def _close_all(kind: str, run: Run, receivers: list[Receiver], tap: WireTap) -> None:
-    """Close receivers together: wake every waiting read once, rather than one by one."""
-    if kind == "long-polling":
-        for receiver in receivers:
-            if isinstance(receiver, PollReceiver):
-                receiver.stop()
-        run.long_polling.hub.send("feed", "stop", {})
-    if kind == "sse":
-        # Cut the streams first: closing a response that another thread is reading blocks
-        # until that read returns (the next event or heartbeat).
-        run.sse.broker.drop_all()
-        tap.close()
-    for receiver in receivers:
-        receiver.close()
-
-
-FAN_OUT = {"websockets": ("websockets", "WebSockets"), "grpc": ("relay", "gRPC"),
-           "sse": ("sse", "SSE"), "long-polling": ("long-polling", "Long Polling")}
-
-
 def _fan_out(run: Run, kind: str, row: str, clients: int, room: str,
              drive: Callable[[Callable[[int, dict], None], _Deliveries], int],
              seconds: float | None = None) -> Result:
-    server, protocol = FAN_OUT[kind]
+    adapter = PUSH[kind]
     deliveries = _Deliveries()
     names = [f"c{i}" for i in range(clients)]
-    with run.tap(server) as tap:
-        receivers, send = _CONNECT[kind](run, tap, names, deliveries, room)
+    with run.tap(adapter.server) as tap:
+        receivers, send = adapter.connect(run, tap, names, deliveries.receiver, room)
         try:
             time.sleep(0.05)
             tap.reset()
@@ -267,12 +167,12 @@ def _fan_out(run: Run, kind: str, row: str, clients: int, room: str,
             expected = drive(send, deliveries)
             wait_until(lambda: deliveries.count() >= expected, 10)
             elapsed = seconds or (time.perf_counter() - started)
-            result = _result(row, protocol, tap, list(deliveries.latencies),
+            result = _result(row, adapter.protocol, tap, list(deliveries.latencies),
                              max(deliveries.count(), 1), delivered=f"{deliveries.count()}/"
                              f"{expected}")
             result.extra["bytes/s"] = round(tap.total_bytes / elapsed)
         finally:
-            _close_all(kind, run, receivers, tap)
+            adapter.close(run, receivers, tap)
     return result
 
 
@@ -339,9 +239,9 @@ def live_updates(run: Run, events: int | None = None, gap: float = 0.01,
     results = []
     for kind in kinds:
         deliveries = _Deliveries()
-        server, protocol = FAN_OUT[kind]
-        with run.tap(server) as tap:
-            receiver, publish = _live_client(run, kind, tap, deliveries)
+        adapter = PUSH[kind]
+        with run.tap(adapter.server) as tap:
+            receiver, publish = adapter.live(run, tap, deliveries.receiver("client"))
             try:
                 tap.reset()
                 for k in range(events):
@@ -350,46 +250,14 @@ def live_updates(run: Run, events: int | None = None, gap: float = 0.01,
                     publish({"tag": tag, "value": k})
                     time.sleep(gap)
                 wait_until(functools.partial(_at_least, deliveries, events), 10)
-                results.append(_result("Live updates", protocol, tap, list(deliveries.latencies),
-                                       max(deliveries.count(), 1),
+                results.append(_result("Live updates", adapter.protocol, tap,
+                                       list(deliveries.latencies), max(deliveries.count(), 1),
                                        delivered=f"{deliveries.count()}/{events}"))
             finally:
-                _close_all(kind, run, [receiver], tap)
+                adapter.close(run, [receiver], tap)
     if graphql:
         results.append(_live_graphql(run, events, gap))
     return run.add(*results)
-
-
-Publish = Callable[[dict[str, Any]], object]
-
-
-def _live_client(run: Run, kind: str, tap: WireTap, deliveries: _Deliveries
-                 ) -> tuple[Receiver, Publish]:
-    """One receiving client of ``kind``, and how the server publishes to it in-process."""
-    arrived = deliveries.receiver("client")
-    if kind == "sse":
-        broker = run.sse.broker
-        return SSEReceiver(tap.url, "live", arrived), lambda d: broker.publish("update", d)
-    if kind == "long-polling":
-        hub = run.long_polling.hub
-        poll = PollReceiver(tap.url, "feed", arrived)
-        wait_until(lambda: hub.waiting() >= 1, 5)
-        return poll, lambda d: hub.send("feed", "update", d)
-    if kind == "grpc":
-        relay_service = run.relay.relay
-        before = relay_service.listening
-        stream = RelayStream(tap.address, arrived, bidirectional=False)
-        wait_until(lambda: relay_service.listening > before, 5)
-        return stream, lambda d: relay_service.publish(json.dumps(d).encode())
-    chat_server = run.chat
-    ws = WebSocketReceiver(f"ws://{tap.address}", chat_server.token_for(101), "live",
-                           {"update"}, _unwrap_ws(arrived))
-    ws.joined.wait(5)
-    loop = chat_server.loop.loop
-
-    def publish(data: dict[str, Any]) -> None:
-        loop.call_soon_threadsafe(chat_server.app.broadcast, "live", {"type": "update", **data})
-    return ws, publish
 
 
 def _live_graphql(run: Run, events: int, gap: float) -> Result:
@@ -527,27 +395,37 @@ def idle(run: Run, interval: float = 0.2, window: float | None = None) -> list[R
 
 # --- microservices -------------------------------------------------------------------
 
+def _rest_reads(tap: WireTap, calls: int, latencies: list[float]) -> None:
+    with requests.Session() as http:
+        for _ in range(calls):
+            _timed(latencies, http.get, f"{tap.url}/api/v1/users/101", timeout=5)
+
+
+def _grpc_reads(tap: WireTap, calls: int, latencies: list[float]) -> None:
+    channel = grpc_service.channel(tap.address)
+    stub = user_service_pb2_grpc.UserServiceStub(channel)
+    request = user_service_pb2.GetUserRequest(id=101)
+    for _ in range(calls):
+        _timed(latencies, stub.GetUser, request, timeout=5)
+    channel.close()
+
+
+# One client's unary reads, by protocol: (the run's server, the client).
+READERS: dict[str, tuple[str, Callable[[WireTap, int, list[float]], None]]] = {
+    "REST": ("rest", _rest_reads), "gRPC": ("grpc", _grpc_reads)}
+
+
 def microservices(run: Run, clients: int = 4, calls: int | None = None) -> list[Result]:
     """``clients`` threads each making ``calls`` unary reads: REST/JSON vs gRPC/protobuf."""
     calls = calls or run.sized(50)
     results = []
-    for protocol in ("REST", "gRPC"):
+    for protocol, (server, reads) in READERS.items():
         latencies: list[float] = []
-        with run.tap("rest" if protocol == "REST" else "grpc") as tap:
-            def client(tap: WireTap = tap, protocol: str = protocol,
+        with run.tap(server) as tap:
+            def client(tap: WireTap = tap, reads: Callable = reads,
                        latencies: list[float] = latencies) -> None:
                 mine: list[float] = []
-                if protocol == "REST":
-                    with requests.Session() as http:
-                        for _ in range(calls):
-                            _timed(mine, http.get, f"{tap.url}/api/v1/users/101", timeout=5)
-                else:
-                    channel = grpc_service.channel(tap.address)
-                    stub = user_service_pb2_grpc.UserServiceStub(channel)
-                    request = user_service_pb2.GetUserRequest(id=101)
-                    for _ in range(calls):
-                        _timed(mine, stub.GetUser, request, timeout=5)
-                    channel.close()
+                reads(tap, calls, mine)
                 latencies.extend(mine)  # list.extend is atomic
 
             started = time.perf_counter()
