@@ -1,0 +1,38 @@
+"""The verdict rule of the choosing lab's matrix: symmetric, intervals, capabilities."""
+
+from __future__ import annotations
+
+import pytest
+
+from labsupport.labs.choosing import matrix
+from labsupport.labs.choosing.driver import Result
+
+
+@pytest.mark.parametrize(("factor", "fit", "unfit"), [
+    (1.0, "confirmed", "contradicted"), (1.9, "confirmed", "contradicted"),
+    (3.0, "nuanced", "nuanced"), (4.0, "contradicted", "confirmed"),
+    (10.0, "contradicted", "confirmed")])
+def test_the_rule_is_symmetric(factor, fit, unfit):
+    assert matrix._verdict("✅ Perfect", factor) == matrix._verdict("⚡ Good", factor) == fit
+    assert matrix._verdict("❌ Too slow", factor) == matrix._verdict("🔋 Battery drain",
+                                                                      factor) == unfit
+
+
+def test_an_interval_across_a_threshold_is_too_close_to_call():
+    assert matrix._verdict("⚡ Good", 1.9, (1.5, 2.5)) == "too close to call"
+    assert matrix._verdict("❌ Too slow", 4.5, (3.5, 6.0)) == "too close to call"
+    assert matrix._verdict("⚡ Good", 1.2, (1.0, 1.8)) == "confirmed"
+
+
+def test_capability_claims_are_judged_as_capabilities():
+    delivered = Result("Real-time chat", "SSE", [0.01], extra={"delivered": "190/190"})
+    assert matrix._capability("❌ One-way", "SSE", delivered)[0] == "confirmed"
+    assert matrix._capability("❌ One-way", "WebSockets", delivered)[0] == "contradicted"
+    lost = Result("Live updates", "GraphQL", [0.01], extra={"delivered": "29/30"})
+    assert matrix._capability("🔄 Subscriptions", "GraphQL", lost)[0] == "contradicted"
+    assert matrix._capability("⚡ Possible", "Long Polling", delivered)[0] == "confirmed"
+    assert matrix._capability("✅ Perfect", "SSE", delivered) is None
+
+
+def test_the_rule_is_stated():
+    assert "2×" in matrix.RULE and "4×" in matrix.RULE and "too close to call" in matrix.RULE
