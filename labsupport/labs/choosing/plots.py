@@ -27,8 +27,8 @@ def latency_bars(results: Sequence[Result], floor: Floor, title: str) -> Figure:
     axes.legend()
     figure.text(0.5, 0.005, "Caption: p50 (left bar) and p99 (right bar) per protocol, as "
                 "multiples of the raw TCP round trip (log scale), loopback; bytes per operation "
-                "under each name. The same figures are printed above the chart.", ha="center", fontsize=7,
-                wrap=True)
+                "under each name. The same figures are printed above the chart.", ha="center",
+                fontsize=7, wrap=True)
     figure.tight_layout(rect=(0, 0.06, 1, 1))
     plt.close(figure)  # shown once, by the cell that returns it
     return figure
