@@ -32,6 +32,10 @@ def test_capability_claims_are_judged_as_capabilities():
     assert matrix._capability("🔄 Subscriptions", "GraphQL", lost)[0] == "contradicted"
     assert matrix._capability("⚡ Possible", "Long Polling", delivered)[0] == "confirmed"
     assert matrix._capability("✅ Perfect", "SSE", delivered) is None
+    upload = Result("File upload", "gRPC", [], extra={"received": True})
+    assert matrix._capability("✅ Streaming", "gRPC", upload)[0] == "confirmed"
+    torn = Result("File upload", "gRPC", [], extra={"received": False})
+    assert matrix._capability("✅ Streaming", "gRPC", torn)[0] == "contradicted"
 
 
 def test_the_rule_is_stated():

@@ -154,11 +154,16 @@ def _capability(claim: str, protocol: str, result: Result) -> tuple[str, str] | 
                 "a capability: its stream carries server → client only; messages up went as "
                 "separate HTTP POSTs" if one_way else "a capability: it carries both ways")
     if any(word in claim for word in WORKS):
-        delivered = str(result.extra.get("delivered", ""))
+        if "delivered" not in result.extra:   # an upload: did the whole file arrive?
+            whole = bool(result.extra.get("received"))
+            return ("confirmed" if whole else "contradicted",
+                    "a capability: the whole file arrived, streamed" if whole else
+                    "a capability: the file did not arrive whole")
+        delivered = str(result.extra["delivered"])
         got, _, wanted = delivered.partition("/")
         whole = bool(wanted) and got == wanted
         return ("confirmed" if whole else "contradicted",
-                f"a capability: {delivered or '?'} messages delivered")
+                f"a capability: {delivered} messages delivered")
     return None
 
 
