@@ -40,3 +40,20 @@ def test_capability_claims_are_judged_as_capabilities():
 
 def test_the_rule_is_stated():
     assert "2×" in matrix.RULE and "4×" in matrix.RULE and "too close to call" in matrix.RULE
+
+
+def test_counted_rows_are_judged_on_the_production_model(monkeypatch):
+    from labsupport.labs.choosing import evidence
+    from labsupport.wire import Counts, profile
+
+    def measured(name: str, round_trips: int, up: int, down: int) -> evidence.Measured:
+        adapter = next(a for a in evidence.ADAPTERS if a.matrix == name)
+        return evidence.Measured(adapter, 1, Counts(1, round_trips - 1, up, down, 4, 4),
+                                 profile("cable"))
+
+    production = [measured("REST", 5, 845, 943), measured("GraphQL", 5, 1275, 824),
+                  measured("gRPC", 5, 675, 670)]
+    figures = matrix._counted_figures("CRUD", production)
+    assert figures["REST"] == pytest.approx(profile("cable").model_time(5, 845, 943))
+    assert matrix._counted_figures("Real-time chat", production) == {}
+    assert matrix._counted_figures("CRUD", None) == {}

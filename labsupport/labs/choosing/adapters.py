@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import requests
@@ -74,10 +75,14 @@ class WebSockets:
     def connect(self, run: Run, tap: WireTap, names: list[str],
                 on_message: Callable[[str], OnMessage], room: str
                 ) -> tuple[list[Receiver], Send]:
-        receivers = [WebSocketReceiver(f"ws://{tap.address}", run.chat.token_for(WS_USERS[i]),
-                                       room, {"new_message", "state", "update"},
-                                       _unwrap_ws(on_message(name)))
-                     for i, name in enumerate(names)]
+        def open_one(i: int) -> WebSocketReceiver:
+            return WebSocketReceiver(f"ws://{tap.address}", run.chat.token_for(WS_USERS[i]),
+                                     room, {"new_message", "state", "update"},
+                                     _unwrap_ws(on_message(names[i])))
+
+        # Opened together: on a slow profile each handshake costs round trips.
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            receivers = list(pool.map(open_one, range(len(names))))
         wait_until(lambda: all(r.joined.is_set() for r in receivers), 5)
 
         def send(i: int, payload: dict[str, Any]) -> None:

@@ -55,6 +55,7 @@ class Adapter:
     crud: Callable[[Any], None]                   # one create, read, update, delete
     close: Callable[[Any], None]
     lesson: bool = False                          # measured, never part of a verdict
+    matrix: str | None = None                     # the matrix column it stands for
 
 
 def _rest_crud(http: Any, base: str) -> None:
@@ -118,13 +119,15 @@ def _grpc_crud(client: Any) -> None:
 
 ADAPTERS: list[Adapter] = [
     Adapter("REST · HTTP/1.1 keep-alive (Hypercorn)", "rest", _http1,
-            lambda c: _rest_crud(c.client, c.base), lambda c: c.client.close()),
+            lambda c: _rest_crud(c.client, c.base), lambda c: c.client.close(),
+            matrix="REST"),
     Adapter("REST · HTTP/2 (Hypercorn)", "rest",
             lambda a: _Http(a, httpx.Client(http1=False, http2=True, timeout=10)),
             lambda c: _rest_crud(c.client, c.base), lambda c: c.client.close()),
     Adapter("GraphQL · HTTP/1.1 keep-alive (Hypercorn)", "graphql", _http1, _graphql_crud,
-            lambda c: c.client.close()),
-    Adapter("gRPC · HTTP/2 (grpcio)", "grpc", _grpc_open, _grpc_crud, lambda c: c[0].close()),
+            lambda c: c.client.close(), matrix="GraphQL"),
+    Adapter("gRPC · HTTP/2 (grpcio)", "grpc", _grpc_open, _grpc_crud, lambda c: c[0].close(),
+            matrix="gRPC"),
     Adapter("REST · dev server, a connection per request (the lesson)", "rest-dev", _http1,
             lambda c: _rest_crud(c.client, c.base), lambda c: c.client.close(), lesson=True),
 ]

@@ -152,16 +152,22 @@ class _Deliveries:
             return len(self.latencies)
 
 
+def _on(row: str, profile: str) -> str:
+    """The row's name, with the network profile unless it is loopback."""
+    return row if profile == "loopback" else f"{row} on {profile}"
+
+
 def _fan_out(run: Run, kind: str, row: str, clients: int, room: str,
              drive: Callable[[Callable[[int, dict], None], _Deliveries], int],
-             seconds: float | None = None) -> Result:
+             seconds: float | None = None, profile: str = "loopback") -> Result:
     adapter = PUSH[kind]
     deliveries = _Deliveries()
     names = [f"c{i}" for i in range(clients)]
-    with run.tap(adapter.server) as tap:
+    row = _on(row, profile)
+    with run.tap(adapter.server, profile=profile) as tap:
         receivers, send = adapter.connect(run, tap, names, deliveries.receiver, room)
         try:
-            time.sleep(0.05)
+            time.sleep(0.05 + 2 * tap.profile.rtt)   # every stream open and settled
             tap.reset()
             started = time.perf_counter()
             expected = drive(send, deliveries)
@@ -176,8 +182,11 @@ def _fan_out(run: Run, kind: str, row: str, clients: int, room: str,
     return result
 
 
-def chat(run: Run, clients: int = 20, messages: int | None = None) -> list[Result]:
-    """``clients`` in one room; ``messages`` from alternating senders, each to everyone else."""
+def chat(run: Run, clients: int = 20, messages: int | None = None,
+         kinds: tuple[str, ...] = ("websockets", "grpc", "long-polling", "sse"),
+         profile: str = "loopback") -> list[Result]:
+    """``clients`` in one room; ``messages`` from alternating senders, each to everyone else,
+    over the network ``profile``."""
     messages = messages or run.sized(10)
 
     def drive(send: Callable[[int, dict], None], deliveries: _Deliveries) -> int:
@@ -189,14 +198,13 @@ def chat(run: Run, clients: int = 20, messages: int | None = None) -> list[Resul
             time.sleep(0.02)
         return messages * (clients - 1)
 
-    kinds = ("websockets", "grpc", "long-polling", "sse")
-    return run.add(*(_fan_out(run, kind, "Real-time chat", clients, "chat", drive)
-                     for kind in kinds))
+    return run.add(*(_fan_out(run, kind, "Real-time chat", clients, "chat", drive,
+                              profile=profile) for kind in kinds))
 
 
 def gaming(run: Run, players: int = 10, hz: float = 30, seconds: float | None = None,
-           kinds: tuple[str, ...] = ("websockets", "grpc", "long-polling", "sse")
-           ) -> list[Result]:
+           kinds: tuple[str, ...] = ("websockets", "grpc", "long-polling", "sse"),
+           profile: str = "loopback") -> list[Result]:
     """``players`` each sending state ``hz`` times a second to everyone else.
 
     Latency runs from the tick a state belongs to, so a sender that falls
@@ -224,7 +232,7 @@ def gaming(run: Run, players: int = 10, hz: float = 30, seconds: float | None = 
             thread.join(seconds + 15)
         return ticks * players * (players - 1)
 
-    results = [_fan_out(run, kind, "Gaming", players, "arena", drive, seconds)
+    results = [_fan_out(run, kind, "Gaming", players, "arena", drive, seconds, profile)
                for kind in kinds]
     for result in results:
         result.extra["jitter ms"] = round(result.jitter * 1000, 2)
@@ -233,16 +241,18 @@ def gaming(run: Run, players: int = 10, hz: float = 30, seconds: float | None = 
 
 def live_updates(run: Run, events: int | None = None, gap: float = 0.01,
                  kinds: tuple[str, ...] = ("sse", "websockets", "grpc", "long-polling"),
-                 graphql: bool = True) -> list[Result]:
-    """One client; the server publishes ``events`` in-process; publish-to-arrival latency."""
+                 graphql: bool = True, profile: str = "loopback") -> list[Result]:
+    """One client; the server publishes ``events`` in-process; publish-to-arrival latency
+    over the network ``profile`` (GraphQL's subscription only on loopback)."""
     events = events or run.sized(30)
     results = []
     for kind in kinds:
         deliveries = _Deliveries()
         adapter = PUSH[kind]
-        with run.tap(adapter.server) as tap:
+        with run.tap(adapter.server, profile=profile) as tap:
             receiver, publish = adapter.live(run, tap, deliveries.receiver("client"))
             try:
+                time.sleep(2 * tap.profile.rtt)   # the stream or poll open and settled
                 tap.reset()
                 for k in range(events):
                     tag = f"live-{k}-{uuid.uuid4().hex[:6]}"
@@ -250,12 +260,12 @@ def live_updates(run: Run, events: int | None = None, gap: float = 0.01,
                     publish({"tag": tag, "value": k})
                     time.sleep(gap)
                 wait_until(functools.partial(_at_least, deliveries, events), 10)
-                results.append(_result("Live updates", adapter.protocol, tap,
+                results.append(_result(_on("Live updates", profile), adapter.protocol, tap,
                                        list(deliveries.latencies), max(deliveries.count(), 1),
                                        delivered=f"{deliveries.count()}/{events}"))
             finally:
                 adapter.close(run, [receiver], tap)
-    if graphql:
+    if graphql and profile == "loopback":
         results.append(_live_graphql(run, events, gap))
     return run.add(*results)
 

@@ -24,7 +24,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from ...wire import profile as wire_profile
 from .driver import Result, Run
+from .evidence import Measured
 
 __all__ = ["DOCUMENT", "PROTOCOLS", "Cell", "judge", "table", "heatmap", "KEY_FIGURES", "RULE"]
 
@@ -217,15 +219,38 @@ def _measured(row: str, result: Result, run: Run) -> str:
             f"{result.extra['peak vs file']}× file")
 
 
-def judge(run: Run) -> list[Cell]:
-    """Every cell of the document's matrix, judged against ``run.results``."""
+# Rows judged on production-served counts when they are given (:mod:`.evidence`): the
+# model time of a CRUD cycle, ``round trips × RTT + bytes ÷ bandwidth``, on the row's network.
+COUNTED = {"CRUD": ("cable", "model time of a CRUD cycle on cable, from production-served "
+                             "counts (round trips × RTT + bytes ÷ bandwidth)"),
+           "Microservices": ("lan", "model time of a CRUD cycle on a LAN, from production-served "
+                                    "counts (round trips × RTT + bytes ÷ bandwidth)")}
+
+
+def _counted_figures(row: str, production: list[Measured] | None) -> dict[str, float]:
+    if production is None or row not in COUNTED:
+        return {}
+    link = wire_profile(COUNTED[row][0])
+    return {m.adapter.matrix: link.model_time(m.counts.round_trips, m.counts.bytes_up,
+                                              m.counts.bytes_down) / m.cycles
+            for m in production if m.adapter.matrix}
+
+
+def judge(run: Run, production: list[Measured] | None = None) -> list[Cell]:
+    """Every cell of the document's matrix, judged against ``run.results``; the rows in
+    :data:`COUNTED` on ``production`` (from :func:`.evidence.measure_all`) when given."""
     cells = []
     for use_case, claims in DOCUMENT.items():
         row = ROWS[use_case]
         key, meaning = KEY_FIGURES[row]
         measured = {p: r for p in PROTOCOLS
                     if (r := run.result(row, p)) is not None and (r.latencies or r.extra)}
-        figures = {p: key(r) for p, r in measured.items()}
+        counted = _counted_figures(row, production)
+        if counted:
+            meaning = COUNTED[row][1]
+            measured = {p: r for p, r in measured.items() if p in counted}
+        figures = ({p: (counted[p],) for p in measured} if counted else
+                   {p: key(r) for p, r in measured.items()})
         bests = [min(column) for column in zip(*figures.values(), strict=True)]
         factors = {p: _factor(f, bests) for p, f in figures.items()}
         for protocol, claim in zip(PROTOCOLS, claims, strict=True):
@@ -241,10 +266,13 @@ def judge(run: Run) -> list[Cell]:
                 continue
             factor = factors[protocol]
             best_protocol = min(factors, key=lambda p: factors[p])
-            interval = _interval(row, result, measured[best_protocol], factor, len(bests))
+            interval = None if counted else _interval(row, result, measured[best_protocol],
+                                                      factor, len(bests))
             shown = f" (95 % {_fmt(interval[0])}–{_fmt(interval[1])})" if interval else ""
             why = (f"{meaning}: the best here" if protocol == best_protocol else
                    f"{meaning}: {_fmt(factor)}×{shown} the best here ({best_protocol})")
+            if counted:
+                why += f" ({counted[protocol] * 1000:.1f} ms a cycle)"
             if row == "Mobile apps":
                 why += "; modelled from each client's default interval, not timed"
             cells.append(Cell(use_case, protocol, claim, _measured(row, result, run),
@@ -271,9 +299,9 @@ class Table(list):
         return f"<table><tr>{head}</tr>{rows}</table>"
 
 
-def table(run: Run) -> Table:
+def table(run: Run, production: list[Measured] | None = None) -> Table:
     """:func:`judge` as a table."""
-    return Table(judge(run))
+    return Table(judge(run, production))
 
 
 COLOURS = {"confirmed": "#2da44e", "nuanced": "#d4a72c", "contradicted": "#cf222e",
