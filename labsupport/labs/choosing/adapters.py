@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import requests
 
@@ -34,6 +34,7 @@ OnMessage = Callable[[dict, float], None]
 Send = Callable[[int, dict[str, Any]], None]
 Publish = Callable[[dict[str, Any]], object]
 WS_USERS = range(101, 121)
+R = TypeVar("R")
 
 
 class PushAdapter(Protocol):
@@ -62,9 +63,17 @@ def _unwrap_ws(arrived: OnMessage) -> OnMessage:
     return unwrap
 
 
+def _open_all(open_one: Callable[[str], R], names: list[str]) -> list[R]:
+    """One client per name, opened together: on a slow profile each opening costs round
+    trips, and one after another they would add up."""
+    with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        return list(pool.map(open_one, names))
+
+
 def _close(receivers: list[Receiver]) -> None:
-    for receiver in receivers:
-        receiver.close()
+    """Close every client together (a close handshake costs a round trip each)."""
+    with ThreadPoolExecutor(max_workers=max(1, len(receivers))) as pool:
+        list(pool.map(lambda receiver: receiver.close(), receivers))
 
 
 class WebSockets:
@@ -75,14 +84,13 @@ class WebSockets:
     def connect(self, run: Run, tap: WireTap, names: list[str],
                 on_message: Callable[[str], OnMessage], room: str
                 ) -> tuple[list[Receiver], Send]:
-        def open_one(i: int) -> WebSocketReceiver:
-            return WebSocketReceiver(f"ws://{tap.address}", run.chat.token_for(WS_USERS[i]),
-                                     room, {"new_message", "state", "update"},
-                                     _unwrap_ws(on_message(names[i])))
+        def open_one(name: str) -> WebSocketReceiver:
+            return WebSocketReceiver(f"ws://{tap.address}",
+                                     run.chat.token_for(WS_USERS[names.index(name)]), room,
+                                     {"new_message", "state", "update"},
+                                     _unwrap_ws(on_message(name)))
 
-        # Opened together: on a slow profile each handshake costs round trips.
-        with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            receivers = list(pool.map(open_one, range(len(names))))
+        receivers = _open_all(open_one, names)
         wait_until(lambda: all(r.joined.is_set() for r in receivers), 5)
 
         def send(i: int, payload: dict[str, Any]) -> None:
@@ -118,8 +126,8 @@ class GrpcStreams:
                 on_message: Callable[[str], OnMessage], room: str
                 ) -> tuple[list[Receiver], Send]:
         before = run.relay.relay.listening
-        receivers = [RelayStream(tap.address, on_message(name), bidirectional=True)
-                     for name in names]
+        receivers = _open_all(lambda name: RelayStream(tap.address, on_message(name),
+                                                       bidirectional=True), names)
         wait_until(lambda: run.relay.relay.listening >= before + len(names), 5)
 
         def send(i: int, payload: dict[str, Any]) -> None:
@@ -145,7 +153,8 @@ class ServerSentEvents:
     def connect(self, run: Run, tap: WireTap, names: list[str],
                 on_message: Callable[[str], OnMessage], room: str
                 ) -> tuple[list[Receiver], Send]:
-        receivers = [SSEReceiver(tap.url, f"{room}-{name}", on_message(name)) for name in names]
+        receivers = _open_all(lambda name: SSEReceiver(tap.url, f"{room}-{name}",
+                                                       on_message(name)), names)
         sessions = [requests.Session() for _ in names]
 
         def send(i: int, payload: dict[str, Any]) -> None:
@@ -173,7 +182,8 @@ class LongPolling:
     def connect(self, run: Run, tap: WireTap, names: list[str],
                 on_message: Callable[[str], OnMessage], room: str
                 ) -> tuple[list[Receiver], Send]:
-        receivers = [PollReceiver(tap.url, "feed", on_message(name)) for name in names]
+        receivers = _open_all(lambda name: PollReceiver(tap.url, "feed", on_message(name)),
+                              names)
         wait_until(lambda: run.long_polling.hub.waiting() >= len(names), 5)
         sessions = [requests.Session() for _ in names]
 

@@ -43,7 +43,7 @@ class Budget:
 
 BUDGETS = [
     Budget("Real-time chat", "4g", 0.150, 99, "a chat message delivered within 150 ms at p99",
-           lambda run, p, s: experiments.chat(run, clients=3, messages=max(4, round(4 * s)),
+           lambda run, p, s: experiments.chat(run, clients=3, messages=max(3, round(3 * s)),
                                               profile=p), 2),
     Budget("Gaming", "cable", 1 / 30, 99, "a state update within one tick at 30 Hz (33 ms), p99",
            lambda run, p, s: experiments.gaming(run, players=3, seconds=0.3 * s, profile=p), 2),

@@ -167,7 +167,7 @@ def _fan_out(run: Run, kind: str, row: str, clients: int, room: str,
     with run.tap(adapter.server, profile=profile) as tap:
         receivers, send = adapter.connect(run, tap, names, deliveries.receiver, room)
         try:
-            time.sleep(0.05 + 2 * tap.profile.rtt)   # every stream open and settled
+            time.sleep(0.05 + tap.profile.rtt)   # every stream open and settled
             tap.reset()
             started = time.perf_counter()
             expected = drive(send, deliveries)
@@ -252,7 +252,7 @@ def live_updates(run: Run, events: int | None = None, gap: float = 0.01,
         with run.tap(adapter.server, profile=profile) as tap:
             receiver, publish = adapter.live(run, tap, deliveries.receiver("client"))
             try:
-                time.sleep(2 * tap.profile.rtt)   # the stream or poll open and settled
+                time.sleep(tap.profile.rtt)   # the stream or poll open and settled
                 tap.reset()
                 for k in range(events):
                     tag = f"live-{k}-{uuid.uuid4().hex[:6]}"
