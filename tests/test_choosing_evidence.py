@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import requests
 
 from labsupport.labs.choosing import evidence, serve
 from labsupport.wire import WireTap, count
@@ -76,3 +77,19 @@ def test_bootstrap_interval_holds_the_median():
     low, high = evidence.bootstrap_median([1.0, 2.0, 2.5, 3.0, 10.0])
     assert low <= 2.5 <= high and low >= 1.0 and high <= 10.0
     assert evidence.bootstrap_median([5.0] * 5) == (5.0, 5.0)
+
+
+def test_long_polling_served_with_keep_alive_halves_the_round_trips(child):
+    from labsupport.labs.long_polling import server as long_polling
+
+    counts = {}
+    for key in ("long-polling", "long-polling-dev"):
+        port = child.info[key]
+        with WireTap(port) as tap:
+            poller = long_polling.Poller(tap.url, "ada", timeout=5)
+            for k in range(4):
+                requests.post(f"http://127.0.0.1:{port}/api/notifications/send", timeout=5,
+                              json={"user_id": "ada", "type": "message", "data": {"n": k}})
+                assert len(poller.poll()) == 1
+        counts[key] = count(tap)
+    assert counts["long-polling"].round_trips == 5 and counts["long-polling-dev"].round_trips == 8

@@ -193,9 +193,10 @@ def _hypercorn(app: Any, loop: Any) -> int:
 
 
 def _production() -> dict[str, Any]:
-    """REST and GraphQL as in production: Hypercorn, HTTP/1.1 with keep-alive and HTTP/2
-    (cleartext, prior knowledge) on the same port; the gRPC lab's server; and the REST
-    lab on Werkzeug's development server (a connection per request: the lesson).
+    """REST, GraphQL and long polling as in production: Hypercorn, HTTP/1.1 with
+    keep-alive and HTTP/2 (cleartext, prior knowledge) on the same port; the gRPC lab's
+    server; and the REST and long-polling labs on Werkzeug's development server (a connection per request:
+    the lesson).
 
     Why Hypercorn: it is a production ASGI/WSGI server that runs the labs' Flask apps
     unchanged (WSGI mode), keeps HTTP/1.1 connections alive, and speaks HTTP/2 on the
@@ -207,6 +208,7 @@ def _production() -> dict[str, Any]:
     from ... import database
     from ..graphql_api import server as graphql_api
     from ..grpc_service import server as grpc_service
+    from ..long_polling import server as long_polling
     from ..rest import server as rest
 
     database.ready(True)
@@ -215,7 +217,10 @@ def _production() -> dict[str, Any]:
     return {"rest": _hypercorn(rest.create_app(rate_limit=None), loop),
             "graphql": _hypercorn(graphql_api.create_app(), loop),
             "grpc": grpc_service.start(fresh_data=False, max_workers=16).port,
-            "rest-dev": rest.start(fresh_data=False, name="rest-dev", rate_limit=None).port}
+            "rest-dev": rest.start(fresh_data=False, name="rest-dev", rate_limit=None).port,
+            "long-polling": _hypercorn(long_polling.create_app(long_polling.NotificationHub(
+                long_polling.USERS, 100)), loop),
+            "long-polling-dev": long_polling.start(name="long-polling-dev").port}
 
 
 def main(kind: str) -> None:
