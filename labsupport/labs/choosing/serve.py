@@ -195,8 +195,8 @@ def _hypercorn(app: Any, loop: Any) -> int:
 def _production() -> dict[str, Any]:
     """REST, GraphQL and long polling as in production: Hypercorn, HTTP/1.1 with
     keep-alive and HTTP/2 (cleartext, prior knowledge) on the same port; the gRPC lab's
-    server; and the REST and long-polling labs on Werkzeug's development server (a connection per request:
-    the lesson).
+    server; and the REST and long-polling labs on Werkzeug's development server (a
+    connection per request: the lesson).
 
     Why Hypercorn: it is a production ASGI/WSGI server that runs the labs' Flask apps
     unchanged (WSGI mode), keeps HTTP/1.1 connections alive, and speaks HTTP/2 on the
