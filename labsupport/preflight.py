@@ -40,7 +40,8 @@ PACKAGES = {
     "matplotlib": "matplotlib", "h11": "h11", "h2": "h2", "wsproto": "wsproto",
     "CacheControl": "cachecontrol", "psutil": "psutil", "marshmallow": "marshmallow",
     "apispec": "apispec", "swagger-ui-bundle-v2": "swagger_ui_bundle",
-    "openapi-core": "openapi_core", "nats-py": "nats",
+    "openapi-core": "openapi_core", "nats-py": "nats", "hypercorn": "hypercorn",
+    "httpx": "httpx", "numpy": "numpy",
 }
 
 #: Packages that ship a program rather than a module (declared by the labs that run them).
