@@ -57,3 +57,12 @@ def test_counted_rows_are_judged_on_the_production_model(monkeypatch):
     assert figures["REST"] == pytest.approx(profile("cable").model_time(5, 845, 943))
     assert matrix._counted_figures("Real-time chat", production) == {}
     assert matrix._counted_figures("CRUD", None) == {}
+
+
+def test_a_budget_verdict_needs_a_margin():
+    from labsupport.labs.choosing import budgets
+
+    assert budgets._verdict((0.020, 0.029), 1 / 30) == "within budget"
+    assert budgets._verdict((0.031, 0.033), 1 / 30) == "too close to call"
+    assert budgets._verdict((0.0336, 0.0347), 1 / 30) == "too close to call"
+    assert budgets._verdict((0.040, 0.050), 1 / 30) == "over budget"

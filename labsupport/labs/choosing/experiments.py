@@ -7,8 +7,11 @@ names (through a wire tap, so bytes are counted on the wire), keeps the
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import json
+import statistics
 import threading
 import time
 import uuid
@@ -28,7 +31,7 @@ from ..graphql_api import server as graphql_api
 from ..grpc_service import server as grpc_service
 from ..sse import server as sse
 from .adapters import PUSH
-from .clients import PollReceiver, SSEReceiver, wait_until
+from .clients import PollReceiver, RelayStream, SSEReceiver, wait_until
 from .driver import Result, Run
 
 __all__ = ["crud", "chat", "live_updates", "idle", "microservices", "public_api", "gaming",
@@ -311,95 +314,152 @@ def _live_graphql(run: Run, events: int, gap: float) -> Result:
 
 # --- mobile: an idle client ---------------------------------------------------------
 
-# What each protocol's client or server does while nothing happens, by default:
-# seconds between wake-ups and what wakes the radio. The lab measures one wake-up's bytes.
+# Every protocol idles the same way: a client waiting for news, with an open stream or
+# subscription where the protocol has one, and production defaults for what is sent while
+# nothing happens (seconds between wake-ups, and what wakes the radio). No client pings
+# where a browser sends none.
 IDLE_DEFAULTS = {
     "REST": (30.0, "the app polls GET every 30 s (an app's choice: HTTP has no push)"),
     "GraphQL": (30.0, "the app polls a query every 30 s"),
-    "gRPC": (None, "an idle channel sends nothing (keepalive pings are off by default)"),
-    "WebSockets": (10.0, "websockets pings every 20 s, from the client and from the server"),
+    "gRPC": (7200.0, "an open server stream; grpcio clients send no keepalive pings by "
+                     "default and servers ping an idle connection after 2 h"),
+    "WebSockets": (20.0, "the websockets server pings every 20 s (its default); a browser "
+                         "sends no pings"),
     "SSE": (15.0, "the SSE lab's comment heartbeat every 15 s"),
     "Long Polling": (25.0, "the Poller's 25 s poll ends empty and is sent again"),
 }
+#: The LTE radio's tail: it stays in its high-power state this long after the last byte
+#: (11.6 s measured by Huang et al., "A close examination of performance and power
+#: characteristics of 4G LTE networks", MobiSys 2012). Transfers closer than this share
+#: one wake-up.
+RADIO_TAIL = 11.6
 
 
-def _idle_bytes(run: Run, protocol: str, interval: float, window: float) -> tuple[int, int, int]:
-    """(bytes, wake-ups, connections) of one idle client over ``window`` s, waking every
-    ``interval`` s (the protocol's default interval, shortened to fit a notebook)."""
+def wake_ups(times: list[float], tail: float) -> list[float]:
+    """When the radio wakes for transfers at ``times`` (s): the first of each run of
+    transfers that fall within ``tail`` of the one before."""
+    starts: list[float] = []
+    last = None
+    for when in sorted(times):
+        if last is None or when - last > tail:
+            starts.append(when)
+        last = when
+    return starts
+
+
+def _sig2(value: float) -> float:
+    """``value`` to two significant figures (clock jitter stays out of the figure)."""
+    return float(f"{value:.2g}")
+
+
+def _ws_idle_server(interval: float) -> Any:
+    """A WebSocket server with the websockets library's keepalive, pinging every
+    ``interval`` s, that holds each connection open and sends nothing else."""
+    from websockets.sync.server import ServerConnection, serve
+
+    def hold(connection: ServerConnection) -> None:
+        with contextlib.suppress(Exception):
+            for _ in connection:
+                pass
+
+    server = serve(hold, "127.0.0.1", 0, ping_interval=interval)
+    threading.Thread(target=server.serve_forever, name="ws-idle", daemon=True).start()
+    return server
+
+
+def _closer(*steps: Callable[[], object]) -> Callable[[], None]:
+    """One call that runs ``steps`` in order."""
+    def close() -> None:
+        for step in steps:
+            step()
+    return close
+
+
+def _idle_client(run: Run, protocol: str, interval: float, window: float
+                 ) -> tuple[WireTap, Callable[[], None]]:
+    """One idle client of ``protocol`` through a tap (open, settled, counters reset), and
+    how to close it; it idles by itself while the caller waits."""
     if protocol in ("REST", "GraphQL"):
-        server = "rest" if protocol == "REST" else "graphql"
-        with run.tap(server) as tap, requests.Session() as http:
-            cycles = round(window / interval)
-            for _ in range(cycles):
-                if protocol == "REST":
-                    http.get(f"{tap.url}/api/v1/users/101", timeout=5)
-                else:
-                    http.post(f"{tap.url}/graphql", json={
-                        "query": '{ user(id: "101") { name email } }'}, timeout=5)
-                time.sleep(interval)
-            return tap.total_bytes, cycles, len(tap.connections)
+        tap = WireTap(run.servers["rest" if protocol == "REST" else "graphql"].port)
+        http, stop = requests.Session(), threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(requests.RequestException):
+                    if protocol == "REST":
+                        http.get(f"{tap.url}/api/v1/users/101", timeout=5)
+                    else:
+                        http.post(f"{tap.url}/graphql", json={
+                            "query": '{ user(id: "101") { name email } }'}, timeout=5)
+                stop.wait(interval)
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        return tap, _closer(stop.set, lambda: thread.join(5), http.close, tap.close)
     if protocol == "gRPC":
-        with run.tap("grpc") as tap:
-            channel = grpc_service.channel(tap.address)
-            stub = user_service_pb2_grpc.UserServiceStub(channel)
-            stub.GetUser(user_service_pb2.GetUserRequest(id=101), timeout=5)
-            time.sleep(0.2)
-            tap.reset()
-            time.sleep(window)
-            idle = tap.total_bytes
-            channel.close()
-            return idle, len(tap.messages()), 1
+        tap = WireTap(run.servers["relay"].port)
+        stream = RelayStream(tap.address, lambda *_: None, bidirectional=False)
+        time.sleep(0.1)
+        tap.reset()
+        return tap, _closer(stream.close, tap.close)
     if protocol == "WebSockets":
-        with run.tap("websockets") as tap:
-            ws = connect(f"ws://{tap.address}/ws?token={run.chat.token_for(101)}",
-                         ping_interval=interval, open_timeout=5, legacy=True)
-            ws.recv(timeout=5)
-            tap.reset()
-            time.sleep(window + interval / 2)
-            pings = sum(m.label == "ping" for m in tap.messages())
-            idle = tap.total_bytes
-            ws.close()
-            return idle, pings, 1
+        server = _ws_idle_server(interval)
+        tap = WireTap(server.socket.getsockname()[1])
+        ws = connect(f"ws://{tap.address}/", ping_interval=None, open_timeout=5, legacy=True)
+        time.sleep(0.02)
+        tap.reset()
+        return tap, _closer(ws.close, tap.close, server.shutdown)
     if protocol == "SSE":
         sse_server = sse.start(name="choosing-sse-idle", heartbeat=interval)
-        with sse_server, WireTap(sse_server.port) as tap:
-            stream = SSEReceiver(tap.url, "idle", lambda *_: None)
-            tap.reset()
-            time.sleep(window + interval / 2)
-            beats = sum(m.label.startswith("comment") for m in tap.messages())
-            idle = tap.total_bytes
+        tap = WireTap(sse_server.port)
+        events = SSEReceiver(tap.url, "idle", lambda *_: None)
+        tap.reset()
+
+        def close_sse() -> None:
             sse_server.broker.drop_all()
             tap.close()
-            stream.close()
-            return idle, beats, 1
-    with run.tap("long-polling") as tap:
-        poll = PollReceiver(tap.url, "user20", lambda *_: None, timeout=interval)
-        time.sleep(0.05)
-        tap.reset()
-        time.sleep(window)
-        idle, polls = tap.total_bytes, len(tap.connections)
-        poll.close()
-        return idle, polls, polls
+            events.close()
+            sse_server.stop()
+        return tap, close_sse
+    tap = WireTap(run.servers["long-polling"].port)
+    poller = PollReceiver(tap.url, "user20", lambda *_: None, timeout=interval)
+    time.sleep(0.05)
+    tap.reset()
+    return tap, _closer(poller.close, tap.close)
 
 
-def idle(run: Run, interval: float = 0.2, window: float | None = None) -> list[Result]:
-    """An idle client per protocol: bytes and radio wake-ups per minute at default settings.
+def idle(run: Run, speedup: float = 100.0, minutes: float | None = None) -> list[Result]:
+    """An idle client per protocol, idling the same way (see :data:`IDLE_DEFAULTS`):
+    radio wake-ups and bytes per hour, from the tap's timestamps.
 
-    Each client runs ``window`` s waking every ``interval`` s; the bytes of one
-    wake-up are measured and multiplied by the default rate in ``IDLE_DEFAULTS``.
+    Time is compressed ``speedup`` times (a 20 s ping comes every 0.2 s, the radio tail
+    is 0.116 s) so that ``minutes`` of modelled idling take seconds; wake-ups merge
+    transfers within :data:`RADIO_TAIL`. A protocol whose interval is longer than the
+    window is counted at its default rate (gRPC's 2 h), and says so.
     """
-    window = window or 0.4 * run.scale
+    minutes = minutes or 1.0 * run.scale
+    window = 60 * minutes / speedup
     results = []
     for protocol, (default_interval, why) in IDLE_DEFAULTS.items():
-        total, wakes, connections = _idle_bytes(run, protocol, interval, window)
-        per_wake = total / wakes if wakes else 0.0
-        per_minute = 60 / default_interval if default_interval else 0.0
-        results.append(Result("Mobile apps", protocol, [], round(per_wake * per_minute),
-                              1, connections, {
-                                  "bytes per wake-up": round(per_wake),
-                                  "wake-ups/min": round(per_minute, 1),
-                                  "bytes/min": round(per_wake * per_minute),
-                                  "idle bytes measured": total, "default": why}))
+        interval = default_interval / speedup
+        tap, close = _idle_client(run, protocol, interval, window)
+        try:
+            time.sleep(window)
+            messages = tap.messages()
+            total, connections = tap.total_bytes, len(tap.connections)
+        finally:
+            close()
+        starts = wake_ups([m.time for m in messages], RADIO_TAIL / speedup)
+        if len(starts) >= 2:   # the rate from the gaps between wake-ups, in modelled time
+            gap = statistics.median(b - a for a, b in itertools.pairwise(starts)) * speedup
+            per_hour, counted = 3600 / gap, "measured"
+        else:                  # nothing due in the window: its default rate
+            per_hour, counted = 3600 / default_interval, "at its default rate"
+        per_wake = total / len(starts) if starts else 0.0
+        per_hour = _sig2(per_hour)
+        results.append(Result("Mobile apps", protocol, [], round(per_wake), 1, connections, {
+            "wake-ups/hour": per_hour, "bytes/hour": _sig2(per_wake * per_hour),
+            "bytes per wake-up": round(per_wake), "counted": counted, "default": why}))
     return run.add(*results)
 
 

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from ...wire import profile as wire_profile
 from .driver import Result, Run
 from .evidence import Measured
+from .experiments import RADIO_TAIL
 
 __all__ = ["DOCUMENT", "PROTOCOLS", "Cell", "judge", "table", "heatmap", "KEY_FIGURES", "RULE"]
 
@@ -64,7 +65,8 @@ KEY_FIGURES: dict[str, tuple[Callable[[Result], tuple[float, ...]], str]] = {
     "Real-time chat": (lambda r: (r.p50, r.bytes_per_op),
                        "p50 latency and bytes per delivered message (20 clients)"),
     "Live updates": (lambda r: (r.p50, r.bytes_per_op), "p50 push latency and bytes per update"),
-    "Mobile apps": (lambda r: (r.extra["wake-ups/min"] + 1,), "radio wake-ups per minute, idle"),
+    "Mobile apps": (lambda r: (r.extra["wake-ups/hour"] + 1,),
+                    "(1 + radio wake-ups per hour), idle the same way"),
     "Microservices": (lambda r: (r.p50,), "p50 latency, 4 concurrent clients"),
     "Public APIs": (lambda r: (_full_answers(r),),
                     "full answers the server sent for 3 identical reads"),
@@ -211,8 +213,8 @@ def _measured(row: str, result: Result, run: Run) -> str:
     if row == "Gaming":
         return f"p99 {_fmt(result.p99 / run.floor.rtt)}× floor, {result.bytes_per_op:.0f} B/msg"
     if row == "Mobile apps":
-        return (f"{result.extra['wake-ups/min']} wake-ups/min, "
-                f"{result.extra['bytes/min']} B/min")
+        return (f"{result.extra['wake-ups/hour']} wake-ups/h, "
+                f"{result.extra['bytes/hour']} B/h")
     if row == "Public APIs":
         return f"{result.extra['answers']}"
     return (f"{result.extra['time vs raw TCP']}× raw TCP time, peak "
@@ -274,7 +276,8 @@ def judge(run: Run, production: list[Measured] | None = None) -> list[Cell]:
             if counted:
                 why += f" ({counted[protocol] * 1000:.1f} ms a cycle)"
             if row == "Mobile apps":
-                why += "; modelled from each client's default interval, not timed"
+                why += (f"; {result.extra['counted']} in compressed time, "
+                        f"tail {RADIO_TAIL:g} s")
             cells.append(Cell(use_case, protocol, claim, _measured(row, result, run),
                               _verdict(claim, factor, interval), why))
     return cells
