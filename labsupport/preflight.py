@@ -42,6 +42,7 @@ PACKAGES = {
     "apispec": "apispec", "swagger-ui-bundle-v2": "swagger_ui_bundle",
     "openapi-core": "openapi_core", "nats-py": "nats", "hypercorn": "hypercorn",
     "aioquic": "aioquic", "httpx": "httpx", "trustme": "trustme", "pywebpush": "pywebpush",
+    "numpy": "numpy",
 }
 
 #: Packages that ship a program rather than a module (declared by the labs that run them).

@@ -140,7 +140,7 @@ def small_run():
         experiments.crud(run, rounds=2)
         experiments.chat(run, clients=4, messages=3)
         experiments.live_updates(run, events=5)
-        experiments.idle(run, interval=0.15, window=0.3)
+        experiments.idle(run, minutes=1)
         experiments.microservices(run, clients=2, calls=5)
         experiments.public_api(run)
         experiments.gaming(run, players=3, hz=30, seconds=0.2)
@@ -174,7 +174,11 @@ def test_every_measured_figure_is_present_and_positive(small_run):
     rows = {r.row for r in small_run.results}
     assert rows == set(matrix.ROWS.values()) | {"Idle connections"}
     mobile = {r.protocol: r for r in small_run.results if r.row == "Mobile apps"}
-    assert mobile["gRPC"].extra["idle bytes measured"] == 0
+    assert mobile["gRPC"].extra["bytes per wake-up"] == 0
+    assert mobile["gRPC"].extra["counted"] == "at its default rate"
+    # Idle the same way, production defaults, counted from the tap's timestamps.
+    assert {p: mobile[p].extra["wake-ups/hour"] for p in ("WebSockets", "SSE")} == {
+        "WebSockets": 180, "SSE": 240}
     assert all(mobile[p].extra["bytes per wake-up"] > 0 for p in ("REST", "WebSockets", "SSE"))
     upload = {r.protocol: r for r in small_run.results if r.row == "File upload"}
     assert all(r.extra["received"] for r in upload.values())

@@ -85,7 +85,7 @@ def test_notebooks_take_a_lab_by_its_short_name_and_the_rest_by_its_real_path():
 
 
 def test_the_wire_layer_imports_downwards_only():
-    order = ["records", "parsers", "diagram", "tap"]
+    order = ["records", "profiles", "parsers", "shaping", "pcap", "diagram", "tap", "counts"]
     for position, name in enumerate(order):
         tree = ast.parse((PACKAGE / "wire" / f"{name}.py").read_text())
         imported = {node.module for node in ast.walk(tree)

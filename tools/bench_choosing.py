@@ -1,10 +1,13 @@
 """The choosing lab's decision matrix, measured outside Jupyter: the same table as the notebook.
 
     python -m tools.bench_choosing [--scale 4] [--upload-mb 20] [--idle 1000] [--notebook]
+                                   [--profile 4g]
 
 Every time is printed as a ratio to the raw TCP floor measured in the same run.
 ``--scale`` (default ``$PROTOCOL_LAB_SCALE`` or 4) multiplies rounds, messages and
 durations; the upload and the idle connections take their full sizes by default.
+``--profile`` names the network profile of the production-served CRUD table (counts,
+then the time on the profile beside the model, then loopback apart; default cable).
 ``--notebook`` also times Run-All of notebooks/08-choosing-a-protocol.ipynb at
 its default sizes. Prints figures; asserts nothing.
 """
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
-from labsupport.labs.choosing import experiments, matrix, resources
+from labsupport.labs.choosing import evidence, experiments, matrix, resources, serve
 from labsupport.labs.choosing.driver import Run, scale_from_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +53,14 @@ def print_verdicts(run: Run) -> None:
               f"{cell.verdict:<13} {cell.measured}  [{cell.why}]")
 
 
+def print_production(link: str, repeats: int) -> None:
+    print(f"\nCRUD served as in production, a cycle counted, then timed on {link} "
+          f"({repeats} repetitions)")
+    with serve.spawn("production") as child:
+        for row in evidence.table(evidence.measure_all(child, repeats=repeats, link=link)):
+            print("  " + ", ".join(f"{k}: {v}" for k, v in row.items()))
+
+
 def time_notebook() -> None:
     import nbformat
 
@@ -68,6 +79,7 @@ def main() -> None:
     parser.add_argument("--upload-mb", type=float, default=20)
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--notebook", action="store_true")
+    parser.add_argument("--profile", default="cable")
     options = parser.parse_args()
     raise_open_files(2 * options.idle + 256)
     started = time.perf_counter()
@@ -79,6 +91,7 @@ def main() -> None:
         print(f"scale {options.scale:g}: every experiment in {time.perf_counter() - started:.0f} s")
         print_results(run)
         print_verdicts(run)
+    print_production(options.profile, max(5, round(5 * options.scale)))
     if options.notebook:
         time_notebook()
 

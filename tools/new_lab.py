@@ -222,7 +222,8 @@ def _cells(slug: str, title: str, notebook: str, previous: str,
         code(f"import inspect\n\nimport requests\n\n"
              f"from labsupport import check, hint, progress, {slug}, solution\n\n"
              f"server = {slug}.start()\nserver.url"),
-        md(f"## Exercise 1: read a greeting (easy)\n\nThe server answers `GET /api/greetings/<lang>` "
+        md(f"## Exercise 1: read a greeting (easy)\n\n"
+           "The server answers `GET /api/greetings/<lang>` "
            "with JSON, `{\"lang\": \"en\", \"text\": \"Hello\"}`, and a language it does not "
            "know with status 404. Write `greeting(base_url, lang)`: the text, or `None` on a "
            f"404. Stuck? `hint(\"{exercise_id}\")`; `solution(\"{exercise_id}\")` shows one."),

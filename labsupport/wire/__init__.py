@@ -9,6 +9,7 @@ Any lab may use it; this is its stable API (names kept, meanings kept)::
     tap.connections                                # list[Connection], each with its chunks
     tap.messages()                                 # list[Message], parsed as below
     tap.show()                                     # a sequence diagram (matplotlib Figure)
+    tap.save_pcap("exchange.pcap")                 # a capture for Wireshark / tshark
     tap.reset()                                    # count afresh from now on
 
 - :class:`WireTap` (``tap``): ``WireTap(port, target_host=..., record=True)``;
@@ -19,14 +20,26 @@ Any lab may use it; this is its stable API (names kept, meanings kept)::
   (``parsers``): HTTP/1.1 with h11, HTTP/2 frames with hyperframe and hpack, WebSocket
   frames with wsproto, anything else raw; each message with its exact size and time.
 - :func:`sequence_diagram` (``diagram``): client on the left, server on the right.
+- :class:`NetworkProfile`, :data:`PROFILES`, :func:`profile` (``profiles``): named links
+  with published numbers (loopback, lan, cable, 4g, lte, slow-4g, 3g, satellite) and the
+  model ``round trips × RTT + bytes ÷ bandwidth``; ``WireTap(port, profile="4g", seed=1)``
+  shapes what it relays (``shaping``: delay, jitter, bandwidth each way, a model of
+  TCP loss), and ``tap.stalls`` lists the losses it applied.
 
-Its modules import downwards only: ``records`` <- ``parsers`` <- ``diagram`` <- ``tap``.
+- :class:`Counts`, :func:`count` (``counts``): connections, requests, round trips, bytes and
+  messages each way, of what a tap saw: counts before clocks.
+
+Its modules import downwards only: ``records``, ``profiles`` <- ``parsers``, ``shaping``
+``pcap`` <- ``diagram`` <- ``tap`` <- ``counts``.
 """
 
+from .counts import Counts, count
 from .diagram import sequence_diagram
 from .parsers import Message, parse_connection, parse_connections, totals
+from .profiles import PROFILES, NetworkProfile, profile
 from .records import DOWN, UP, Chunk, Connection
 from .tap import WireTap
 
 __all__ = ["WireTap", "Connection", "Chunk", "UP", "DOWN", "Message", "parse_connections",
-           "parse_connection", "totals", "sequence_diagram"]
+           "parse_connection", "totals", "sequence_diagram", "NetworkProfile", "PROFILES",
+           "profile", "Counts", "count"]

@@ -8,9 +8,15 @@ is kept with its connection, direction and time::
     tap.bytes_up, tap.bytes_down, tap.connections   # client->server, server->client
     tap.messages()     # the bytes parsed into HTTP/1.1, HTTP/2 and WebSocket messages
     tap.show()         # a sequence diagram of the exchange
+    tap.save_pcap("exchange.pcap")   # open it in Wireshark
 
 The tap counts what TCP carries for the application (headers, framing, bodies);
 the IP and TCP headers of each segment are not part of the stream and are not counted.
+
+``WireTap(port, profile="4g")`` also shapes what it relays to a named network
+profile (:mod:`.profiles`: round-trip time, bandwidth each way, jitter, a model of
+TCP loss; how, in :mod:`.shaping`). Chunks are recorded when the tap read them,
+that is when their sender sent them.
 """
 
 from __future__ import annotations
@@ -20,13 +26,18 @@ import functools
 import socket
 import threading
 import time
+from pathlib import Path
 
 from matplotlib.figure import Figure
 
 from .. import owner
 from .diagram import sequence_diagram
 from .parsers import Message, parse_connections
+from .pcap import write_pcap
+from .profiles import NetworkProfile
+from .profiles import profile as named_profile
 from .records import DOWN, UP, Chunk, Connection
+from .shaping import Link
 
 __all__ = ["WireTap"]
 
@@ -37,14 +48,20 @@ READ_SIZE = 65536
 class WireTap:
     """A TCP proxy on 127.0.0.1 (a free port) to ``target_port``, recording every byte.
 
-    ``record=False`` keeps only the counts (for large uploads). Use it as a
-    context manager or call ``close()``; ``reset()`` forgets what was recorded.
+    ``record=False`` keeps only the counts (for large uploads). ``profile`` (a name
+    in :data:`.profiles.PROFILES` or a :class:`.profiles.NetworkProfile`) shapes the
+    relayed bytes; ``seed`` makes its jitter and losses repeat run after run. Use it
+    as a context manager or call ``close()``; ``reset()`` forgets what was recorded.
     """
 
     def __init__(self, target_port: int, *, target_host: str = LOOPBACK,
-                 record: bool = True) -> None:
+                 record: bool = True, profile: str | NetworkProfile = "loopback",
+                 seed: int = 0) -> None:
         self.target = (target_host, target_port)
         self.record = record
+        self.profile = named_profile(profile)
+        self.seed = seed
+        self._links: list[Link] = []
         self._lock = threading.Lock()
         self._connections: list[Connection] = []
         self._counts = {UP: 0, DOWN: 0}
@@ -103,6 +120,11 @@ class WireTap:
         """The recorded bytes parsed into messages (see :func:`.parsers.parse_connection`)."""
         return [m for m in parse_connections(self.connections) if m.time >= self._since]
 
+    def save_pcap(self, path: str | Path) -> Path:
+        """Write what the tap recorded (since ``reset()``) as a pcap file for Wireshark
+        or tshark (packets rebuilt from the stream: see :mod:`.pcap`)."""
+        return write_pcap(path, self.connections, self.target[1])
+
     def show(self, limit: int = 16, title: str | None = None) -> Figure:
         """Draw the exchange as a sequence diagram (matplotlib figure)."""
         return sequence_diagram(self.messages(), limit=limit, title=title)
@@ -134,14 +156,34 @@ class WireTap:
                 connection = Connection(len(self._connections) + 1, time.perf_counter())
                 self._connections.append(connection)
                 self._sockets.update((client, server))
+            links = self._shape(connection, client, server)
             halves = threading.Barrier(2, action=functools.partial(self._done, client, server))
             for source, sink, direction in ((client, server, UP), (server, client, DOWN)):
                 threading.Thread(target=self._pump, args=(source, sink, direction, connection,
-                                                          halves),
+                                                          halves, links.get(direction)),
                                  name=f"wiretap-{connection.number}", daemon=True).start()
 
+    def _shape(self, connection: Connection, client: socket.socket,
+               server: socket.socket) -> dict[str, Link]:
+        """A shaped link each way, unless the profile shapes nothing."""
+        p = self.profile
+        if not (p.rtt or p.up or p.down or p.loss):
+            return {}
+        base = self.seed * 100_003 + 2 * connection.number
+        links = {UP: Link(p, UP, connection.opened, server, base),
+                 DOWN: Link(p, DOWN, connection.opened, client, base + 1)}
+        with self._lock:
+            self._links.extend(links.values())
+        return links
+
+    @property
+    def stalls(self) -> list[tuple[str, int]]:
+        """Every loss the model applied: (direction, byte offset of the lost segment)."""
+        with self._lock:
+            return [stall for link in self._links for stall in link.stalls]
+
     def _pump(self, source: socket.socket, sink: socket.socket, direction: str,
-              connection: Connection, halves: threading.Barrier) -> None:
+              connection: Connection, halves: threading.Barrier, link: Link | None) -> None:
         try:
             while True:
                 data = source.recv(READ_SIZE)
@@ -152,10 +194,15 @@ class WireTap:
                     self._counts[direction] += len(data)
                     if self.record:
                         connection.chunks.append(Chunk(direction, now, data))
-                sink.sendall(data)
+                if link is None:
+                    sink.sendall(data)
+                else:
+                    link.send(data, now)
         except OSError:
             pass
         finally:
+            if link is not None:
+                link.finish()
             with contextlib.suppress(OSError):
                 sink.shutdown(socket.SHUT_WR)  # pass the half-close on
             connection.closed = time.perf_counter()

@@ -204,9 +204,11 @@ class Run:
         return max(minimum, round(count * self.scale))
 
     @contextlib.contextmanager
-    def tap(self, server: str, *, record: bool = True) -> Iterator[WireTap]:
-        """A wire tap in front of one of the run's servers, closed afterwards."""
-        tap = WireTap(self.servers[server].port, record=record)
+    def tap(self, server: str, *, record: bool = True, profile: str = "loopback",
+            seed: int = 0) -> Iterator[WireTap]:
+        """A wire tap in front of one of the run's servers, closed afterwards; ``profile``
+        names the network it shapes the traffic to (:data:`labsupport.wire.PROFILES`)."""
+        tap = WireTap(self.servers[server].port, record=record, profile=profile, seed=seed)
         try:
             yield tap
         finally:

@@ -7,8 +7,11 @@ names (through a wire tap, so bytes are counted on the wire), keeps the
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import json
+import statistics
 import threading
 import time
 import uuid
@@ -27,14 +30,8 @@ from ...wire import DOWN, UP, WireTap
 from ..graphql_api import server as graphql_api
 from ..grpc_service import server as grpc_service
 from ..sse import server as sse
-from .clients import (
-    PollReceiver,
-    Receiver,
-    RelayStream,
-    SSEReceiver,
-    WebSocketReceiver,
-    wait_until,
-)
+from .adapters import PUSH
+from .clients import PollReceiver, RelayStream, SSEReceiver, wait_until
 from .driver import Result, Run
 
 __all__ = ["crud", "chat", "live_updates", "idle", "microservices", "public_api", "gaming",
@@ -42,7 +39,6 @@ __all__ = ["crud", "chat", "live_updates", "idle", "microservices", "public_api"
 
 user_service_pb2, user_service_pb2_grpc = load("user_service")
 T = TypeVar("T")
-WS_USERS = range(101, 121)
 
 
 def _timed(latencies: list[float], call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -159,125 +155,41 @@ class _Deliveries:
             return len(self.latencies)
 
 
-Send = Callable[[int, dict[str, Any]], None]
-
-
-def _connect_websockets(run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
-                        room: str) -> tuple[list[Receiver], Send]:
-    ws_base = f"ws://{tap.address}"
-    receivers = [WebSocketReceiver(ws_base, run.chat.token_for(WS_USERS[i]), room,
-                                   {"new_message", "state", "update"},
-                                   _unwrap_ws(deliveries.receiver(name)))
-                 for i, name in enumerate(names)]
-    wait_until(lambda: all(r.joined.is_set() for r in receivers), 5)
-
-    def send(i: int, payload: dict[str, Any]) -> None:
-        if room == "arena":  # game state: relayed, never stored
-            receivers[i].send({"type": "state", "room_id": room, "state": payload})
-        else:
-            receivers[i].send({"type": "send_message", "room_id": room,
-                               "message": json.dumps(payload)})
-    return list(receivers), send
-
-
-def _connect_grpc(run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
-                  room: str) -> tuple[list[Receiver], Send]:
-    before = run.relay.relay.listening
-    receivers = [RelayStream(tap.address, deliveries.receiver(name), bidirectional=True)
-                 for name in names]
-    wait_until(lambda: run.relay.relay.listening >= before + len(names), 5)
-
-    def send(i: int, payload: dict[str, Any]) -> None:
-        receivers[i].send(payload)
-    return list(receivers), send
-
-
-def _connect_sse(run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
-                 room: str) -> tuple[list[Receiver], Send]:
-    receivers = [SSEReceiver(tap.url, f"{room}-{name}", deliveries.receiver(name))
-                 for name in names]
-    sessions = [requests.Session() for _ in names]
-
-    def send(i: int, payload: dict[str, Any]) -> None:
-        sessions[i].post(f"{tap.url}/api/broadcast", json={"type": room, "data": payload},
-                         timeout=5)
-    return list(receivers), send
-
-
-def _connect_long_polling(run: Run, tap: WireTap, names: list[str], deliveries: _Deliveries,
-                          room: str) -> tuple[list[Receiver], Send]:
-    receivers = [PollReceiver(tap.url, "feed", deliveries.receiver(name)) for name in names]
-    wait_until(lambda: run.long_polling.hub.waiting() >= len(names), 5)
-    sessions = [requests.Session() for _ in names]
-
-    def send(i: int, payload: dict[str, Any]) -> None:
-        sessions[i].post(f"{tap.url}/api/notifications/send",
-                         json={"user_id": "feed", "type": room, "data": payload}, timeout=5)
-    return list(receivers), send
-
-
-# One receiver per name; ``send(i, payload)`` has receiver ``i`` publish ``payload``.
-_CONNECT = {"websockets": _connect_websockets, "grpc": _connect_grpc, "sse": _connect_sse,
-            "long-polling": _connect_long_polling}
-
-
-def _unwrap_ws(arrived: Callable[[dict, float], None]) -> Callable[[dict, float], None]:
-    def unwrap(event: dict, when: float) -> None:
-        if event["type"] == "new_message":
-            arrived(json.loads(event["message"]), when)
-        elif event["type"] == "state":
-            arrived(event["state"], when)
-        else:
-            arrived(event, when)
-    return unwrap
-
-
-def _close_all(kind: str, run: Run, receivers: list[Receiver], tap: WireTap) -> None:
-    """Close receivers together: wake every waiting read once, rather than one by one."""
-    if kind == "long-polling":
-        for receiver in receivers:
-            if isinstance(receiver, PollReceiver):
-                receiver.stop()
-        run.long_polling.hub.send("feed", "stop", {})
-    if kind == "sse":
-        # Cut the streams first: closing a response that another thread is reading blocks
-        # until that read returns (the next event or heartbeat).
-        run.sse.broker.drop_all()
-        tap.close()
-    for receiver in receivers:
-        receiver.close()
-
-
-FAN_OUT = {"websockets": ("websockets", "WebSockets"), "grpc": ("relay", "gRPC"),
-           "sse": ("sse", "SSE"), "long-polling": ("long-polling", "Long Polling")}
+def _on(row: str, profile: str) -> str:
+    """The row's name, with the network profile unless it is loopback."""
+    return row if profile == "loopback" else f"{row} on {profile}"
 
 
 def _fan_out(run: Run, kind: str, row: str, clients: int, room: str,
              drive: Callable[[Callable[[int, dict], None], _Deliveries], int],
-             seconds: float | None = None) -> Result:
-    server, protocol = FAN_OUT[kind]
+             seconds: float | None = None, profile: str = "loopback") -> Result:
+    adapter = PUSH[kind]
     deliveries = _Deliveries()
     names = [f"c{i}" for i in range(clients)]
-    with run.tap(server) as tap:
-        receivers, send = _CONNECT[kind](run, tap, names, deliveries, room)
+    row = _on(row, profile)
+    with run.tap(adapter.server, profile=profile) as tap:
+        receivers, send = adapter.connect(run, tap, names, deliveries.receiver, room)
         try:
-            time.sleep(0.05)
+            time.sleep(0.05 + tap.profile.rtt)   # every stream open and settled
             tap.reset()
             started = time.perf_counter()
             expected = drive(send, deliveries)
             wait_until(lambda: deliveries.count() >= expected, 10)
             elapsed = seconds or (time.perf_counter() - started)
-            result = _result(row, protocol, tap, list(deliveries.latencies),
+            result = _result(row, adapter.protocol, tap, list(deliveries.latencies),
                              max(deliveries.count(), 1), delivered=f"{deliveries.count()}/"
                              f"{expected}")
             result.extra["bytes/s"] = round(tap.total_bytes / elapsed)
         finally:
-            _close_all(kind, run, receivers, tap)
+            adapter.close(run, receivers, tap)
     return result
 
 
-def chat(run: Run, clients: int = 20, messages: int | None = None) -> list[Result]:
-    """``clients`` in one room; ``messages`` from alternating senders, each to everyone else."""
+def chat(run: Run, clients: int = 20, messages: int | None = None,
+         kinds: tuple[str, ...] = ("websockets", "grpc", "long-polling", "sse"),
+         profile: str = "loopback") -> list[Result]:
+    """``clients`` in one room; ``messages`` from alternating senders, each to everyone else,
+    over the network ``profile``."""
     messages = messages or run.sized(10)
 
     def drive(send: Callable[[int, dict], None], deliveries: _Deliveries) -> int:
@@ -289,14 +201,13 @@ def chat(run: Run, clients: int = 20, messages: int | None = None) -> list[Resul
             time.sleep(0.02)
         return messages * (clients - 1)
 
-    kinds = ("websockets", "grpc", "long-polling", "sse")
-    return run.add(*(_fan_out(run, kind, "Real-time chat", clients, "chat", drive)
-                     for kind in kinds))
+    return run.add(*(_fan_out(run, kind, "Real-time chat", clients, "chat", drive,
+                              profile=profile) for kind in kinds))
 
 
 def gaming(run: Run, players: int = 10, hz: float = 30, seconds: float | None = None,
-           kinds: tuple[str, ...] = ("websockets", "grpc", "long-polling", "sse")
-           ) -> list[Result]:
+           kinds: tuple[str, ...] = ("websockets", "grpc", "long-polling", "sse"),
+           profile: str = "loopback") -> list[Result]:
     """``players`` each sending state ``hz`` times a second to everyone else.
 
     Latency runs from the tick a state belongs to, so a sender that falls
@@ -324,7 +235,7 @@ def gaming(run: Run, players: int = 10, hz: float = 30, seconds: float | None = 
             thread.join(seconds + 15)
         return ticks * players * (players - 1)
 
-    results = [_fan_out(run, kind, "Gaming", players, "arena", drive, seconds)
+    results = [_fan_out(run, kind, "Gaming", players, "arena", drive, seconds, profile)
                for kind in kinds]
     for result in results:
         result.extra["jitter ms"] = round(result.jitter * 1000, 2)
@@ -333,16 +244,18 @@ def gaming(run: Run, players: int = 10, hz: float = 30, seconds: float | None = 
 
 def live_updates(run: Run, events: int | None = None, gap: float = 0.01,
                  kinds: tuple[str, ...] = ("sse", "websockets", "grpc", "long-polling"),
-                 graphql: bool = True) -> list[Result]:
-    """One client; the server publishes ``events`` in-process; publish-to-arrival latency."""
+                 graphql: bool = True, profile: str = "loopback") -> list[Result]:
+    """One client; the server publishes ``events`` in-process; publish-to-arrival latency
+    over the network ``profile`` (GraphQL's subscription only on loopback)."""
     events = events or run.sized(30)
     results = []
     for kind in kinds:
         deliveries = _Deliveries()
-        server, protocol = FAN_OUT[kind]
-        with run.tap(server) as tap:
-            receiver, publish = _live_client(run, kind, tap, deliveries)
+        adapter = PUSH[kind]
+        with run.tap(adapter.server, profile=profile) as tap:
+            receiver, publish = adapter.live(run, tap, deliveries.receiver("client"))
             try:
+                time.sleep(tap.profile.rtt)   # the stream or poll open and settled
                 tap.reset()
                 for k in range(events):
                     tag = f"live-{k}-{uuid.uuid4().hex[:6]}"
@@ -350,46 +263,14 @@ def live_updates(run: Run, events: int | None = None, gap: float = 0.01,
                     publish({"tag": tag, "value": k})
                     time.sleep(gap)
                 wait_until(functools.partial(_at_least, deliveries, events), 10)
-                results.append(_result("Live updates", protocol, tap, list(deliveries.latencies),
-                                       max(deliveries.count(), 1),
+                results.append(_result(_on("Live updates", profile), adapter.protocol, tap,
+                                       list(deliveries.latencies), max(deliveries.count(), 1),
                                        delivered=f"{deliveries.count()}/{events}"))
             finally:
-                _close_all(kind, run, [receiver], tap)
-    if graphql:
+                adapter.close(run, [receiver], tap)
+    if graphql and profile == "loopback":
         results.append(_live_graphql(run, events, gap))
     return run.add(*results)
-
-
-Publish = Callable[[dict[str, Any]], object]
-
-
-def _live_client(run: Run, kind: str, tap: WireTap, deliveries: _Deliveries
-                 ) -> tuple[Receiver, Publish]:
-    """One receiving client of ``kind``, and how the server publishes to it in-process."""
-    arrived = deliveries.receiver("client")
-    if kind == "sse":
-        broker = run.sse.broker
-        return SSEReceiver(tap.url, "live", arrived), lambda d: broker.publish("update", d)
-    if kind == "long-polling":
-        hub = run.long_polling.hub
-        poll = PollReceiver(tap.url, "feed", arrived)
-        wait_until(lambda: hub.waiting() >= 1, 5)
-        return poll, lambda d: hub.send("feed", "update", d)
-    if kind == "grpc":
-        relay_service = run.relay.relay
-        before = relay_service.listening
-        stream = RelayStream(tap.address, arrived, bidirectional=False)
-        wait_until(lambda: relay_service.listening > before, 5)
-        return stream, lambda d: relay_service.publish(json.dumps(d).encode())
-    chat_server = run.chat
-    ws = WebSocketReceiver(f"ws://{tap.address}", chat_server.token_for(101), "live",
-                           {"update"}, _unwrap_ws(arrived))
-    ws.joined.wait(5)
-    loop = chat_server.loop.loop
-
-    def publish(data: dict[str, Any]) -> None:
-        loop.call_soon_threadsafe(chat_server.app.broadcast, "live", {"type": "update", **data})
-    return ws, publish
 
 
 def _live_graphql(run: Run, events: int, gap: float) -> Result:
@@ -433,121 +314,188 @@ def _live_graphql(run: Run, events: int, gap: float) -> Result:
 
 # --- mobile: an idle client ---------------------------------------------------------
 
-# What each protocol's client or server does while nothing happens, by default:
-# seconds between wake-ups and what wakes the radio. The lab measures one wake-up's bytes.
+# Every protocol idles the same way: a client waiting for news, with an open stream or
+# subscription where the protocol has one, and production defaults for what is sent while
+# nothing happens (seconds between wake-ups, and what wakes the radio). No client pings
+# where a browser sends none.
 IDLE_DEFAULTS = {
     "REST": (30.0, "the app polls GET every 30 s (an app's choice: HTTP has no push)"),
     "GraphQL": (30.0, "the app polls a query every 30 s"),
-    "gRPC": (None, "an idle channel sends nothing (keepalive pings are off by default)"),
-    "WebSockets": (10.0, "websockets pings every 20 s, from the client and from the server"),
+    "gRPC": (7200.0, "an open server stream; grpcio clients send no keepalive pings by "
+                     "default and servers ping an idle connection after 2 h"),
+    "WebSockets": (20.0, "the websockets server pings every 20 s (its default); a browser "
+                         "sends no pings"),
     "SSE": (15.0, "the SSE lab's comment heartbeat every 15 s"),
     "Long Polling": (25.0, "the Poller's 25 s poll ends empty and is sent again"),
 }
+#: The LTE radio's tail: it stays in its high-power state this long after the last byte
+#: (11.6 s measured by Huang et al., "A close examination of performance and power
+#: characteristics of 4G LTE networks", MobiSys 2012). Transfers closer than this share
+#: one wake-up.
+RADIO_TAIL = 11.6
 
 
-def _idle_bytes(run: Run, protocol: str, interval: float, window: float) -> tuple[int, int, int]:
-    """(bytes, wake-ups, connections) of one idle client over ``window`` s, waking every
-    ``interval`` s (the protocol's default interval, shortened to fit a notebook)."""
+def wake_ups(times: list[float], tail: float) -> list[float]:
+    """When the radio wakes for transfers at ``times`` (s): the first of each run of
+    transfers that fall within ``tail`` of the one before."""
+    starts: list[float] = []
+    last = None
+    for when in sorted(times):
+        if last is None or when - last > tail:
+            starts.append(when)
+        last = when
+    return starts
+
+
+def _sig2(value: float) -> float:
+    """``value`` to two significant figures (clock jitter stays out of the figure)."""
+    return float(f"{value:.2g}")
+
+
+def _ws_idle_server(interval: float) -> Any:
+    """A WebSocket server with the websockets library's keepalive, pinging every
+    ``interval`` s, that holds each connection open and sends nothing else."""
+    from websockets.sync.server import ServerConnection, serve
+
+    def hold(connection: ServerConnection) -> None:
+        with contextlib.suppress(Exception):
+            for _ in connection:
+                pass
+
+    server = serve(hold, "127.0.0.1", 0, ping_interval=interval)
+    threading.Thread(target=server.serve_forever, name="ws-idle", daemon=True).start()
+    return server
+
+
+def _closer(*steps: Callable[[], object]) -> Callable[[], None]:
+    """One call that runs ``steps`` in order."""
+    def close() -> None:
+        for step in steps:
+            step()
+    return close
+
+
+def _idle_client(run: Run, protocol: str, interval: float, window: float
+                 ) -> tuple[WireTap, Callable[[], None]]:
+    """One idle client of ``protocol`` through a tap (open, settled, counters reset), and
+    how to close it; it idles by itself while the caller waits."""
     if protocol in ("REST", "GraphQL"):
-        server = "rest" if protocol == "REST" else "graphql"
-        with run.tap(server) as tap, requests.Session() as http:
-            cycles = round(window / interval)
-            for _ in range(cycles):
-                if protocol == "REST":
-                    http.get(f"{tap.url}/api/v1/users/101", timeout=5)
-                else:
-                    http.post(f"{tap.url}/graphql", json={
-                        "query": '{ user(id: "101") { name email } }'}, timeout=5)
-                time.sleep(interval)
-            return tap.total_bytes, cycles, len(tap.connections)
+        tap = WireTap(run.servers["rest" if protocol == "REST" else "graphql"].port)
+        http, stop = requests.Session(), threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(requests.RequestException):
+                    if protocol == "REST":
+                        http.get(f"{tap.url}/api/v1/users/101", timeout=5)
+                    else:
+                        http.post(f"{tap.url}/graphql", json={
+                            "query": '{ user(id: "101") { name email } }'}, timeout=5)
+                stop.wait(interval)
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+        return tap, _closer(stop.set, lambda: thread.join(5), http.close, tap.close)
     if protocol == "gRPC":
-        with run.tap("grpc") as tap:
-            channel = grpc_service.channel(tap.address)
-            stub = user_service_pb2_grpc.UserServiceStub(channel)
-            stub.GetUser(user_service_pb2.GetUserRequest(id=101), timeout=5)
-            time.sleep(0.2)
-            tap.reset()
-            time.sleep(window)
-            idle = tap.total_bytes
-            channel.close()
-            return idle, len(tap.messages()), 1
+        tap = WireTap(run.servers["relay"].port)
+        stream = RelayStream(tap.address, lambda *_: None, bidirectional=False)
+        time.sleep(0.1)
+        tap.reset()
+        return tap, _closer(stream.close, tap.close)
     if protocol == "WebSockets":
-        with run.tap("websockets") as tap:
-            ws = connect(f"ws://{tap.address}/ws?token={run.chat.token_for(101)}",
-                         ping_interval=interval, open_timeout=5, legacy=True)
-            ws.recv(timeout=5)
-            tap.reset()
-            time.sleep(window + interval / 2)
-            pings = sum(m.label == "ping" for m in tap.messages())
-            idle = tap.total_bytes
-            ws.close()
-            return idle, pings, 1
+        server = _ws_idle_server(interval)
+        tap = WireTap(server.socket.getsockname()[1])
+        ws = connect(f"ws://{tap.address}/", ping_interval=None, open_timeout=5, legacy=True)
+        time.sleep(0.02)
+        tap.reset()
+        return tap, _closer(ws.close, tap.close, server.shutdown)
     if protocol == "SSE":
         sse_server = sse.start(name="choosing-sse-idle", heartbeat=interval)
-        with sse_server, WireTap(sse_server.port) as tap:
-            stream = SSEReceiver(tap.url, "idle", lambda *_: None)
-            tap.reset()
-            time.sleep(window + interval / 2)
-            beats = sum(m.label.startswith("comment") for m in tap.messages())
-            idle = tap.total_bytes
+        tap = WireTap(sse_server.port)
+        events = SSEReceiver(tap.url, "idle", lambda *_: None)
+        tap.reset()
+
+        def close_sse() -> None:
             sse_server.broker.drop_all()
             tap.close()
-            stream.close()
-            return idle, beats, 1
-    with run.tap("long-polling") as tap:
-        poll = PollReceiver(tap.url, "user20", lambda *_: None, timeout=interval)
-        time.sleep(0.05)
-        tap.reset()
-        time.sleep(window)
-        idle, polls = tap.total_bytes, len(tap.connections)
-        poll.close()
-        return idle, polls, polls
+            events.close()
+            sse_server.stop()
+        return tap, close_sse
+    tap = WireTap(run.servers["long-polling"].port)
+    poller = PollReceiver(tap.url, "user20", lambda *_: None, timeout=interval)
+    time.sleep(0.05)
+    tap.reset()
+    return tap, _closer(poller.close, tap.close)
 
 
-def idle(run: Run, interval: float = 0.2, window: float | None = None) -> list[Result]:
-    """An idle client per protocol: bytes and radio wake-ups per minute at default settings.
+def idle(run: Run, speedup: float = 100.0, minutes: float | None = None) -> list[Result]:
+    """An idle client per protocol, idling the same way (see :data:`IDLE_DEFAULTS`):
+    radio wake-ups and bytes per hour, from the tap's timestamps.
 
-    Each client runs ``window`` s waking every ``interval`` s; the bytes of one
-    wake-up are measured and multiplied by the default rate in ``IDLE_DEFAULTS``.
+    Time is compressed ``speedup`` times (a 20 s ping comes every 0.2 s, the radio tail
+    is 0.116 s) so that ``minutes`` of modelled idling take seconds; wake-ups merge
+    transfers within :data:`RADIO_TAIL`. A protocol whose interval is longer than the
+    window is counted at its default rate (gRPC's 2 h), and says so.
     """
-    window = window or 0.4 * run.scale
+    minutes = minutes or 1.0 * run.scale
+    window = 60 * minutes / speedup
     results = []
     for protocol, (default_interval, why) in IDLE_DEFAULTS.items():
-        total, wakes, connections = _idle_bytes(run, protocol, interval, window)
-        per_wake = total / wakes if wakes else 0.0
-        per_minute = 60 / default_interval if default_interval else 0.0
-        results.append(Result("Mobile apps", protocol, [], round(per_wake * per_minute),
-                              1, connections, {
-                                  "bytes per wake-up": round(per_wake),
-                                  "wake-ups/min": round(per_minute, 1),
-                                  "bytes/min": round(per_wake * per_minute),
-                                  "idle bytes measured": total, "default": why}))
+        interval = default_interval / speedup
+        tap, close = _idle_client(run, protocol, interval, window)
+        try:
+            time.sleep(window)
+            messages = tap.messages()
+            total, connections = tap.total_bytes, len(tap.connections)
+        finally:
+            close()
+        starts = wake_ups([m.time for m in messages], RADIO_TAIL / speedup)
+        if len(starts) >= 2:   # the rate from the gaps between wake-ups, in modelled time
+            gap = statistics.median(b - a for a, b in itertools.pairwise(starts)) * speedup
+            per_hour, counted = 3600 / gap, "measured"
+        else:                  # nothing due in the window: its default rate
+            per_hour, counted = 3600 / default_interval, "at its default rate"
+        per_wake = total / len(starts) if starts else 0.0
+        per_hour = _sig2(per_hour)
+        results.append(Result("Mobile apps", protocol, [], round(per_wake), 1, connections, {
+            "wake-ups/hour": per_hour, "bytes/hour": _sig2(per_wake * per_hour),
+            "bytes per wake-up": round(per_wake), "counted": counted, "default": why}))
     return run.add(*results)
 
 
 # --- microservices -------------------------------------------------------------------
 
+def _rest_reads(tap: WireTap, calls: int, latencies: list[float]) -> None:
+    with requests.Session() as http:
+        for _ in range(calls):
+            _timed(latencies, http.get, f"{tap.url}/api/v1/users/101", timeout=5)
+
+
+def _grpc_reads(tap: WireTap, calls: int, latencies: list[float]) -> None:
+    channel = grpc_service.channel(tap.address)
+    stub = user_service_pb2_grpc.UserServiceStub(channel)
+    request = user_service_pb2.GetUserRequest(id=101)
+    for _ in range(calls):
+        _timed(latencies, stub.GetUser, request, timeout=5)
+    channel.close()
+
+
+# One client's unary reads, by protocol: (the run's server, the client).
+READERS: dict[str, tuple[str, Callable[[WireTap, int, list[float]], None]]] = {
+    "REST": ("rest", _rest_reads), "gRPC": ("grpc", _grpc_reads)}
+
+
 def microservices(run: Run, clients: int = 4, calls: int | None = None) -> list[Result]:
     """``clients`` threads each making ``calls`` unary reads: REST/JSON vs gRPC/protobuf."""
     calls = calls or run.sized(50)
     results = []
-    for protocol in ("REST", "gRPC"):
+    for protocol, (server, reads) in READERS.items():
         latencies: list[float] = []
-        with run.tap("rest" if protocol == "REST" else "grpc") as tap:
-            def client(tap: WireTap = tap, protocol: str = protocol,
+        with run.tap(server) as tap:
+            def client(tap: WireTap = tap, reads: Callable = reads,
                        latencies: list[float] = latencies) -> None:
                 mine: list[float] = []
-                if protocol == "REST":
-                    with requests.Session() as http:
-                        for _ in range(calls):
-                            _timed(mine, http.get, f"{tap.url}/api/v1/users/101", timeout=5)
-                else:
-                    channel = grpc_service.channel(tap.address)
-                    stub = user_service_pb2_grpc.UserServiceStub(channel)
-                    request = user_service_pb2.GetUserRequest(id=101)
-                    for _ in range(calls):
-                        _timed(mine, stub.GetUser, request, timeout=5)
-                    channel.close()
+                reads(tap, calls, mine)
                 latencies.extend(mine)  # list.extend is atomic
 
             started = time.perf_counter()

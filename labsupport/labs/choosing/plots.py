@@ -25,7 +25,11 @@ def latency_bars(results: Sequence[Result], floor: Floor, title: str) -> Figure:
     axes.set_ylabel("× raw TCP round trip")
     axes.set_title(title)
     axes.legend()
-    figure.tight_layout()
+    figure.text(0.5, 0.005, "Caption: p50 (left bar) and p99 (right bar) per protocol, as "
+                "multiples of the raw TCP round trip (log scale), loopback; bytes per operation "
+                "under each name. The same figures are printed above the chart.", ha="center",
+                fontsize=7, wrap=True)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
     plt.close(figure)  # shown once, by the cell that returns it
     return figure
 
@@ -41,6 +45,9 @@ def figure_bars(results: Sequence[Result], figures: dict[str, Callable[[Result],
         if log:
             axes.set_yscale("log")
     figure.suptitle(title)
-    figure.tight_layout()
+    figure.text(0.5, 0.005, f"Caption: {', '.join(figures)}, one bar per protocol "
+                f"({', '.join(r.protocol for r in results)}). The same figures are printed "
+                "above the chart.", ha="center", fontsize=7, wrap=True)
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     plt.close(figure)  # shown once, by the cell that returns it
     return figure

@@ -7,7 +7,9 @@ input closes, so it never outlives the kernel that started it, even a killed one
 the operating system (psutil).
 
 Kinds: ``sse``, ``long-polling`` and ``websockets`` (the labs, by their own
-``start()``), and ``uploads``: a streamed HTTP PUT, a gRPC
+``start()``), ``production`` (REST and GraphQL served as in production, see
+:func:`_production`, beside the gRPC lab and, as the lesson, the REST lab on
+Werkzeug's development server), and ``uploads``: a streamed HTTP PUT, a gRPC
 client stream of chunks and a GraphQL mutation taking the file in a variable,
 each counting what it received.
 """
@@ -152,8 +154,77 @@ def _push_lab(kind: str) -> dict[str, Any]:
     return {"port": websockets.port, "token": websockets.token_for(101)}
 
 
+_LISTENERS: list[Any] = []
+
+
+def _never_empty(app: Any) -> Any:
+    """``app`` with a body of at least one (empty) chunk: Hypercorn 0.18's WSGI wrapper
+    starts the response at the first chunk, so a 204 with no chunk became a 500."""
+    def wrapped(environ: dict, start_response: Any) -> Any:
+        body = app(environ, start_response)
+        try:
+            chunks = list(body)
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+        return chunks or [b""]
+    return wrapped
+
+
+def _hypercorn(app: Any, loop: Any) -> int:
+    """Serve the WSGI ``app`` with Hypercorn on 127.0.0.1 (a free port) in ``loop``."""
+    import asyncio
+    import socket
+
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    _LISTENERS.append(listener)  # kept open: Hypercorn serves on its file descriptor
+    config = Config()
+    config.bind = [f"fd://{listener.fileno()}"]
+    config.accesslog = None
+    config.errorlog = None
+    # A shutdown trigger of our own: Hypercorn's default installs signal handlers, which
+    # only the main thread may do. The child ends when its standard input closes.
+    asyncio.run_coroutine_threadsafe(
+        serve(_never_empty(app), config, mode="wsgi", shutdown_trigger=asyncio.Event().wait), loop)
+    return listener.getsockname()[1]
+
+
+def _production() -> dict[str, Any]:
+    """REST, GraphQL and long polling as in production: Hypercorn, HTTP/1.1 with
+    keep-alive and HTTP/2 (cleartext, prior knowledge) on the same port; the gRPC lab's
+    server; and the REST and long-polling labs on Werkzeug's development server (a
+    connection per request: the lesson).
+
+    Why Hypercorn: it is a production ASGI/WSGI server that runs the labs' Flask apps
+    unchanged (WSGI mode), keeps HTTP/1.1 connections alive, and speaks HTTP/2 on the
+    same port, which gives the control "REST over HTTP/2" against gRPC. Gunicorn and
+    Waitress keep connections alive too, but speak HTTP/1.1 only.
+    """
+    import asyncio
+
+    from ... import database
+    from ..graphql_api import server as graphql_api
+    from ..grpc_service import server as grpc_service
+    from ..long_polling import server as long_polling
+    from ..rest import server as rest
+
+    database.ready(True)
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="hypercorn", daemon=True).start()
+    return {"rest": _hypercorn(rest.create_app(rate_limit=None), loop),
+            "graphql": _hypercorn(graphql_api.create_app(), loop),
+            "grpc": grpc_service.start(fresh_data=False, max_workers=16).port,
+            "rest-dev": rest.start(fresh_data=False, name="rest-dev", rate_limit=None).port,
+            "long-polling": _hypercorn(long_polling.create_app(long_polling.NotificationHub(
+                long_polling.USERS, 100)), loop),
+            "long-polling-dev": long_polling.start(name="long-polling-dev").port}
+
+
 def main(kind: str) -> None:
-    info = _uploads() if kind == "uploads" else _push_lab(kind)
+    info = {"uploads": _uploads, "production": _production}.get(kind, lambda: _push_lab(kind))()
     print(json.dumps(info), flush=True)
     sys.stdin.read()  # until the parent closes it, or dies
 

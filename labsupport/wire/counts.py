@@ -1,0 +1,75 @@
+"""Counts before clocks: what an exchange cost on the wire, independent of this machine.
+
+:func:`count` turns what a tap recorded into a :class:`Counts`: TCP connections,
+requests a client waited for, round trips, bytes each way (headers and framing
+included) and messages each way. For the same operations against the same server
+they are the same run after run; a clock is not. A profile's
+:meth:`~.profiles.NetworkProfile.model_time` turns them into a time on a link.
+
+Round trips are counted, not timed: one per TCP connection opened (the SYN /
+SYN-ACK handshake before the first byte) plus one per request the client sent and
+waited for (an HTTP/1.1 request, an HTTP/2 stream the client opened, a WebSocket
+upgrade). No TLS here (the labs serve cleartext on loopback); TLS 1.3 would add one
+round trip per connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from .parsers import HTTP_METHODS, Message
+from .records import DOWN, UP
+from .tap import WireTap
+
+__all__ = ["Counts", "count", "requests_in"]
+
+_METHODS = tuple(m.decode() for m in HTTP_METHODS)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What crossed the wire for one operation (or a batch of them)."""
+
+    connections: int
+    requests: int
+    bytes_up: int
+    bytes_down: int
+    messages_up: int
+    messages_down: int
+
+    @property
+    def round_trips(self) -> int:
+        """TCP handshakes plus requests waited for."""
+        return self.connections + self.requests
+
+    @property
+    def bytes(self) -> int:
+        return self.bytes_up + self.bytes_down
+
+    def per(self, operations: int) -> dict[str, float]:
+        """Every count divided by ``operations`` (and the round trips), as a row."""
+        row = {**asdict(self), "round_trips": self.round_trips}
+        return {k: round(v / operations, 2) for k, v in row.items()}
+
+
+def requests_in(messages: Iterable[Message]) -> int:
+    """Requests a client sent and waited for: HTTP/1.1 requests (a WebSocket upgrade is
+    one) and HTTP/2 streams the client opened (its first HEADERS frame on each)."""
+    total, streams = 0, set()
+    for m in messages:
+        if m.direction != UP:
+            continue
+        if m.protocol == "HTTP/1.1" and m.label.startswith(_METHODS):
+            total += 1
+        elif m.protocol == "HTTP/2" and m.label.startswith("HEADERS s"):
+            streams.add((m.connection, m.label.split()[1]))
+    return total + len(streams)
+
+
+def count(tap: WireTap) -> Counts:
+    """The counts of what ``tap`` (recording) saw since its last ``reset()``."""
+    messages = tap.messages()
+    return Counts(len(tap.connections), requests_in(messages), tap.bytes_up, tap.bytes_down,
+                  sum(m.direction == UP for m in messages),
+                  sum(m.direction == DOWN for m in messages))

@@ -1,0 +1,68 @@
+"""The verdict rule of the choosing lab's matrix: symmetric, intervals, capabilities."""
+
+from __future__ import annotations
+
+import pytest
+
+from labsupport.labs.choosing import matrix
+from labsupport.labs.choosing.driver import Result
+
+
+@pytest.mark.parametrize(("factor", "fit", "unfit"), [
+    (1.0, "confirmed", "contradicted"), (1.9, "confirmed", "contradicted"),
+    (3.0, "nuanced", "nuanced"), (4.0, "contradicted", "confirmed"),
+    (10.0, "contradicted", "confirmed")])
+def test_the_rule_is_symmetric(factor, fit, unfit):
+    assert matrix._verdict("✅ Perfect", factor) == matrix._verdict("⚡ Good", factor) == fit
+    assert matrix._verdict("❌ Too slow", factor) == matrix._verdict("🔋 Battery drain",
+                                                                      factor) == unfit
+
+
+def test_an_interval_across_a_threshold_is_too_close_to_call():
+    assert matrix._verdict("⚡ Good", 1.9, (1.5, 2.5)) == "too close to call"
+    assert matrix._verdict("❌ Too slow", 4.5, (3.5, 6.0)) == "too close to call"
+    assert matrix._verdict("⚡ Good", 1.2, (1.0, 1.8)) == "confirmed"
+
+
+def test_capability_claims_are_judged_as_capabilities():
+    delivered = Result("Real-time chat", "SSE", [0.01], extra={"delivered": "190/190"})
+    assert matrix._capability("❌ One-way", "SSE", delivered)[0] == "confirmed"
+    assert matrix._capability("❌ One-way", "WebSockets", delivered)[0] == "contradicted"
+    lost = Result("Live updates", "GraphQL", [0.01], extra={"delivered": "29/30"})
+    assert matrix._capability("🔄 Subscriptions", "GraphQL", lost)[0] == "contradicted"
+    assert matrix._capability("⚡ Possible", "Long Polling", delivered)[0] == "confirmed"
+    assert matrix._capability("✅ Perfect", "SSE", delivered) is None
+    upload = Result("File upload", "gRPC", [], extra={"received": True})
+    assert matrix._capability("✅ Streaming", "gRPC", upload)[0] == "confirmed"
+    torn = Result("File upload", "gRPC", [], extra={"received": False})
+    assert matrix._capability("✅ Streaming", "gRPC", torn)[0] == "contradicted"
+
+
+def test_the_rule_is_stated():
+    assert "2×" in matrix.RULE and "4×" in matrix.RULE and "too close to call" in matrix.RULE
+
+
+def test_counted_rows_are_judged_on_the_production_model(monkeypatch):
+    from labsupport.labs.choosing import evidence
+    from labsupport.wire import Counts, profile
+
+    def measured(name: str, round_trips: int, up: int, down: int) -> evidence.Measured:
+        adapter = next(a for a in evidence.ADAPTERS if a.matrix == name)
+        return evidence.Measured(adapter, 1, Counts(1, round_trips - 1, up, down, 4, 4),
+                                 profile("cable"))
+
+    production = [measured("REST", 5, 845, 943), measured("GraphQL", 5, 1275, 824),
+                  measured("gRPC", 5, 675, 670)]
+    figures = matrix._counted_figures("CRUD", production)
+    assert figures["REST"] == pytest.approx(profile("cable").model_time(5, 845, 943))
+    assert matrix._counted_figures("Real-time chat", production) == {}
+    assert matrix._counted_figures("CRUD", None) == {}
+
+
+def test_a_budget_verdict_needs_a_margin():
+    from labsupport.labs.choosing import budgets
+
+    assert budgets._verdict((0.020, 0.029), 1 / 30) == "within budget"
+    assert budgets._verdict((0.031, 0.033), 1 / 30) == "too close to call"
+    assert budgets._verdict((0.0336, 0.0347), 1 / 30) == "too close to call"
+    assert budgets._verdict((0.040, 0.050), 1 / 30) == "over budget"
