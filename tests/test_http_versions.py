@@ -9,8 +9,9 @@ import ssl
 import httpx
 import pytest
 
-from labsupport.labs import http_versions as hv
+from labsupport import http_versions as hv
 from labsupport.labs.http_versions import compression, handshakes, hol
+from labsupport.labs.http_versions.diagram import flights_diagram
 from labsupport.labs.http_versions.h2client import H2Client
 from labsupport.labs.http_versions.h3client import H3Client
 from labsupport.labs.http_versions.loss import LossPattern, TCPStallRelay, UDPRelay
@@ -120,7 +121,7 @@ def test_zero_rtt_needs_a_ticket_the_server_accepts_once(server):
 
 
 def test_the_diagram_has_a_panel_per_handshake(server):
-    figure = handshakes.tcp_tls(server.port, "1.3").show()
+    figure = flights_diagram(handshakes.tcp_tls(server.port, "1.3"))
     assert len(figure.axes) == 1
 
 

@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from labsupport.labs import http_versions as hv
+from labsupport import http_versions as hv
 
 pytestmark = pytest.mark.slow
 

@@ -247,7 +247,7 @@ WRAP_UP = Slot(5, None, "learners export their progress (below); collect the fil
 
 PATHS: dict[str, tuple[int, list[Slot]]] = {
     "three-hour workshop": (180, [
-        Slot(17, "00-start-here", "everyone's environment runs; the prediction and the warm-up "
+        Slot(16, "00-start-here", "everyone's environment runs; the prediction and the warm-up "
              "exercise", "skip the warm-up; it is homework",
              ("opening", "A lab server", "Exercises"), (1,)),
         Slot(35, "01-rest", "§1 with the prediction, §2 with exercise 1, §3, §5, §8 (the "
@@ -271,13 +271,13 @@ PATHS: dict[str, tuple[int, list[Slot]]] = {
              "`Last-Event-ID`", "skip flaws 3–5",
              ("opening", "The document's server", "What this example gets wrong",
               "Resume after a disconnect"), ()),
-        Slot(4, "06-long-polling", "the document's server, then *SSE or long polling? "
+        Slot(5, "06-long-polling", "the document's server, then *SSE or long polling? "
              "Measured*: the plot, and why", "show the plot alone",
              ("The document's server", "SSE or long polling")),
         WRAP_UP,
     ]),
     "ninety-minute workshop": (90, [
-        Slot(7, "00-start-here", "the prediction (set up beforehand: see below); the warm-up "
+        Slot(6, "00-start-here", "the prediction (set up beforehand: see below); the warm-up "
              "is homework", sections=("opening", "A lab server")),
         Slot(24, "01-rest", "§1 with the prediction, §2 with exercise 1, §3",
              "skip exercise 1; it is homework", ("opening", "1 ·", "2 ·", "3 ·"), (1,)),
@@ -293,7 +293,7 @@ PATHS: dict[str, tuple[int, list[Slot]]] = {
         Slot(10, "05-sse", "the prediction (the document's stream fails), resume with "
              "`Last-Event-ID`", "stop after the prediction",
              ("opening", "The document's server", "Resume after a disconnect")),
-        Slot(7, "06-long-polling", "the document's server, then *SSE or long polling? "
+        Slot(8, "06-long-polling", "the document's server, then *SSE or long polling? "
              "Measured*: 06 against the SSE just seen", "show the plot alone",
              ("opening", "The document's server", "SSE or long polling")),
         WRAP_UP,

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-if TYPE_CHECKING:
-    from .handshakes import Handshake
+from .handshakes import Handshake
 
 __all__ = ["flights_diagram"]
 
@@ -22,8 +20,6 @@ def flights_diagram(handshakes: Handshake | Sequence[Handshake]) -> Figure:
     colour); the left margin numbers the round trips; the last arrow carries the
     response's first byte.
     """
-    from .handshakes import Handshake
-
     shown = [handshakes] if isinstance(handshakes, Handshake) else list(handshakes)
     steps = max(len(h.flights) for h in shown)
     figure, panels = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 0.9 + 0.75 * steps),

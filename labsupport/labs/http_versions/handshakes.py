@@ -69,12 +69,6 @@ class Handshake:
             lines.append(f"  {f.round}  {arrow} {f.label}")
         return "\n".join(lines)
 
-    def show(self):
-        """The flights as a sequence diagram (matplotlib figure)."""
-        from .diagram import flights_diagram
-
-        return flights_diagram(self)
-
 
 def first_byte_ms(round_trips: int, rtt_ms: float) -> float:
     """The model: time to the first byte = round trips × RTT (server time and bandwidth left
