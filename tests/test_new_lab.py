@@ -74,7 +74,8 @@ def test_a_scaffolded_lab_passes_its_tests_and_touches_only_its_own_places(tmp_p
     assert tested.returncode == 0, tested.stdout[-3000:]
     assert "1 skipped" in tested.stdout  # the draft's "three to five exercises", said
     preflight = _run(repo, sys.executable, "-m", "labsupport.preflight")
-    assert "ok   Demo lab (10) server: GET /api/greetings/en -> 200" in preflight.stdout
+    number = NEXT.removeprefix("notebooks/")[:2]
+    assert f"ok   Demo lab ({number}) server: GET /api/greetings/en -> 200" in preflight.stdout
 
 
 @pytest.mark.parametrize("slug, why", [
