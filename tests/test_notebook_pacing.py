@@ -16,6 +16,7 @@ from tools.pacing import (
     EXERCISE_MINUTES,
     FILL,
     PATHS,
+    cell_minutes,
     in_deep_dives,
     is_hands_on,
     pacing,
@@ -221,3 +222,23 @@ def test_the_guide_shows_each_path_as_the_pacing_tool_plans_it(name):
 def test_the_guide_shows_the_time_of_every_section():
     assert section_table(PATH_LABS) in GUIDE.read_text(encoding="utf-8"), (
         "INSTRUCTORS.md's table of sections is stale: paste `python -m tools.pacing --guide`")
+
+
+#: An opening's "How long": the core, deep dives and exercises, or one total.
+HOW_LONG = re.compile(r"\*\*How long:\*\* about (\d+) minutes(?: to read and run the core, (\d+) "
+                      r"more for the deep dives?, and about (\d+))?")
+
+
+@pytest.mark.parametrize("name", LABS)
+def test_the_opening_says_how_long_as_the_pacing_tool_counts(name):
+    """The minutes a notebook's opening promises are the pacing tool's, to the nearest five."""
+    path = NOTEBOOKS / f"{name}.ipynb"
+    found = HOW_LONG.search("\n".join(cell.source for cell in cells(name)))
+    assert found, f"{name}: no '**How long:** about N minutes' in its opening"
+    deep = pacing(path).deep_dive_minutes
+    core = sum(cell_minutes(cell) for cell in cells(name)) - deep
+    exercises = sum(EXERCISE_MINUTES[d] for section in sections(path) for _, d in section.exercises)
+    said = [int(n) for n in found.groups() if n is not None]
+    counted = [core, deep, exercises] if len(said) == 3 else [core + deep + exercises]
+    assert all(abs(s - c) <= 5 for s, c in zip(said, counted, strict=True)), (
+        f"{name} says {said} minutes; tools.pacing counts {[round(c) for c in counted]}")
