@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 
 import pytest
 from exercise_helpers import assert_fails, assert_fails_for_some_seed, assert_passes
@@ -249,6 +250,9 @@ def test_depth_limit_counting_every_selection_fails():
     assert_fails("graphql.depth-limit", every_selection_counts, "an inline fragment")
 
 
+@pytest.mark.skipif(sys.version_info[:3] == (3, 13, 0),
+                    reason="CPython 3.13.0 is killed (or hangs) unwinding this unbounded recursion "
+                           "instead of raising RecursionError; 3.11 and 3.12 raise it at once")
 def test_depth_limit_without_cycle_guard_fails():
     def no_guard(selection_set, fragments, seen=frozenset()):
         if selection_set is None:
