@@ -179,8 +179,8 @@ def test_dataloader_lists_out_of_order_fail():
     async def sorted_ids(author_ids):
         query = select(Post).where(Post.author_id.in_(author_ids))
         grouped = {author_id: [] for author_id in sorted(author_ids)}
-        for post in db.session.scalars(query):
-            grouped[post.author_id].append(post)
+        for post in db.session.scalars(query.order_by(Post.created_at.desc(), Post.id.desc())):
+            grouped[post.author_id].append(post)   # each list right: only their order is wrong
         return list(grouped.values())
 
     assert_fails("graphql.dataloader", sorted_ids, "keep the order of the ids")
