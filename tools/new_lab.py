@@ -216,8 +216,8 @@ def _cells(slug: str, title: str, notebook: str, previous: str,
            "**You will learn** to start the lab's server, read what it answers, and tell a "
            "success from an error by its status code.\n\n"
            "**You need** [01 · REST](01-rest.ipynb) (HTTP, status codes, JSON).\n\n"
-           "**How long:** about 10 minutes to read and run the core, 2 more for the deep dive, "
-           "and about 12 for the exercise.\n\n"
+           "**How long:** about 5 minutes to read and run the core, 1 more for the deep dive, "
+           "and about 6 for the exercise.\n\n"
            "**Core and deep dives:** the section marked *(deep dive)* can be left for later."),
         code(f"import inspect\n\nimport requests\n\n"
              f"from labsupport import check, hint, progress, {slug}, solution\n\n"
