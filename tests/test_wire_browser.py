@@ -16,6 +16,8 @@ import pytest
 
 from labsupport.wire import NetworkProfile, WireTap
 
+pytestmark = pytest.mark.slow  # Chromium, timed: once, in the full run
+
 RTT = 0.200
 PAGE = b"<!doctype html><title>shaped</title><p>through the tap</p>"
 
@@ -61,11 +63,13 @@ def test_resource_timing_in_chromium_shows_the_profiles_round_trips(browser, pag
     ms = RTT * 1000
     # from the connection's start: the tap charges the handshake from its accept(), so time
     # Chromium spends between connecting and sending the request is not counted twice
+    # never under the profile's two round trips; the upper bound allows a loaded machine
+    # (CI runs two workers beside Chromium) but not a third round trip
     first = navigation["responseStart"] - navigation["connectStart"]
-    assert 2 * ms * 0.9 <= first <= 2 * ms * 1.1 + 20, navigation   # handshake + request
+    assert 2 * ms * 0.9 <= first < 3 * ms, navigation   # handshake + request
     again = fetched["responseStart"] - fetched["requestStart"]
     if fetched["connectEnd"] == fetched["connectStart"]:               # the kept-alive connection
-        assert ms * 0.9 <= again <= ms * 1.1 + 20, fetched
+        assert ms * 0.9 <= again < 2 * ms, fetched
     else:                                                               # Chromium opened another
         again = fetched["responseStart"] - fetched["connectStart"]
-        assert 2 * ms * 0.9 <= again <= 2 * ms * 1.1 + 20, fetched
+        assert 2 * ms * 0.9 <= again < 3 * ms, fetched
