@@ -230,35 +230,37 @@ def check_dataloader(posts_by_author):
     if batch is None:
         raise NotAttempted("posts_by_author returns None")
     draw = cases()
-    added = _backdate_posts(draw)
+    added, imported_for = _backdate_posts(draw)
     try:
-        return _check_batches(posts_by_author, draw)
+        return _check_batches(posts_by_author, draw, imported_for)
     finally:
         database.delete_posts(added)
 
 
-def _backdate_posts(draw) -> list[int]:
+def _backdate_posts(draw) -> tuple[list[int], int]:
     """Posts added now but dated in the past (some tying with an author's other posts):
-    their ids do not follow their timestamps, as in any real table."""
+    their ids do not follow their timestamps, as in any real table. Returns their ids and
+    an author whose posts are now out of id order (the first post is always dated earlier)."""
     posts = list(db.session.scalars(select(Post)))
     added = []
-    for post in draw.sample(posts, 6):
-        moment = post.created_at - dt.timedelta(minutes=draw.choice([0, 0, 7, 90]))
+    for n, post in enumerate(draw.sample(posts, 6)):
+        minutes = draw.choice([7, 90]) if n == 0 else draw.choice([0, 0, 7, 90])
         added.append(Post(title="Backdated", content="Imported from an older system",
-                          author_id=post.author_id, created_at=moment))
+                          author_id=post.author_id,
+                          created_at=post.created_at - dt.timedelta(minutes=minutes)))
     db.session.add_all(added)
     db.session.commit()
-    ids = [post.id for post in added]
+    ids, author = [post.id for post in added], added[0].author_id
     db.session.remove()
-    return ids
+    return ids, author
 
 
-def _check_batches(posts_by_author, draw) -> str:
-    authors = sorted(set(db.session.scalars(select(Post.author_id))))
+def _check_batches(posts_by_author, draw, imported_for: int) -> str:
+    authors = sorted(set(db.session.scalars(select(Post.author_id))) - {imported_for})
     users = sorted(db.session.scalars(select(User.id)))
     db.session.remove()
-    silent = [u for u in users if u not in authors]
-    ids = draw.sample(authors, 4) + silent[:1] + [99_999]
+    silent = [u for u in users if u not in authors and u != imported_for]
+    ids = [imported_for] + draw.sample(authors, 3) + silent[:1] + [99_999]
     while ids in (sorted(ids), sorted(ids, reverse=True)):  # an order no sort can stand for
         draw.shuffle(ids)
     try:
