@@ -197,3 +197,19 @@ def test_a_quic_connection_survives_a_new_client_address(server):
         assert client.fetch("/").status == 200
         assert handshakes_sent == sum(p.sent and p.packet_type == "initial"
                                       for p in client.packets())   # no new handshake
+
+
+def test_a_probe_resending_crypto_is_no_flight_of_its_own():
+    """On a loaded machine the server's loss timer may resend its Handshake CRYPTO before the
+    client's second flight lands: the same bytes again, so not a step of the handshake."""
+    from labsupport.labs.http_versions.h3client import Packet
+    from labsupport.labs.http_versions.handshakes import _first_sendings
+
+    crypto = {"frame_type": "crypto", "offset": 0, "length": 828}
+    first = Packet(False, "handshake", (crypto,), 900)
+    probe = Packet(False, "handshake", (crypto,), 900)
+    ping = Packet(False, "handshake", ({"frame_type": "ping"},), 40)
+    ack = Packet(False, "initial", ({"frame_type": "ack"},), 40)
+    carried: set = set()
+    assert _first_sendings([first], carried) == [first]
+    assert _first_sendings([probe, ping, ack], carried) == [ack]

@@ -180,9 +180,27 @@ def _quic_label(packets: list[Packet]) -> str:
                       for kind, frames in kinds.items())
 
 
+def _first_sendings(packets: list[Packet], carried: set[tuple]) -> list[Packet]:
+    """The packets that are not probes: a probe (a loss timer firing on a slow machine) only
+    repeats CRYPTO or STREAM bytes already carried, or carries no frame at all. It is no
+    step of the protocol, so it would make the flights differ from run to run."""
+    fresh = []
+    for packet in packets:
+        pieces = {(packet.sent, packet.packet_type, f["frame_type"], f.get("stream_id"),
+                   f.get("offset")) for f in packet.frames
+                  if f["frame_type"] in ("crypto", "stream")}
+        news = pieces - carried
+        carried |= pieces
+        others = any(f["frame_type"] in ("ack", "handshake_done") for f in packet.frames)
+        if news or (others and not pieces):
+            fresh.append(packet)
+    return fresh
+
+
 def _quic_rounds(client: H3Client, name: str, request_early: bool, quiet: float) -> Handshake:
     stream = client.request("GET", "/") if request_early else None
     flights: list[Flight] = []
+    carried: set[tuple] = set()
     rounds, seen = 0, 0
     deadline = time.monotonic() + 3 * PATIENCE
     while True:
@@ -190,7 +208,7 @@ def _quic_rounds(client: H3Client, name: str, request_early: bool, quiet: float)
             stream = client.request("GET", "/")
         client.flush()
         packets = client.packets()
-        sent = [p for p in packets[seen:] if p.sent]
+        sent = _first_sendings([p for p in packets[seen:] if p.sent], carried)
         if any(p.carries_data for p in sent):
             rounds += 1
             flights.append(Flight(rounds, "client", _quic_label(sent), sum(p.size for p in sent)))
@@ -202,7 +220,7 @@ def _quic_rounds(client: H3Client, name: str, request_early: bool, quiet: float)
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name}: no response after {rounds} rounds")
         packets = client.packets()
-        received = [p for p in packets[seen:] if not p.sent]
+        received = _first_sendings([p for p in packets[seen:] if not p.sent], carried)
         response = client.responses.get(stream) if stream is not None else None
         has_first_byte = response is not None and response.status is not None
         if received:

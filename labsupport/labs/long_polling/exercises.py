@@ -306,7 +306,7 @@ def collect(base_url: str, user_id: str, count: int) -> list[dict]:
 def check_poller(collect):
     draw = cases()
     user, count = draw.choice(["ada", "grace", "zoë", "user-7"]), draw.randint(5, 9)
-    early = draw.randint(2, 4)  # the first answer always holds several: its first id is not its last
+    early = draw.randint(2, 4)  # so the first answer holds several: its first id is not its last
     with long_polling.start(name="long-polling-check", max_timeout=5,
                             users=(user, f"not-{user}")) as server:
         results: dict[str, Any] = {}
