@@ -72,7 +72,7 @@ def test_the_model_is_round_trips_times_rtt_plus_bytes_over_bandwidth():
     assert "28 ms" in str(cable) and "5 Mbit/s down" in str(cable)
 
 
-@pytest.mark.parametrize("rtt", [0.05, 0.12])
+@pytest.mark.parametrize("rtt", [0.1, 0.2])
 def test_a_request_on_a_new_connection_takes_two_round_trips_and_not_much_more(rtt):
     link = NetworkProfile("test", rtt, None, None)
     with echo_server() as port, WireTap(port, profile=link) as tap:
@@ -86,8 +86,10 @@ def test_a_request_on_a_new_connection_takes_two_round_trips_and_not_much_more(r
             client.recv(10)
             reused = time.perf_counter() - again
     elapsed = done - started
-    assert 2 * rtt <= elapsed < 2 * rtt + 0.05, elapsed    # handshake + request
-    assert rtt <= reused < rtt + 0.05, reused
+    # The floors are the profile's; the ceilings only say "not one round trip more", so a
+    # loaded machine (CI runs two workers on two cores) has a whole round trip of slack.
+    assert 2 * rtt <= elapsed < 3 * rtt, elapsed    # handshake + request
+    assert rtt <= reused < 2 * rtt, reused
 
 
 def test_a_named_profile_costs_its_rtt_per_round_trip():
@@ -164,7 +166,8 @@ def test_the_loss_model_stalls_the_stream_for_an_rto_and_repeats_with_its_seed()
     assert downs, "seed 3 loses a segment of the download"
     lost_arrival = 2 * lossy.rtt + 8 * (max(downs) + 1460) / 20e6 + rto(lossy)
     assert elapsed >= max(lost_arrival, lossy.model_time(2, 2, 300_000)) - 0.005, elapsed
-    assert elapsed < lossy.model_time(2, 2, 300_000) + len(stalls) * rto(lossy) + 0.1
+    # No more than an RTO per lost segment (with slack for a loaded machine).
+    assert elapsed < lossy.model_time(2, 2, 300_000) + len(stalls) * rto(lossy) + 0.3
 
 
 def test_a_loopback_tap_does_not_shape():
