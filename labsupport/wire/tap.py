@@ -290,15 +290,28 @@ class WireTap:
             self.cut(connection)
         return sum(c.end == CUT for c in live)
 
+    def _ended_unseen(self, connection: Connection,
+                      pair: tuple[socket.socket, socket.socket]) -> bool:
+        """True if either side of ``connection`` has ended it and its pump has not yet
+        recorded it; a reset found so is recorded here (the peek consumed it)."""
+        pending = False
+        for sock, direction in zip(pair, (UP, DOWN), strict=True):
+            with self._lock:   # so the pump cannot record the end of stream it now reads
+                seen = _peek_end(sock)
+                if seen == "reset" and connection.end is None:
+                    connection.end, connection.ended = _ENDS[direction][1], time.perf_counter()
+            pending = pending or seen is not None
+        return pending
+
     def settle(self, timeout: float = 1.0) -> None:
         """Wait (at most ``timeout`` s) until every end a peer has already sent (a FIN or a
         reset waiting on the tap's socket) is recorded on its connection."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                live = [pair for c in self._connections
+                live = [(c, pair) for c in self._connections
                         if c.end is None and (pair := self._pairs.get(c.number))]
-            if not any(_eof_pending(sock) for pair in live for sock in pair):
+            if not any([self._ended_unseen(c, pair) for c, pair in live]):
                 return
             time.sleep(0.002)
 
@@ -321,7 +334,7 @@ class WireTap:
             live = [(c, self._pairs[c.number]) for c in self._connections
                     if c.end is None and c.number in self._pairs]
         for connection, pair in live:
-            if not any(_eof_pending(sock) for sock in pair):
+            if not self._ended_unseen(connection, pair):
                 self._end(connection, CLOSED_BY_TAP)
         with self._lock:
             open_sockets = list(self._sockets)
@@ -344,12 +357,16 @@ class WireTap:
                 f"{len(self._connections)} connections, {self.total_bytes} bytes>")
 
 
-def _eof_pending(sock: socket.socket) -> bool:
-    """True if ``sock``'s peer has ended its stream (FIN or RST) and the pump reading it
-    has not yet said so: a peek that does not wait."""
+def _peek_end(sock: socket.socket) -> str | None:
+    """``"eof"`` or ``"reset"`` if ``sock``'s peer has ended its stream and the pump reading
+    it has not yet said so, else None: a peek that does not wait. (A peek that meets a
+    reset consumes the error: the pump's next read sees only the end of the stream, so
+    the caller records the reset.)"""
     try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        return "eof" if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"" else None
     except BlockingIOError:
-        return False
+        return None
+    except ConnectionResetError:
+        return "reset"
     except OSError:
-        return True
+        return "eof"
