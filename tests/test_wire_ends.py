@@ -183,11 +183,11 @@ def test_the_diagram_shows_each_end(echo):
         sock = client(tap)
         tap.cut(2)
         sock.close()
-        tap.settle()
-        figure = tap.show()
+        figure, plain = tap.show(ends=True), tap.show()
     texts = [t.get_text() for t in figure.axes[0].texts]
     assert "#1 FIN from client" in texts
     assert "#2 ✕ cut by the tap" in texts
+    assert not any("cut by the tap" in t.get_text() for t in plain.axes[0].texts)
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")

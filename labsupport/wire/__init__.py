@@ -9,6 +9,7 @@ Any lab may use it; this is its stable API (names kept, meanings kept)::
     tap.connections                                # list[Connection], each with its chunks
     tap.messages()                                 # list[Message], parsed as below
     tap.show()                                     # a sequence diagram (matplotlib Figure)
+    tap.show(ends=True)                            # ... with how each connection ended
     tap.save_pcap("exchange.pcap")                 # a capture for Wireshark / tshark
     tap.cut(tap.connections[0]), tap.cut_all()     # reset live connections (a dropped link)
     tap.reset()                                    # count afresh from now on

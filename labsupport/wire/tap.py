@@ -147,9 +147,13 @@ class WireTap:
         or tshark (packets rebuilt from the stream: see :mod:`.pcap`)."""
         return write_pcap(path, self.connections, self.target[1])
 
-    def show(self, limit: int = 16, title: str | None = None) -> Figure:
-        """Draw the exchange, and how each connection ended, as a sequence diagram."""
-        ended = [c for c in self.connections if c.ended is not None and c.ended >= self._since]
+    def show(self, limit: int = 16, title: str | None = None, *, ends: bool = False) -> Figure:
+        """Draw the exchange as a sequence diagram; ``ends=True`` adds a row for how each
+        connection ended (call it once the clients are done, or after ``close()``)."""
+        if ends:
+            self.settle()
+        ended = [c for c in self.connections
+                 if ends and c.ended is not None and c.ended >= self._since]
         return sequence_diagram(self.messages(), limit=limit, title=title, connections=ended)
 
     # --- proxying -------------------------------------------------------------
