@@ -212,3 +212,16 @@ def test_the_pcap_has_a_reset_where_the_connection_was_reset(echo, tmp_path):
 def test_the_ends_are_named_in_one_place():
     assert records.ENDS == (FIN_CLIENT, FIN_SERVER, RST_CLIENT, RST_SERVER, CUT, CLOSED_BY_TAP)
     assert set(records.RESETS) == {RST_CLIENT, RST_SERVER, CUT}
+
+
+def test_a_cut_on_a_shaped_link_drops_what_is_queued_and_resets_both_sides(echo):
+    with WireTap(echo.port, profile="cable", seed=1) as tap:
+        sock = client(tap)
+        sock.sendall(b"x" * 50_000)          # queued behind the 1 Mbit/s uplink: ~0.4 s
+        tap.cut(1)
+        with pytest.raises(ConnectionResetError):
+            while sock.recv(65536):
+                pass
+        assert echo.wait() == "reset"
+        assert ends(tap) == [CUT]
+        sock.close()
