@@ -9,13 +9,18 @@ Any lab may use it; this is its stable API (names kept, meanings kept)::
     tap.connections                                # list[Connection], each with its chunks
     tap.messages()                                 # list[Message], parsed as below
     tap.show()                                     # a sequence diagram (matplotlib Figure)
+    tap.show(ends=True)                            # ... with how each connection ended
     tap.save_pcap("exchange.pcap")                 # a capture for Wireshark / tshark
+    tap.cut(tap.connections[0]), tap.cut_all()     # reset live connections (a dropped link)
     tap.reset()                                    # count afresh from now on
 
 - :class:`WireTap` (``tap``): ``WireTap(port, target_host=..., record=True)``;
   ``.url``, ``.address`` (a gRPC target), ``.port``; a context manager, or ``close()``.
 - :class:`Connection`, :class:`Chunk`, :data:`UP`, :data:`DOWN` (``records``): what the
-  tap records; ``connection.stream(UP)`` is every byte the client sent on it.
+  tap records; ``connection.stream(UP)`` is every byte the client sent on it, and
+  ``connection.end`` how it ended, one of :data:`ENDS`: a FIN or a reset (RST) from the
+  client or the server, cut by the tap (``tap.cut``: a reset to both sides), or closed by
+  the tap (``tap.close()``); ``tap.settle()`` waits until the ends already sent are recorded.
 - :class:`Message`, :func:`parse_connections`, :func:`parse_connection`, :func:`totals`
   (``parsers``): HTTP/1.1 with h11, HTTP/2 frames with hyperframe and hpack, WebSocket
   frames with wsproto, anything else raw; each message with its exact size and time.
@@ -27,7 +32,8 @@ Any lab may use it; this is its stable API (names kept, meanings kept)::
   TCP loss), and ``tap.stalls`` lists the losses it applied.
 
 - :class:`Counts`, :func:`count` (``counts``): connections, requests, round trips, bytes and
-  messages each way, of what a tap saw: counts before clocks.
+  messages each way, of what a tap saw: counts before clocks; ``counts.ends`` and
+  ``counts.endings()`` say how its connections ended.
 
 Its modules import downwards only: ``records``, ``profiles`` <- ``parsers``, ``shaping``
 ``pcap`` <- ``diagram`` <- ``tap`` <- ``counts``.
@@ -37,9 +43,9 @@ from .counts import Counts, count
 from .diagram import sequence_diagram
 from .parsers import Message, parse_connection, parse_connections, totals
 from .profiles import PROFILES, NetworkProfile, profile
-from .records import DOWN, UP, Chunk, Connection
+from .records import DOWN, ENDS, UP, Chunk, Connection
 from .tap import WireTap
 
-__all__ = ["WireTap", "Connection", "Chunk", "UP", "DOWN", "Message", "parse_connections",
+__all__ = ["WireTap", "Connection", "Chunk", "UP", "DOWN", "ENDS", "Message", "parse_connections",
            "parse_connection", "totals", "sequence_diagram", "NetworkProfile", "PROFILES",
            "profile", "Counts", "count"]

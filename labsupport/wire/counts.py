@@ -11,12 +11,17 @@ SYN-ACK handshake before the first byte) plus one per request the client sent an
 waited for (an HTTP/1.1 request, an HTTP/2 stream the client opened, a WebSocket
 upgrade). No TLS here (the labs serve cleartext on loopback); TLS 1.3 would add one
 round trip per connection.
+
+``ends`` says how each connection ended (:mod:`.records`: a FIN from either side, a
+reset from either side, cut by the tap, or closed by the tap), in the order they
+opened; ``endings()`` sums them up in a line.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from .parsers import HTTP_METHODS, Message
 from .records import DOWN, UP
@@ -37,6 +42,14 @@ class Counts:
     bytes_down: int
     messages_up: int
     messages_down: int
+    # How each connection ended ("open" if it had not when counted). Not compared: a
+    # client's close reaches the tap a moment after the client returns.
+    ends: tuple[str, ...] = field(default=(), compare=False)
+
+    def endings(self) -> str:
+        """How the connections ended, e.g. ``"1 FIN from client, 1 cut by the tap"``."""
+        tally = Counter(self.ends)
+        return ", ".join(f"{n} {end}" for end, n in tally.items()) or "no connections"
 
     @property
     def round_trips(self) -> int:
@@ -49,7 +62,8 @@ class Counts:
 
     def per(self, operations: int) -> dict[str, float]:
         """Every count divided by ``operations`` (and the round trips), as a row."""
-        row = {**asdict(self), "round_trips": self.round_trips}
+        row = {k: v for k, v in asdict(self).items() if k != "ends"}
+        row["round_trips"] = self.round_trips
         return {k: round(v / operations, 2) for k, v in row.items()}
 
 
@@ -69,7 +83,9 @@ def requests_in(messages: Iterable[Message]) -> int:
 
 def count(tap: WireTap) -> Counts:
     """The counts of what ``tap`` (recording) saw since its last ``reset()``."""
-    messages = tap.messages()
-    return Counts(len(tap.connections), requests_in(messages), tap.bytes_up, tap.bytes_down,
+    tap.settle()
+    messages, connections = tap.messages(), tap.connections
+    return Counts(len(connections), requests_in(messages), tap.bytes_up, tap.bytes_down,
                   sum(m.direction == UP for m in messages),
-                  sum(m.direction == DOWN for m in messages))
+                  sum(m.direction == DOWN for m in messages),
+                  tuple(c.end or "open" for c in connections))

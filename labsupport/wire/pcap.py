@@ -4,7 +4,8 @@ The tap relays a byte stream, not packets, so the packets are rebuilt from what 
 recorded, the way a capture on the client's side of the link would show them: per
 connection a TCP handshake (SYN, SYN-ACK, ACK), each recorded chunk as segments of
 at most 1,460 bytes with their sequence and acknowledgement numbers, and FINs when
-the connection closed. Addresses are 127.0.0.1; the client's port is 40000 + the
+the connection closed (an RST instead, from the side that reset it, when it ended by
+a reset; from both when the tap cut it). Addresses are 127.0.0.1; the client's port is 40000 + the
 connection's number and the server's is the tap's target port. Times are the
 chunks' (when the tap read them). IPv4 header checksums are computed; TCP
 checksums are left 0 (Wireshark does not check them by default).
@@ -19,14 +20,14 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .records import UP, Connection
+from .records import CUT, RESETS, RST_CLIENT, UP, Connection
 
 __all__ = ["write_pcap", "CLIENT_PORT_BASE"]
 
 CLIENT_PORT_BASE = 40000
 SEGMENT = 1460
 _LOOPBACK = bytes([127, 0, 0, 1])
-_SYN, _ACK, _PSH, _FIN = 0x02, 0x10, 0x08, 0x01
+_SYN, _ACK, _PSH, _FIN, _RST = 0x02, 0x10, 0x08, 0x01, 0x04
 
 
 def _checksum(header: bytes) -> int:
@@ -65,7 +66,13 @@ def _packets(connection: Connection, server_port: int) -> Iterator[tuple[float, 
             yield chunk.time, _packet(*ports[side], seq[side], seq[other], _PSH | _ACK, piece)
             seq[side] += len(piece)
         last = chunk.time
-    if connection.closed is not None:
+    if connection.end in RESETS:
+        closed = max(connection.ended or last, last)
+        if connection.end in (RST_CLIENT, CUT):
+            yield closed, _packet(client_port, server_port, seq[UP], seq["down"], _RST | _ACK)
+        if connection.end != RST_CLIENT:
+            yield closed, _packet(server_port, client_port, seq["down"], seq[UP], _RST | _ACK)
+    elif connection.closed is not None:
         closed = max(connection.closed, last)
         yield closed, _packet(client_port, server_port, seq[UP], seq["down"], _FIN | _ACK)
         yield closed, _packet(server_port, client_port, seq["down"], seq[UP] + 1, _FIN | _ACK)

@@ -102,6 +102,13 @@ class Link:
             self._ready.notify()
         self._sender.join(timeout)
 
+    def abort(self) -> None:
+        """Drop what is queued and stop (a reset: queued bytes are never delivered)."""
+        with self._ready:
+            self._broken = self._finished = True
+            self._due.clear()
+            self._ready.notify()
+
     def _send(self) -> None:
         while True:
             with self._ready:

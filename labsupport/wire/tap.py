@@ -9,6 +9,11 @@ is kept with its connection, direction and time::
     tap.messages()     # the bytes parsed into HTTP/1.1, HTTP/2 and WebSocket messages
     tap.show()         # a sequence diagram of the exchange
     tap.save_pcap("exchange.pcap")   # open it in Wireshark
+    tap.cut(tap.connections[0])      # reset a live connection, as a dropped link would
+
+Each connection records how it ended (``connection.end``): a FIN from the client or
+the server, a reset (RST) from either, passed on to the other side as a reset, cut
+by the tap, or closed by the tap when it closed (see :mod:`.records`).
 
 The tap counts what TCP carries for the application (headers, framing, bodies);
 the IP and TCP headers of each segment are not part of the stream and are not counted.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -36,13 +42,27 @@ from .parsers import Message, parse_connections
 from .pcap import write_pcap
 from .profiles import NetworkProfile
 from .profiles import profile as named_profile
-from .records import DOWN, UP, Chunk, Connection
+from .records import (
+    CLOSED_BY_TAP,
+    CUT,
+    DOWN,
+    FIN_CLIENT,
+    FIN_SERVER,
+    RESETS,
+    RST_CLIENT,
+    RST_SERVER,
+    UP,
+    Chunk,
+    Connection,
+)
 from .shaping import Link
 
 __all__ = ["WireTap"]
 
 LOOPBACK = "127.0.0.1"
 READ_SIZE = 65536
+_ABORTIVE = struct.pack("ii", 1, 0)   # SO_LINGER on, 0 s: close() sends RST, not FIN
+_ENDS = {UP: (FIN_CLIENT, RST_CLIENT), DOWN: (FIN_SERVER, RST_SERVER)}
 
 
 class WireTap:
@@ -51,7 +71,8 @@ class WireTap:
     ``record=False`` keeps only the counts (for large uploads). ``profile`` (a name
     in :data:`.profiles.PROFILES` or a :class:`.profiles.NetworkProfile`) shapes the
     relayed bytes; ``seed`` makes its jitter and losses repeat run after run. Use it
-    as a context manager or call ``close()``; ``reset()`` forgets what was recorded.
+    as a context manager or call ``close()``; ``reset()`` forgets what was recorded;
+    ``cut(connection)`` and ``cut_all()`` reset live connections.
     """
 
     def __init__(self, target_port: int, *, target_host: str = LOOPBACK,
@@ -66,6 +87,7 @@ class WireTap:
         self._connections: list[Connection] = []
         self._counts = {UP: 0, DOWN: 0}
         self._sockets: set[socket.socket] = set()
+        self._pairs: dict[int, tuple[socket.socket, socket.socket]] = {}
         self._listener = socket.create_server((LOOPBACK, 0))
         self.port: int = self._listener.getsockname()[1]
         self._closed = False
@@ -125,9 +147,14 @@ class WireTap:
         or tshark (packets rebuilt from the stream: see :mod:`.pcap`)."""
         return write_pcap(path, self.connections, self.target[1])
 
-    def show(self, limit: int = 16, title: str | None = None) -> Figure:
-        """Draw the exchange as a sequence diagram (matplotlib figure)."""
-        return sequence_diagram(self.messages(), limit=limit, title=title)
+    def show(self, limit: int = 16, title: str | None = None, *, ends: bool = False) -> Figure:
+        """Draw the exchange as a sequence diagram; ``ends=True`` adds a row for how each
+        connection ended (call it once the clients are done, or after ``close()``)."""
+        if ends:
+            self.settle()
+        ended = [c for c in self.connections
+                 if ends and c.ended is not None and c.ended >= self._since]
+        return sequence_diagram(self.messages(), limit=limit, title=title, connections=ended)
 
     # --- proxying -------------------------------------------------------------
 
@@ -156,6 +183,7 @@ class WireTap:
                 connection = Connection(len(self._connections) + 1, time.perf_counter())
                 self._connections.append(connection)
                 self._sockets.update((client, server))
+                self._pairs[connection.number] = (client, server)
             links = self._shape(connection, client, server)
             halves = threading.Barrier(2, action=functools.partial(self._done, client, server))
             for source, sink, direction in ((client, server, UP), (server, client, DOWN)):
@@ -184,51 +212,143 @@ class WireTap:
 
     def _pump(self, source: socket.socket, sink: socket.socket, direction: str,
               connection: Connection, halves: threading.Barrier, link: Link | None) -> None:
+        orderly, reset = _ENDS[direction]
+        other_reset = _ENDS[DOWN if direction == UP else UP][1]
         try:
             while True:
-                data = source.recv(READ_SIZE)
+                try:
+                    data = source.recv(READ_SIZE)
+                except ConnectionResetError:
+                    self._end(connection, reset)
+                    break
+                except OSError:     # our own socket, shut by cut() or close()
+                    break
                 if not data:
+                    self._end(connection, orderly)
                     break
                 now = time.perf_counter()
                 with self._lock:
                     self._counts[direction] += len(data)
                     if self.record:
                         connection.chunks.append(Chunk(direction, now, data))
-                if link is None:
-                    sink.sendall(data)
-                else:
-                    link.send(data, now)
-        except OSError:
-            pass
+                try:
+                    if link is None:
+                        sink.sendall(data)
+                    else:
+                        link.send(data, now)
+                except OSError:     # the other side is gone (reset), or was cut
+                    self._end(connection, other_reset)
+                    break
         finally:
-            if link is not None:
-                link.finish()
-            with contextlib.suppress(OSError):
-                sink.shutdown(socket.SHUT_WR)  # pass the half-close on
+            if connection.end in RESETS:
+                if link is not None:
+                    link.abort()
+                self._abort(sink)
+            else:
+                if link is not None:
+                    link.finish()
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)  # pass the half-close on
             connection.closed = time.perf_counter()
             try:
                 halves.wait(timeout=30)
             except threading.BrokenBarrierError:
                 self._done(source, sink)
 
+    def _end(self, connection: Connection, end: str) -> None:
+        """Record how ``connection`` ended, once: the first side to end it wins."""
+        with self._lock:
+            if connection.end is None:
+                connection.end, connection.ended = end, time.perf_counter()
+
+    @staticmethod
+    def _abort(sock: socket.socket) -> None:
+        """Make ``sock``'s close a reset, and wake the thread reading it (Linux: a read
+        shut down returns at once); its close, when both halves are done, sends the RST."""
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _ABORTIVE)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)
+
+    def cut(self, connection: Connection | int) -> None:
+        """Cut a live connection (a :class:`Connection` or its number): both sides get a
+        TCP reset (``SO_LINGER`` 0), as when a link drops or a NAT forgets the connection.
+        Its ``end`` is ``"cut by the tap"``; a connection already ended is left alone."""
+        number = connection if isinstance(connection, int) else connection.number
+        with self._lock:
+            pair = self._pairs.get(number)
+            target = next((c for c in self._connections if c.number == number), None)
+        if pair is None or target is None:
+            return
+        self._end(target, CUT)
+        if target.end != CUT:
+            return
+        for sock in pair:
+            self._abort(sock)
+
+    def cut_all(self) -> int:
+        """Cut every live connection through the tap; how many were cut."""
+        with self._lock:
+            live = [c for c in self._connections if c.end is None and c.number in self._pairs]
+        for connection in live:
+            self.cut(connection)
+        return sum(c.end == CUT for c in live)
+
+    def _ended_unseen(self, connection: Connection,
+                      pair: tuple[socket.socket, socket.socket]) -> bool:
+        """True if either side of ``connection`` has ended it and its pump has not yet
+        recorded it; a reset found so is recorded here (the peek consumed it)."""
+        pending = False
+        for sock, direction in zip(pair, (UP, DOWN), strict=True):
+            with self._lock:   # so the pump cannot record the end of stream it now reads
+                seen = _peek_end(sock)
+                if seen == "reset" and connection.end is None:
+                    connection.end, connection.ended = _ENDS[direction][1], time.perf_counter()
+            pending = pending or seen is not None
+        return pending
+
+    def settle(self, timeout: float = 1.0) -> None:
+        """Wait (at most ``timeout`` s) until every end a peer has already sent (a FIN or a
+        reset waiting on the tap's socket) is recorded on its connection."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                live = [(c, pair) for c in self._connections
+                        if c.end is None and (pair := self._pairs.get(c.number))]
+            if not any([self._ended_unseen(c, pair) for c, pair in live]):
+                return
+            time.sleep(0.002)
+
     def _done(self, *sockets: socket.socket) -> None:
         with self._lock:
             for sock in sockets:
                 self._sockets.discard(sock)
                 sock.close()
+            for number, pair in list(self._pairs.items()):
+                if pair[0] in sockets:
+                    del self._pairs[number]
 
     def close(self) -> None:
-        """Stop listening and cut every connection through the tap."""
+        """Stop listening, and close every connection still open (a FIN to both sides)."""
         self._closed = True
         with contextlib.suppress(OSError):   # wakes the thread blocked in accept() (Linux)
             self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
+        with self._lock:
+            live = [(c, self._pairs[c.number]) for c in self._connections
+                    if c.end is None and c.number in self._pairs]
+        for connection, pair in live:
+            if not self._ended_unseen(connection, pair):
+                self._end(connection, CLOSED_BY_TAP)
         with self._lock:
             open_sockets = list(self._sockets)
         for sock in open_sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         self._accepting.join(timeout=2)
+        deadline = time.monotonic() + 2      # the pumps record the ends they see
+        while any(c.end is None for c, _ in live) and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     def __enter__(self) -> WireTap:
         return self
@@ -239,3 +359,18 @@ class WireTap:
     def __repr__(self) -> str:
         return (f"<WireTap :{self.port} -> {self.target[0]}:{self.target[1]}, "
                 f"{len(self._connections)} connections, {self.total_bytes} bytes>")
+
+
+def _peek_end(sock: socket.socket) -> str | None:
+    """``"eof"`` or ``"reset"`` if ``sock``'s peer has ended its stream and the pump reading
+    it has not yet said so, else None: a peek that does not wait. (A peek that meets a
+    reset consumes the error: the pump's next read sees only the end of the stream, so
+    the caller records the reset.)"""
+    try:
+        return "eof" if sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"" else None
+    except BlockingIOError:
+        return None
+    except ConnectionResetError:
+        return "reset"
+    except OSError:
+        return "eof"

@@ -41,8 +41,10 @@ class Summary:
 
     def markdown(self) -> str:
         lines = [f"# {self.title}", "",
-                 "Measured on loopback in one run; ratios travel between machines, "
-                 "absolute times do not.", ""]
+                 "Measured in one run on this machine's loopback. Counts (requests, "
+                 "connections, round trips, bytes) are the same on any machine; times are "
+                 "this machine's, except a profile's model: round trips × RTT + bytes ÷ "
+                 "bandwidth.", ""]
         for question, figures in self._by_question().items():
             lines += [f"## {question}", "", "| what | measured |", "|---|---|"]
             lines += [f"| {f.what.replace('|', '/')} | {f.value.replace('|', '/')} |"
