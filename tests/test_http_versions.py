@@ -14,7 +14,9 @@ from labsupport.labs.http_versions import compression, handshakes, hol
 from labsupport.labs.http_versions.diagram import flights_diagram
 from labsupport.labs.http_versions.h2client import H2Client
 from labsupport.labs.http_versions.h3client import H3Client
-from labsupport.labs.http_versions.loss import LossPattern, TCPStallRelay, UDPRelay
+from labsupport.labs.http_versions.loss import UDPRelay
+from labsupport.wire import DOWN, LossPattern, WireTap
+from labsupport.wire.shaping import SEGMENT, rto
 
 
 @pytest.fixture(scope="module")
@@ -154,12 +156,17 @@ def test_the_udp_relay_really_drops_and_quic_recovers(server):
         assert relay.dropped > 0
 
 
-def test_the_tcp_model_stalls_at_each_lost_segment(server):
-    with TCPStallRelay(server.cleartext_port, LossPattern(0.05, seed=2), rto=0.05) as relay, \
-            H2Client(relay.port) as client:
+def test_the_tap_loses_the_segments_the_pattern_names_and_only_downwards(server):
+    pattern = LossPattern(0.05, seed=2)
+    with WireTap(server.cleartext_port, loss=pattern, record=False) as tap, \
+            H2Client(tap.port) as client:
         reply = client.fetch("/bytes/100000", timeout=15)
     assert reply.body_bytes == 100_000
-    assert relay.stalls and all(s % 1200 == 0 for s in relay.stalls)
+    assert {direction for direction, _ in tap.stalls} == {DOWN}
+    lost = [offset // SEGMENT for _, offset in tap.stalls]
+    assert lost and all(offset % SEGMENT == 0 for _, offset in tap.stalls)
+    assert lost == [n for n in range(lost[-1] + 1) if pattern.lost(n)]   # same numbers as UDP
+    assert rto(tap.profile) == 0.2     # loopback: the model's RTO is Linux's minimum
 
 
 @pytest.mark.parametrize("seed", [1, 16])   # first losses early: every stream is still open
