@@ -204,3 +204,57 @@ def test_a_quic_connection_survives_a_new_client_address(server):
         assert client.fetch("/").status == 200
         assert handshakes_sent == sum(p.sent and p.packet_type == "initial"
                                       for p in client.packets())   # no new handshake
+
+
+# --- a page of 30 resources on a shaped link ----------------------------------------------
+
+def test_thirty_resources_take_six_connections_and_five_waves_over_http1_one_and_one_over_h2(
+        server):
+    from labsupport.labs.http_versions import waterfall
+    from labsupport.wire import profile
+
+    lte = profile("lte")
+    h1 = waterfall.load(server, http2=False, link=lte, think_ms=150)
+    h2 = waterfall.load(server, http2=True, link=lte, think_ms=150)
+    assert len(h1.requests) == len(h2.requests) == 30
+    assert (h1.connections, h1.most_in_flight, h1.waves) == (6, 6, 5)
+    assert (h2.connections, h2.most_in_flight, h2.waves) == (1, 30, 1)
+    assert sorted({r.connection for r in h1.requests}) == [1, 2, 3, 4, 5, 6]
+    # never faster than the link allows: a handshake, then 5 waves of a round trip + 150 ms
+    assert h1.total_ms >= 1000 * (lte.model_time(1 + 5) + 5 * 0.150) - 5
+    assert h2.total_ms >= 1000 * (lte.model_time(1 + 1) + 0.150) - 5
+    assert h2.total_ms < h1.total_ms
+    assert len(waterfall.plot([h1, h2]).axes) == 2
+
+
+# --- trailers -----------------------------------------------------------------------------
+
+def test_a_trailer_comes_in_a_last_headers_frame_that_ends_the_stream(server):
+    from labsupport.labs.http_versions import trailers
+
+    reply, frames = trailers.http_trailer(server)
+    assert [(f.kind, f.end_stream) for f in frames] == [
+        ("HEADERS", False), ("DATA", False), ("HEADERS", True)]
+    assert frames[0].fields["trailer"] == "x-body-sha256"
+    assert list(frames[2].fields) == ["x-body-sha256"]
+    assert reply.trailers == [(b"x-body-sha256", frames[2].fields["x-body-sha256"].encode())]
+
+
+def test_without_te_trailers_or_over_http1_no_trailer_is_sent(server):
+    with H2Client(server.cleartext_port) as client:
+        assert client.fetch("/trailers").trailers is None
+    with httpx.Client() as client:
+        reply = client.get(f"{server.cleartext_url}/trailers", headers={"te": "trailers"})
+    assert reply.http_version == "HTTP/1.1" and "trailer" not in reply.headers
+    assert reply.text.count("part") == 3
+
+
+def test_grpc_sends_its_status_in_the_trailing_headers_frame():
+    from labsupport.labs.http_versions import trailers
+
+    found, missing = trailers.grpc_trailers()
+    assert [(f.kind, f.end_stream) for f in found] == [
+        ("HEADERS", False), ("DATA", False), ("HEADERS", True)]
+    assert found[-1].fields["grpc-status"] == "0" and "grpc-status" not in found[0].fields
+    assert [f.kind for f in missing if f.kind == "DATA"] == []
+    assert missing[-1].end_stream and missing[-1].fields["grpc-status"] == "5"
