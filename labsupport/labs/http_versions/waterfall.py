@@ -1,7 +1,8 @@
 """A page's 30 resources on a shaped link: HTTP/1.1 on six connections per origin, HTTP/2 on one.
 
 httpx plays the browser against the lab's cleartext port, through a
-:class:`~labsupport.wire.WireTap` shaped to a named network profile:
+:class:`~labsupport.wire.WireTap` shaped to a named network profile. Like a browser, it
+fetches the page first (``GET /``), then the page's resources all at once:
 
 - HTTP/1.1 with ``httpx.Limits(max_connections=6)``: what browsers allow per origin, so
   the 30 requests queue for six connections, one request at a time on each;
@@ -11,7 +12,7 @@ httpx plays the browser against the lab's cleartext port, through a
 Each resource is ``GET /slow/<ms>``: the server takes ``think_ms`` over each (an API call,
 an image made on demand), so what the versions change is how many wait at once. Each
 request is timed on the client by httpx's ``trace`` extension, from when its headers went
-out to when its body was read (0 is when the first connection was opened). Counts first:
+out to when its body was read (0 is when the first resource was asked for). Counts first:
 the connections the tap saw, the most requests in flight at once, and the *waves* (the
 longest chain of requests each of which could only start once the one before it had ended).
 """
@@ -88,18 +89,15 @@ class Waterfall:
 
 async def _page(url: str, http2: bool, count: int, think_ms: int,
                 timeout: float) -> tuple[list[tuple[int, float, float]], float]:
-    """Fetch ``count`` resources at once; (stream id, start, end) each, and when the first
-    connection was opened."""
+    """The page, then ``count`` resources at once; (stream id, start, end) of each, and when
+    they were asked for."""
     limits = httpx.Limits(max_connections=BROWSER_CONNECTIONS)
     times: dict[int, dict[str, float]] = {}
     streams: dict[int, int] = {}
-    opened: list[float] = []
 
     async def one(index: int, client: httpx.AsyncClient) -> None:
         async def trace(event: str, info: dict[str, Any]) -> None:
-            if event == "connection.connect_tcp.started":
-                opened.append(time.perf_counter())
-            elif event.endswith("send_request_headers.started"):
+            if event.endswith("send_request_headers.started"):
                 times[index]["start"] = time.perf_counter()
             elif event.endswith("receive_response_body.complete"):
                 times[index]["end"] = time.perf_counter()
@@ -111,15 +109,17 @@ async def _page(url: str, http2: bool, count: int, think_ms: int,
 
     async with httpx.AsyncClient(http1=not http2, http2=http2, limits=limits,
                                  timeout=timeout) as client:
+        (await client.get(f"{url}/")).raise_for_status()   # the page: its connection is open
+        asked = time.perf_counter()                          # (HTTP/2: its SETTINGS are known)
         await asyncio.wait_for(asyncio.gather(*(one(i, client) for i in range(count))), timeout)
-    return [(streams[i], times[i]["start"], times[i]["end"]) for i in range(count)], min(opened)
+    return [(streams[i], times[i]["start"], times[i]["end"]) for i in range(count)], asked
 
 
 def load(server: Any, *, http2: bool, link: str | NetworkProfile = "lte", count: int = 30,
          think_ms: int = 150, timeout: float = 20.0) -> Waterfall:
-    """``count`` GETs at once from ``server``'s cleartext port, each taking the server
-    ``think_ms``, through a tap shaped to ``link``: over HTTP/1.1 (six connections at most)
-    or HTTP/2 (h2c)."""
+    """The page, then ``count`` GETs at once from ``server``'s cleartext port, each taking
+    the server ``think_ms``, through a tap shaped to ``link``: over HTTP/1.1 (six
+    connections at most) or HTTP/2 (h2c)."""
     shaped = profile(link)
     with WireTap(server.cleartext_port, profile=shaped, record=False) as tap, \
             concurrent.futures.ThreadPoolExecutor(1) as pool:   # its own event loop
@@ -135,7 +135,8 @@ def load(server: Any, *, http2: bool, link: str | NetworkProfile = "lte", count:
 
 
 def plot(waterfalls: list[Waterfall],
-         title: str = "30 resources requested at once: when each went out and came in") -> Figure:
+         title: str = "A page's resources, asked for at once: when each went out and came in",
+         ) -> Figure:
     """One panel per load, one row per request grouped by connection: a bar from its headers
     out to its body in; connections alternate plain and hatched bars and are named on the
     left (readable without colour)."""
@@ -155,7 +156,7 @@ def plot(waterfalls: list[Waterfall],
         for row in list(firsts.values())[1:]:
             axes.axhline(row - 0.5, color="#57606a", linestyle=":", linewidth=0.8)
         axes.invert_yaxis()
-        axes.set_xlabel("ms after the first connection was opened")
+        axes.set_xlabel("ms after the page asked for its resources")
         axes.set_title(f"{load_.protocol}: {load_.connections} connection(s), "
                        f"{load_.waves} wave(s)", loc="left", fontsize=10)
         axes.spines[["top", "right"]].set_visible(False)
