@@ -103,6 +103,22 @@ def test_round_trips_to_the_first_byte_are_counted_and_the_same_run_after_run(se
     assert labels == [[(f.round, f.sender, f.label) for f in h.flights] for h in runs[1]]
 
 
+def test_a_probe_repeating_crypto_bytes_is_no_flight_of_its_own():
+    from labsupport.labs.http_versions.h3client import Packet
+
+    def crypto(sent, space, offset, length, *more):
+        frames = ({"frame_type": "crypto", "offset": offset, "length": length}, *more)
+        return Packet(sent, space, frames, 1200)
+
+    first = [crypto(False, "handshake", 0, 829)]
+    probe = crypto(False, "handshake", 0, 829)                      # sent again: an ACK was late
+    fresh = crypto(False, "1RTT", 0, 89, {"frame_type": "handshake_done"})
+    mine = crypto(True, "handshake", 0, 52)                         # the client's own bytes
+    carried: dict = {}
+    assert handshakes._without_repeats(first, carried) == first
+    assert handshakes._without_repeats([probe, fresh, mine], carried) == [fresh, mine]
+
+
 def test_flights_say_what_each_side_sent(server):
     tls12, tls13, quic, early = handshakes.all_handshakes(server.port)
     assert tls12.flights[2].label == "Handshake(ClientHello)"
