@@ -112,3 +112,18 @@ def test_through_a_shaped_tap_resource_timing_never_beats_the_profiles_round_tri
     for resource in loaded:
         took = resource["end"] - resource["start"]
         assert rtt + 200 <= took < rtt + 200 + 2000, resource
+
+
+def test_a_pages_fetch_cannot_read_a_trailer(server):
+    """What the notebook says of gRPC in browsers: fetch() has no way to a trailer. Asked
+    over h2 with ``te: trailers`` (a forbidden request header: fetch() leaves it out), the
+    response is the body alone, no trailer API, the field nowhere in its headers."""
+    with chromium() as page:
+        page.goto(f"{server.url}/", timeout=15_000)
+        seen = page.evaluate("""async () => {
+            const r = await fetch('/trailers', {headers: {te: 'trailers'}});
+            const body = await r.text();
+            return {parts: body.split('part').length - 1, trailerApi: 'trailer' in r,
+                    field: r.headers.get('x-body-sha256'), announced: r.headers.get('trailer')};
+        }""")
+    assert seen == {"parts": 3, "trailerApi": False, "field": None, "announced": "x-body-sha256"}
