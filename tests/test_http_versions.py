@@ -14,7 +14,9 @@ from labsupport.labs.http_versions import compression, handshakes, hol
 from labsupport.labs.http_versions.diagram import flights_diagram
 from labsupport.labs.http_versions.h2client import H2Client
 from labsupport.labs.http_versions.h3client import H3Client
-from labsupport.labs.http_versions.loss import LossPattern, TCPStallRelay, UDPRelay
+from labsupport.labs.http_versions.loss import UDPRelay
+from labsupport.wire import DOWN, LossPattern, WireTap
+from labsupport.wire.shaping import SEGMENT, rto
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +103,22 @@ def test_round_trips_to_the_first_byte_are_counted_and_the_same_run_after_run(se
     assert labels == [[(f.round, f.sender, f.label) for f in h.flights] for h in runs[1]]
 
 
+def test_a_probe_repeating_crypto_bytes_is_no_flight_of_its_own():
+    from labsupport.labs.http_versions.h3client import Packet
+
+    def crypto(sent, space, offset, length, *more):
+        frames = ({"frame_type": "crypto", "offset": offset, "length": length}, *more)
+        return Packet(sent, space, frames, 1200)
+
+    first = [crypto(False, "handshake", 0, 829)]
+    probe = crypto(False, "handshake", 0, 829)                      # sent again: an ACK was late
+    fresh = crypto(False, "1RTT", 0, 89, {"frame_type": "handshake_done"})
+    mine = crypto(True, "handshake", 0, 52)                         # the client's own bytes
+    carried: dict = {}
+    assert handshakes._without_repeats(first, carried) == first
+    assert handshakes._without_repeats([probe, fresh, mine], carried) == [fresh, mine]
+
+
 def test_flights_say_what_each_side_sent(server):
     tls12, tls13, quic, early = handshakes.all_handshakes(server.port)
     assert tls12.flights[2].label == "Handshake(ClientHello)"
@@ -154,12 +172,17 @@ def test_the_udp_relay_really_drops_and_quic_recovers(server):
         assert relay.dropped > 0
 
 
-def test_the_tcp_model_stalls_at_each_lost_segment(server):
-    with TCPStallRelay(server.cleartext_port, LossPattern(0.05, seed=2), rto=0.05) as relay, \
-            H2Client(relay.port) as client:
+def test_the_tap_loses_the_segments_the_pattern_names_and_only_downwards(server):
+    pattern = LossPattern(0.05, seed=2)
+    with WireTap(server.cleartext_port, loss=pattern, record=False) as tap, \
+            H2Client(tap.port) as client:
         reply = client.fetch("/bytes/100000", timeout=15)
     assert reply.body_bytes == 100_000
-    assert relay.stalls and all(s % 1200 == 0 for s in relay.stalls)
+    assert {direction for direction, _ in tap.stalls} == {DOWN}
+    lost = [offset // SEGMENT for _, offset in tap.stalls]
+    assert lost and all(offset % SEGMENT == 0 for _, offset in tap.stalls)
+    assert lost == [n for n in range(lost[-1] + 1) if pattern.lost(n)]   # same numbers as UDP
+    assert rto(tap.profile) == 0.2     # loopback: the model's RTO is Linux's minimum
 
 
 @pytest.mark.parametrize("seed", [1, 16])   # first losses early: every stream is still open
@@ -199,17 +222,55 @@ def test_a_quic_connection_survives_a_new_client_address(server):
                                       for p in client.packets())   # no new handshake
 
 
-def test_a_probe_resending_crypto_is_no_flight_of_its_own():
-    """On a loaded machine the server's loss timer may resend its Handshake CRYPTO before the
-    client's second flight lands: the same bytes again, so not a step of the handshake."""
-    from labsupport.labs.http_versions.h3client import Packet
-    from labsupport.labs.http_versions.handshakes import _first_sendings
+# --- a page of 30 resources on a shaped link ----------------------------------------------
 
-    crypto = {"frame_type": "crypto", "offset": 0, "length": 828}
-    first = Packet(False, "handshake", (crypto,), 900)
-    probe = Packet(False, "handshake", (crypto,), 900)
-    ping = Packet(False, "handshake", ({"frame_type": "ping"},), 40)
-    ack = Packet(False, "initial", ({"frame_type": "ack"},), 40)
-    carried: set = set()
-    assert _first_sendings([first], carried) == [first]
-    assert _first_sendings([probe, ping, ack], carried) == [ack]
+def test_thirty_resources_take_six_connections_and_five_waves_over_http1_one_and_one_over_h2(
+        server):
+    from labsupport.labs.http_versions import waterfall
+    from labsupport.wire import profile
+
+    lte = profile("lte")
+    h1 = waterfall.load(server, http2=False, link=lte, think_ms=150)
+    h2 = waterfall.load(server, http2=True, link=lte, think_ms=150)
+    assert len(h1.requests) == len(h2.requests) == 30
+    assert (h1.connections, h1.most_in_flight, h1.waves) == (6, 6, 5)
+    assert (h2.connections, h2.most_in_flight, h2.waves) == (1, 30, 1)
+    assert sorted({r.connection for r in h1.requests}) == [1, 2, 3, 4, 5, 6]
+    # never faster than the link allows: new connections' handshake, then 5 waves of a
+    # round trip + 150 ms each over HTTP/1.1; one round trip + 150 ms over HTTP/2
+    assert h1.total_ms >= 1000 * (lte.model_time(1 + 5) + 5 * 0.150) - 1
+    assert h2.total_ms >= 1000 * (lte.model_time(1) + 0.150) - 1
+    assert len(waterfall.plot([h1, h2]).axes) == 2
+
+
+# --- trailers -----------------------------------------------------------------------------
+
+def test_a_trailer_comes_in_a_last_headers_frame_that_ends_the_stream(server):
+    from labsupport.labs.http_versions import trailers
+
+    reply, frames = trailers.http_trailer(server)
+    assert [(f.kind, f.end_stream) for f in frames] == [
+        ("HEADERS", False), ("DATA", False), ("HEADERS", True)]
+    assert frames[0].fields["trailer"] == "x-body-sha256"
+    assert list(frames[2].fields) == ["x-body-sha256"]
+    assert reply.trailers == [(b"x-body-sha256", frames[2].fields["x-body-sha256"].encode())]
+
+
+def test_without_te_trailers_or_over_http1_no_trailer_is_sent(server):
+    with H2Client(server.cleartext_port) as client:
+        assert client.fetch("/trailers").trailers is None
+    with httpx.Client() as client:
+        reply = client.get(f"{server.cleartext_url}/trailers", headers={"te": "trailers"})
+    assert reply.http_version == "HTTP/1.1" and "trailer" not in reply.headers
+    assert reply.text.count("part") == 3
+
+
+def test_grpc_sends_its_status_in_the_trailing_headers_frame():
+    from labsupport.labs.http_versions import trailers
+
+    found, missing = trailers.grpc_trailers()
+    assert [(f.kind, f.end_stream) for f in found] == [
+        ("HEADERS", False), ("DATA", False), ("HEADERS", True)]
+    assert found[-1].fields["grpc-status"] == "0" and "grpc-status" not in found[0].fields
+    assert [f.kind for f in missing if f.kind == "DATA"] == []
+    assert missing[-1].end_stream and missing[-1].fields["grpc-status"] == "5"

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from labsupport.wire import DOWN, PROFILES, NetworkProfile, WireTap, profile
-from labsupport.wire.shaping import rto
+from labsupport.wire import DOWN, PROFILES, LossPattern, NetworkProfile, WireTap, profile
+from labsupport.wire.shaping import SEGMENT, rto
 
 MB = 1_000_000
 
@@ -168,6 +168,16 @@ def test_the_loss_model_stalls_the_stream_for_an_rto_and_repeats_with_its_seed()
     assert elapsed >= max(lost_arrival, lossy.model_time(2, 2, 300_000)) - 0.005, elapsed
     # No more than an RTO per lost segment (with slack for a loaded machine).
     assert elapsed < lossy.model_time(2, 2, 300_000) + len(stalls) * rto(lossy) + 0.3
+
+
+def test_a_loss_pattern_given_to_the_tap_names_the_lost_segments_of_the_download_only():
+    pattern = LossPattern(0.05, seed=2)        # the first 8 segments spared (a handshake)
+    with echo_server(reply=150_000) as port, WireTap(port, loss=pattern, record=False) as tap:
+        started, _, done = exchange(tap.port, b"go", 150_000)
+    lost = [n for n in range(150_000 // SEGMENT + 1) if pattern.lost(n)]
+    assert lost and min(lost) >= 8
+    assert tap.stalls == [(DOWN, n * SEGMENT) for n in lost]   # none up, each named one down
+    assert done - started >= rto(tap.profile) - 0.005    # the stream waited for the hole
 
 
 def test_a_loopback_tap_does_not_shape():

@@ -22,7 +22,7 @@ import nbformat
 
 from labsupport.labs import http_versions as hv
 from labsupport.labs.http_versions import compression, handshakes, hol
-from labsupport.labs.http_versions.loss import LossPattern
+from labsupport.wire import LossPattern
 from tools.bench import baseline, timed_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -30,6 +30,9 @@ Any lab may use it; this is its stable API (names kept, meanings kept)::
   model ``round trips × RTT + bytes ÷ bandwidth``; ``WireTap(port, profile="4g", seed=1)``
   shapes what it relays (``shaping``: delay, jitter, bandwidth each way, a model of
   TCP loss), and ``tap.stalls`` lists the losses it applied.
+- :class:`LossPattern` (``shaping``): which packets are lost, by number, from a seed;
+  ``WireTap(port, loss=LossPattern(0.015, seed=1))`` loses those segments of what the
+  server sends (the TCP model), and a UDP relay may ask it about datagrams.
 
 - :class:`Counts`, :func:`count` (``counts``): connections, requests, round trips, bytes and
   messages each way, of what a tap saw: counts before clocks; ``counts.ends`` and
@@ -43,9 +46,14 @@ from .counts import Counts, count
 from .diagram import sequence_diagram
 from .parsers import Message, parse_connection, parse_connections, totals
 from .profiles import PROFILES, NetworkProfile, profile
+<<<<<<< HEAD
 from .records import DOWN, ENDS, UP, Chunk, Connection
+=======
+from .records import DOWN, UP, Chunk, Connection
+from .shaping import LossPattern
+>>>>>>> http-versions-finish
 from .tap import WireTap
 
 __all__ = ["WireTap", "Connection", "Chunk", "UP", "DOWN", "ENDS", "Message", "parse_connections",
            "parse_connection", "totals", "sequence_diagram", "NetworkProfile", "PROFILES",
-           "profile", "Counts", "count"]
+           "profile", "LossPattern", "Counts", "count"]

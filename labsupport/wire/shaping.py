@@ -18,6 +18,12 @@ other end of the profile's link, and a thread of its own hands them on at that t
   retransmit (one RTT instead of an RTO when later segments keep arriving) is not
   modelled, so this is the pessimistic case of a tail loss.
 
+Which segments are lost is a :class:`LossPattern`: by default one per link, drawn from
+the tap's seed at the profile's rate; a pattern given to the tap (``WireTap(port,
+loss=LossPattern(0.015, seed=1))``) names the lost segments of the server's stream
+instead, by number, so a UDP relay asking the same pattern about datagram numbers loses
+the same packets (lab 10 compares HTTP/2 and HTTP/3 that way).
+
 Every loss is kept on ``link.stalls`` as (direction, byte offset of the lost segment).
 """
 
@@ -28,11 +34,12 @@ import random
 import socket
 import threading
 import time
+from dataclasses import dataclass, field
 
 from .profiles import NetworkProfile
 from .records import UP
 
-__all__ = ["Link", "SEGMENT", "rto"]
+__all__ = ["Link", "LossPattern", "SEGMENT", "rto"]
 
 SEGMENT = 1460          # a TCP segment's payload on Ethernet (MSS)
 MIN_RTO = 0.200         # Linux TCP_RTO_MIN
@@ -43,18 +50,45 @@ def rto(profile: NetworkProfile) -> float:
     return max(MIN_RTO, profile.rtt + 4 * profile.jitter)
 
 
+@dataclass(frozen=True)
+class LossPattern:
+    """Which packets of one direction are lost: packet ``n`` (0, 1, 2, ...: a TCP segment
+    or a UDP datagram) with probability ``rate``, drawn from ``seed``; the first ``spare``
+    never (so a handshake is not part of an experiment). The same seed loses the same
+    numbers, run after run."""
+
+    rate: float
+    seed: int = 1
+    spare: int = 8
+    _draws: list[float] = field(default_factory=list, compare=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+
+    def lost(self, number: int) -> bool:
+        """Whether packet ``number`` is lost."""
+        if number < self.spare or self.rate <= 0:
+            return False
+        with self._lock:
+            if len(self._draws) <= number:    # the n-th draw of the seed decides packet n
+                source = random.Random(self.seed)
+                self._draws[:] = [source.random() for _ in range(max(2 * number, 1024))]
+            return self._draws[number] < self.rate
+
+
 class Link:
-    """One direction of one connection, shaped: ``send(data)`` now, delivered later."""
+    """One direction of one connection, shaped: ``send(data)`` now, delivered later.
+
+    ``loss`` names the lost segments (by default the profile's rate, drawn from ``seed``)."""
 
     def __init__(self, profile: NetworkProfile, direction: str, opened: float,
-                 sink: socket.socket, seed: int) -> None:
+                 sink: socket.socket, seed: int, loss: LossPattern | None = None) -> None:
         self.profile, self.sink = profile, sink
         self.direction = direction
         self.rate = profile.up if direction == UP else profile.down
         self._free_at = opened + profile.rtt        # the handshake's round trip
         self._last_arrival = 0.0
         self._offset = 0
-        self._jitter, self._losses = random.Random(seed), random.Random(-seed - 1)
+        self._jitter = random.Random(seed)
+        self.loss = loss if loss is not None else LossPattern(profile.loss, -seed - 1, spare=0)
         self.stalls: list[tuple[str, int]] = []
         self._due: collections.deque[tuple[float, bytes]] = collections.deque()
         self._ready = threading.Condition()
@@ -81,8 +115,7 @@ class Link:
             if self.rate:
                 departure += 8 * len(piece) / self.rate
             arrival = departure + delay
-            if profile.loss and self._offset % SEGMENT == 0 and \
-                    self._losses.random() < profile.loss:
+            if self._offset % SEGMENT == 0 and self.loss.lost(self._offset // SEGMENT):
                 arrival += rto(profile)
                 self.stalls.append((self.direction, self._offset))
             arrival = max(arrival, self._last_arrival)

@@ -55,7 +55,7 @@ from .records import (
     Chunk,
     Connection,
 )
-from .shaping import Link
+from .shaping import Link, LossPattern
 
 __all__ = ["WireTap"]
 
@@ -70,18 +70,21 @@ class WireTap:
 
     ``record=False`` keeps only the counts (for large uploads). ``profile`` (a name
     in :data:`.profiles.PROFILES` or a :class:`.profiles.NetworkProfile`) shapes the
-    relayed bytes; ``seed`` makes its jitter and losses repeat run after run. Use it
-    as a context manager or call ``close()``; ``reset()`` forgets what was recorded;
-    ``cut(connection)`` and ``cut_all()`` reset live connections.
+    relayed bytes; ``seed`` makes its jitter and losses repeat run after run.
+    ``loss`` (a :class:`.shaping.LossPattern`) names the lost segments of what each
+    server sends, by number, in place of the profile's draw (the client's bytes are then
+    not lost). Use it as a context manager or call ``close()``; ``reset()`` forgets what
+    was recorded; ``cut(connection)`` and ``cut_all()`` reset live connections.
     """
 
     def __init__(self, target_port: int, *, target_host: str = LOOPBACK,
                  record: bool = True, profile: str | NetworkProfile = "loopback",
-                 seed: int = 0) -> None:
+                 seed: int = 0, loss: LossPattern | None = None) -> None:
         self.target = (target_host, target_port)
         self.record = record
         self.profile = named_profile(profile)
         self.seed = seed
+        self.loss = loss
         self._links: list[Link] = []
         self._lock = threading.Lock()
         self._connections: list[Connection] = []
@@ -195,11 +198,12 @@ class WireTap:
                server: socket.socket) -> dict[str, Link]:
         """A shaped link each way, unless the profile shapes nothing."""
         p = self.profile
-        if not (p.rtt or p.up or p.down or p.loss):
+        if not (p.rtt or p.up or p.down or p.loss or self.loss):
             return {}
         base = self.seed * 100_003 + 2 * connection.number
-        links = {UP: Link(p, UP, connection.opened, server, base),
-                 DOWN: Link(p, DOWN, connection.opened, client, base + 1)}
+        up_loss = None if self.loss is None else LossPattern(0.0)
+        links = {UP: Link(p, UP, connection.opened, server, base, up_loss),
+                 DOWN: Link(p, DOWN, connection.opened, client, base + 1, self.loss)}
         with self._lock:
             self._links.extend(links.values())
         return links

@@ -4,6 +4,8 @@
     GET  /bytes/<n>        n bytes of body (at most 10 MB), for streams of a known size
     GET  /slow/<ms>        a short body after ms milliseconds (at most 2000): a resource that
                            takes a while, so that how many load at once shows
+    GET  /trailers         a body in 3 parts, then its SHA-256 as a trailer field (over HTTP/2 and
+                           HTTP/3, to a client that sent ``te: trailers``; HTTP/1.1 gets no trailer)
     GET  /page?n=<k>       a page whose script fetches k slow resources at once and keeps their
                            Resource Timing in ``window.loaded`` (what a browser's waterfall shows)
     POST /orders           counts the orders placed: shows what replaying a request does
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -60,6 +63,8 @@ class App:
                 and int(path[6:]) <= 2000:
             await asyncio.sleep(int(path[6:]) / 1000)
             await _reply(send, 200, b"done\n", "text/plain")
+        elif path == "/trailers" and method == "GET":
+            await _with_trailer(send, scope)
         elif path == "/page" and method == "GET":
             query = dict(p.split("=", 1) for p in scope["query_string"].decode().split("&")
                          if "=" in p)
@@ -86,6 +91,26 @@ Promise.all(urls.map(u => fetch(u).then(r => r.text()))).then(() => {{
   document.getElementById("out").textContent = JSON.stringify(window.loaded, null, 1);
 }});
 </script>"""
+
+
+TRAILER_PARTS = (b"first part\n", b"second part\n", b"third part\n")
+
+
+async def _with_trailer(send: Send, scope: Scope) -> None:
+    """The parts of the body, then a field only known once they are sent: their digest
+    (what the ASGI ``http.response.trailers`` extension is for; hypercorn offers it on HTTP/2
+    and HTTP/3)."""
+    trailers = "http.response.trailers" in scope.get("extensions", {})
+    await send({"type": "http.response.start", "status": 200, "trailers": trailers, "headers": [
+        (b"content-type", b"text/plain"), *([(b"trailer", b"x-body-sha256")] * trailers)]})
+    digest = hashlib.sha256()
+    for number, part in enumerate(TRAILER_PARTS, 1):
+        digest.update(part)
+        await send({"type": "http.response.body", "body": part,
+                     "more_body": number < len(TRAILER_PARTS)})
+    if trailers:
+        await send({"type": "http.response.trailers", "more_trailers": False,
+                    "headers": [(b"x-body-sha256", digest.hexdigest().encode())]})
 
 
 async def _json(send: Send, status: int, body: Any) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 import hpack
 
 from ...engine import NotAttempted, Unmet, exercise, expect
+from ...wire import LossPattern
 from . import hol
 from .compression import REQUEST_HEADERS
 from .h2client import H2Client
 from .handshakes import all_handshakes
-from .loss import LossPattern
 from .replay import replay_early_request
 from .server import start
 

@@ -30,10 +30,12 @@ __all__ = ["H2Client", "H2Response"]
 
 @dataclass
 class H2Response:
-    """One stream's answer; ``ended_offset``: TCP bytes received when it ended."""
+    """One stream's answer; ``ended_offset``: TCP bytes received when it ended; ``trailers``:
+    the fields of a HEADERS frame after the body, if one came."""
 
     stream_id: int
     status: int | None = None
+    trailers: list[tuple[bytes, bytes]] | None = None
     body_bytes: int = 0
     ended: bool = False
     first_byte_at: float | None = None
@@ -126,6 +128,8 @@ class H2Client:
         elif isinstance(event, h2.events.DataReceived):
             response.body_bytes += len(event.data)
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, h2.events.TrailersReceived):
+            response.trailers = list(event.headers)
         elif isinstance(event, h2.events.StreamEnded):
             response.ended, response.ended_at, response.ended_offset = True, now, self.received
 

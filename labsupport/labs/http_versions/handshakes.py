@@ -180,35 +180,38 @@ def _quic_label(packets: list[Packet]) -> str:
                       for kind, frames in kinds.items())
 
 
-def _first_sendings(packets: list[Packet], carried: set[tuple]) -> list[Packet]:
-    """The packets that are not probes: a probe (a loss timer firing on a slow machine) only
-    repeats CRYPTO or STREAM bytes already carried, or carries no frame at all. It is no
-    step of the protocol, so it would make the flights differ from run to run."""
-    fresh = []
+def _without_repeats(packets: list[Packet], carried: dict[tuple[bool, str], int]
+                     ) -> list[Packet]:
+    """``packets`` less pure repeats: a packet whose CRYPTO bytes were all carried before in
+    its direction and packet space, and nothing new with them, is a probe sent because an
+    ACK came late (a loaded machine's timing, not the handshake), so no flight of its own.
+    ``carried`` keeps how far each direction's CRYPTO bytes reached, packet space by space."""
+    kept = []
     for packet in packets:
-        pieces = {(packet.sent, packet.packet_type, f["frame_type"], f.get("stream_id"),
-                   f.get("offset")) for f in packet.frames
-                  if f["frame_type"] in ("crypto", "stream")}
-        news = pieces - carried
-        carried |= pieces
-        others = any(f["frame_type"] in ("ack", "handshake_done") for f in packet.frames)
-        if news or (others and not pieces):
-            fresh.append(packet)
-    return fresh
+        key = (packet.sent, packet.packet_type)
+        crypto = [f for f in packet.frames if f.get("frame_type") == "crypto"]
+        repeat = bool(crypto) and all(f["offset"] + f["length"] <= carried.get(key, 0)
+                                      for f in crypto) and \
+            not any(f.get("frame_type") in ("stream", "handshake_done") for f in packet.frames)
+        for frame in crypto:
+            carried[key] = max(carried.get(key, 0), frame["offset"] + frame["length"])
+        if not repeat:
+            kept.append(packet)
+    return kept
 
 
 def _quic_rounds(client: H3Client, name: str, request_early: bool, quiet: float) -> Handshake:
     stream = client.request("GET", "/") if request_early else None
     flights: list[Flight] = []
-    carried: set[tuple] = set()
     rounds, seen = 0, 0
+    carried: dict[tuple[bool, str], int] = {}
     deadline = time.monotonic() + 3 * PATIENCE
     while True:
         if stream is None and client.handshake_done:
             stream = client.request("GET", "/")
         client.flush()
         packets = client.packets()
-        sent = _first_sendings([p for p in packets[seen:] if p.sent], carried)
+        sent = _without_repeats([p for p in packets[seen:] if p.sent], carried)
         if any(p.carries_data for p in sent):
             rounds += 1
             flights.append(Flight(rounds, "client", _quic_label(sent), sum(p.size for p in sent)))
@@ -220,7 +223,7 @@ def _quic_rounds(client: H3Client, name: str, request_early: bool, quiet: float)
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name}: no response after {rounds} rounds")
         packets = client.packets()
-        received = _first_sendings([p for p in packets[seen:] if not p.sent], carried)
+        received = _without_repeats([p for p in packets[seen:] if not p.sent], carried)
         response = client.responses.get(stream) if stream is not None else None
         has_first_byte = response is not None and response.status is not None
         if received:

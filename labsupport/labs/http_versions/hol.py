@@ -1,7 +1,7 @@
 """Head-of-line blocking: N streams on one connection, the same packets lost under each.
 
-- HTTP/2 runs over TCP through :class:`~.loss.TCPStallRelay` (the labelled loss *model*):
-  a lost segment holds every byte after it, so every stream still open waits.
+- HTTP/2 runs over TCP through the wire tap's labelled loss *model* (``WireTap(port,
+  loss=pattern)``): a lost segment holds every byte after it, so every stream still open waits.
 - HTTP/3 runs over QUIC through :class:`~.loss.UDPRelay` (datagrams really dropped): QUIC
   retransmits the lost frames, and only the streams whose frames were lost wait.
 
@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from ...wire import DOWN, LossPattern, WireTap
 from .h2client import H2Client
 from .h3client import H3Client
-from .loss import LossPattern, TCPStallRelay, UDPRelay
+from .loss import UDPRelay
 
 __all__ = ["StreamResult", "Run", "http2_under_loss", "http3_under_loss", "plot", "compare"]
 
@@ -61,19 +62,21 @@ class Run:
 def http2_under_loss(server, loss: LossPattern, *, streams: int = 8, size: int = 40_000,
                      timeout: float = 20.0) -> Run:
     """``streams`` GETs of ``size`` bytes over one HTTP/2 (h2c) connection through the TCP
-    loss model."""
-    with TCPStallRelay(server.cleartext_port, loss) as relay, H2Client(relay.port) as client:
+    loss model (a wire tap losing the segments ``loss`` names)."""
+    with WireTap(server.cleartext_port, loss=loss, record=False) as tap, \
+            H2Client(tap.port) as client:
         start = time.monotonic()
         ids = [client.request("GET", f"/bytes/{size}") for _ in range(streams)]
         client.run_until(lambda: all(client.responses[i].ended for i in ids), timeout)
         responses = [client.responses[i] for i in ids]
+        stalls = [offset for direction, offset in tap.stalls if direction == DOWN]
         held = tuple(sum(1 for r in responses if (r.ended_offset or 0) > stall)
-                     for stall in relay.stalls)
-        first_stall = relay.stalls[0] if relay.stalls else None
+                     for stall in stalls)
+        first_stall = stalls[0] if stalls else None
         results = tuple(StreamResult(
             r.stream_id, ((r.ended_at or start) - start) * 1000,
             first_stall is not None and (r.ended_offset or 0) > first_stall) for r in responses)
-        return Run("HTTP/2 over TCP (loss model)", results, len(relay.stalls), held)
+        return Run("HTTP/2 over TCP (loss model)", results, len(stalls), held)
 
 
 def _streams_with_gaps(client: H3Client, ids: list[int]) -> set[int]:

@@ -1,56 +1,29 @@
-"""Packet loss between a client and the lab server: real for UDP, a labelled model for TCP.
+"""Real packet loss between an HTTP/3 client and the lab server: a UDP relay dropping datagrams.
 
-Both relays lose the *same* packets: :class:`LossPattern` decides, from a seed, whether
-packet number ``n`` (counted server → client, after ``spare`` packets left alone so the
-handshake is not part of the experiment) is lost.
+:class:`UDPRelay` forwards datagrams and really drops the ones a
+:class:`~labsupport.wire.LossPattern` names (counted server → client): QUIC notices and
+retransmits what they carried, on the streams they carried it for.
 
-- :class:`UDPRelay` forwards datagrams and really drops the lost ones: QUIC notices and
-  retransmits what they carried, on the streams they carried it for.
-- :class:`TCPStallRelay` is a **model** of loss on TCP, not real loss: the kernel's TCP on
-  loopback never loses a segment, so the relay cuts the server's byte stream into
-  ``mss``-byte segments and, at a lost one, holds it *and every byte after it* for a
-  retransmission timeout (``rto``, 200 ms: Linux's minimum RTO). That is what an
-  application reading a TCP socket experiences: TCP delivers bytes in order, so nothing
-  after a hole is handed over until the hole is filled.
+Loss on TCP is the wire layer's labelled *model* (``WireTap(port, loss=pattern)``, see
+:mod:`labsupport.wire.shaping`): loopback TCP never loses a segment, so the tap holds a
+lost segment, and every byte behind it, for a retransmission timeout. Given the same
+pattern, the two lose the same packet numbers.
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
 import selectors
 import socket
 import threading
-import time
-from dataclasses import dataclass, field
 
 from ... import owner
 from ...harness import LOOPBACK
+from ...wire import LossPattern
 
-__all__ = ["LossPattern", "UDPRelay", "TCPStallRelay", "MSS", "RTO"]
+__all__ = ["UDPRelay"]
 
-MSS = 1200    # bytes a segment: about what one QUIC datagram carries, so the two compare
 BUFFER = 4 << 20   # bytes of UDP receive buffer asked for
-RTO = 0.2     # s a lost segment holds the TCP byte stream (Linux's TCP_RTO_MIN)
-
-
-@dataclass(frozen=True)
-class LossPattern:
-    """Which packets are lost: each with probability ``rate``, drawn from ``seed``."""
-
-    rate: float
-    seed: int = 1
-    spare: int = 8
-    _draws: list[float] = field(default_factory=list, compare=False, repr=False)
-
-    def lost(self, number: int) -> bool:
-        """Whether server → client packet ``number`` (0, 1, 2, ...) is lost."""
-        if number < self.spare or self.rate <= 0:
-            return False
-        if not self._draws:
-            draw = random.Random(self.seed).random
-            self._draws.extend(draw() for _ in range(100_000))
-        return self._draws[number % len(self._draws)] < self.rate
 
 
 class UDPRelay:
@@ -114,84 +87,6 @@ class UDPRelay:
         self.back.close()
 
     def __enter__(self) -> UDPRelay:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-class TCPStallRelay:
-    """A TCP relay on 127.0.0.1 (a free port) to ``target_port`` applying the loss *model*.
-
-    ``stalls`` lists, for each lost segment, the offset in the server's byte stream where
-    delivery stopped for ``rto`` seconds. One connection at a time is what the lab needs.
-    """
-
-    def __init__(self, target_port: int, loss: LossPattern | None = None, *,
-                 mss: int = MSS, rto: float = RTO) -> None:
-        self.target = (LOOPBACK, target_port)
-        self.loss = loss or LossPattern(0.0)
-        self.mss, self.rto = mss, rto
-        self.stalls: list[int] = []
-        self._listener = socket.create_server((LOOPBACK, 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = []
-        self._closed = False
-        threading.Thread(target=self._accept, name="tcp-stall-relay", daemon=True).start()
-
-    def _accept(self) -> None:
-        self._listener.settimeout(0.05)
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not owner.admits(client):  # it would reach the server as us: closed unread
-                client.close()
-                continue
-            server = socket.create_connection(self.target, timeout=5)
-            for sock in (client, server):
-                sock.settimeout(None)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, lossy: bool) -> None:
-        offset = 0
-        try:
-            while data := source.recv(65536):
-                if not lossy:
-                    sink.sendall(data)
-                    continue
-                start = 0
-                first = -(-offset // self.mss)            # segments starting inside this read
-                last = (offset + len(data) - 1) // self.mss
-                for segment in range(first, last + 1):
-                    if self.loss.lost(segment):
-                        cut = segment * self.mss - offset
-                        sink.sendall(data[start:cut])
-                        self.stalls.append(segment * self.mss)
-                        time.sleep(self.rto)              # the model: the hole holds everything
-                        start = cut
-                sink.sendall(data[start:])
-                offset += len(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                sink.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self._closed = True
-        self._listener.close()
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def __enter__(self) -> TCPStallRelay:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
