@@ -33,7 +33,6 @@ Any lab may use it; this is its stable API (names kept, meanings kept)::
 - :class:`LossPattern` (``shaping``): which packets are lost, by number, from a seed;
   ``WireTap(port, loss=LossPattern(0.015, seed=1))`` loses those segments of what the
   server sends (the TCP model), and a UDP relay may ask it about datagrams.
-
 - :class:`Counts`, :func:`count` (``counts``): connections, requests, round trips, bytes and
   messages each way, of what a tap saw: counts before clocks; ``counts.ends`` and
   ``counts.endings()`` say how its connections ended.
@@ -46,12 +45,8 @@ from .counts import Counts, count
 from .diagram import sequence_diagram
 from .parsers import Message, parse_connection, parse_connections, totals
 from .profiles import PROFILES, NetworkProfile, profile
-<<<<<<< HEAD
 from .records import DOWN, ENDS, UP, Chunk, Connection
-=======
-from .records import DOWN, UP, Chunk, Connection
 from .shaping import LossPattern
->>>>>>> http-versions-finish
 from .tap import WireTap
 
 __all__ = ["WireTap", "Connection", "Chunk", "UP", "DOWN", "ENDS", "Message", "parse_connections",
