@@ -11,6 +11,7 @@ import requests
 from labsupport import codegen, grpc_service
 from labsupport.labs.choosing import serve
 from labsupport.wire import WireTap, count
+from labsupport.wire.counts import TIMING_FRAMES
 
 pb, pb_grpc = codegen.load("user_service")
 CALLS = 10
@@ -39,8 +40,8 @@ def grpc_reads(address: str) -> None:
 def counted(production: serve.Child, server: str, read) -> tuple:
     with WireTap(production.info[server]) as tap:
         read(tap.address)
-    c = count(tap)
-    return c, sorted(m.size for m in tap.messages())  # the order of the first frames varies
+    c = count(tap, without=TIMING_FRAMES)   # gRPC's flow control follows the timing
+    return c, sorted(m.size for m in tap.messages() if not m.label.startswith(TIMING_FRAMES))
 
 
 @pytest.mark.parametrize(("server", "read"), [("rest", rest_reads), ("grpc", grpc_reads)])
@@ -57,3 +58,15 @@ def test_grpc_sends_fewer_bytes_and_more_messages_than_rest(production):
     assert grpc.bytes < rest.bytes
     assert grpc.messages_up + grpc.messages_down > rest.messages_up + rest.messages_down
     assert rest.messages_up == rest.messages_down == CALLS
+
+
+def test_the_timing_frames_are_left_out_bytes_and_all(production):
+    with WireTap(production.info["grpc"]) as tap:
+        grpc_reads(tap.address)
+    full, steady = count(tap), count(tap, without=TIMING_FRAMES)
+    timing = [m for m in tap.messages() if m.label.startswith(TIMING_FRAMES)]
+    assert timing, "gRPC's flow control sends WINDOW_UPDATE frames on ten reads"
+    assert full.bytes - steady.bytes == sum(m.size for m in timing)
+    assert (full.messages_up + full.messages_down) - (steady.messages_up + steady.messages_down) \
+        == len(timing)
+    assert (full.connections, full.requests) == (steady.connections, steady.requests)

@@ -27,7 +27,7 @@ from .parsers import HTTP_METHODS, Message
 from .records import DOWN, UP
 from .tap import WireTap
 
-__all__ = ["Counts", "count", "requests_in"]
+__all__ = ["Counts", "count", "requests_in", "TIMING_FRAMES"]
 
 _METHODS = tuple(m.decode() for m in HTTP_METHODS)
 
@@ -81,11 +81,23 @@ def requests_in(messages: Iterable[Message]) -> int:
     return total + len(streams)
 
 
-def count(tap: WireTap) -> Counts:
-    """The counts of what ``tap`` (recording) saw since its last ``reset()``."""
+# HTTP/2 frames whose number depends on when each side happened to read (flow control) or
+# on a timer (PING): gRPC's BDP probe sends them, as it does in production.
+TIMING_FRAMES = ("WINDOWUPDATE", "PING")
+
+
+def count(tap: WireTap, *, without: tuple[str, ...] = ()) -> Counts:
+    """The counts of what ``tap`` (recording) saw since its last ``reset()``.
+
+    ``without`` leaves out the messages whose label starts with one of its prefixes, bytes
+    and all: ``count(tap, without=TIMING_FRAMES)`` is the same run after run for gRPC."""
     tap.settle()
     messages, connections = tap.messages(), tap.connections
-    return Counts(len(connections), requests_in(messages), tap.bytes_up, tap.bytes_down,
+    left_out = [m for m in messages if without and m.label.startswith(without)]
+    messages = [m for m in messages if not (without and m.label.startswith(without))]
+    return Counts(len(connections), requests_in(messages),
+                  tap.bytes_up - sum(m.size for m in left_out if m.direction == UP),
+                  tap.bytes_down - sum(m.size for m in left_out if m.direction == DOWN),
                   sum(m.direction == UP for m in messages),
                   sum(m.direction == DOWN for m in messages),
                   tuple(c.end or "open" for c in connections))
