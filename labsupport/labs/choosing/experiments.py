@@ -29,7 +29,6 @@ from ...database import Post, db
 from ...wire import DOWN, UP, WireTap
 from ..graphql_api import server as graphql_api
 from ..grpc_service import server as grpc_service
-from ..sse import server as sse
 from .adapters import PUSH
 from .clients import PollReceiver, RelayStream, SSEReceiver, wait_until
 from .driver import Result, Run
@@ -352,21 +351,6 @@ def _sig2(value: float) -> float:
     return float(f"{value:.2g}")
 
 
-def _ws_idle_server(interval: float) -> Any:
-    """A WebSocket server with the websockets library's keepalive, pinging every
-    ``interval`` s, that holds each connection open and sends nothing else."""
-    from websockets.sync.server import ServerConnection, serve
-
-    def hold(connection: ServerConnection) -> None:
-        with contextlib.suppress(Exception):
-            for _ in connection:
-                pass
-
-    server = serve(hold, "127.0.0.1", 0, ping_interval=interval)
-    threading.Thread(target=server.serve_forever, name="ws-idle", daemon=True).start()
-    return server
-
-
 def _closer(*steps: Callable[[], object]) -> Callable[[], None]:
     """One call that runs ``steps`` in order."""
     def close() -> None:
@@ -403,24 +387,19 @@ def _idle_client(run: Run, protocol: str, interval: float, window: float
         tap.reset()
         return tap, _closer(stream.close, tap.close)
     if protocol == "WebSockets":
-        server = _ws_idle_server(interval)
-        tap = WireTap(server.socket.getsockname()[1])
+        # The websockets library's server keepalive, in the run's child process.
+        server = run.start_push("websockets-hold", "ws-hold", ping_interval=interval)
+        tap = WireTap(server.port)
         ws = connect(f"ws://{tap.address}/", ping_interval=None, open_timeout=5, legacy=True)
         time.sleep(0.02)
         tap.reset()
-        return tap, _closer(ws.close, tap.close, server.shutdown)
+        return tap, _closer(ws.close, tap.close, server.drop)
     if protocol == "SSE":
-        sse_server = sse.start(name="choosing-sse-idle", heartbeat=interval)
+        sse_server = run.start_push("sse", "sse-idle", heartbeat=interval)
         tap = WireTap(sse_server.port)
         events = SSEReceiver(tap.url, "idle", lambda *_: None)
         tap.reset()
-
-        def close_sse() -> None:
-            sse_server.broker.drop_all()
-            tap.close()
-            events.close()
-            sse_server.stop()
-        return tap, close_sse
+        return tap, _closer(sse_server.drop, tap.close, events.close)
     tap = WireTap(run.servers["long-polling"].port)
     poller = PollReceiver(tap.url, "user20", lambda *_: None, timeout=interval)
     time.sleep(0.05)

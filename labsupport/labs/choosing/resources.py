@@ -7,23 +7,22 @@ memory from the operating system, so the figures are the server's alone.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 
-import h11
 import requests
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import Request
 
 from ...harness import LOOPBACK
 from ...wire import WireTap
 from ..grpc_service import server as grpc_service
 from .clients import wait_until
 from .driver import Result, Run
-from .serve import UPLOAD_CHUNK, spawn
+from .push import SERVERS
+from .serve import UPLOAD_CHUNK, Child, spawn
 
 __all__ = ["upload", "idle_connections"]
 
@@ -115,61 +114,40 @@ def upload(run: Run, megabytes: float | None = None) -> list[Result]:
 
 # --- idle connections -------------------------------------------------------------
 
-def _http_request(target: str, port: int, **headers: str) -> bytes:
-    connection = h11.Connection(h11.CLIENT)
-    fields = [("Host", f"{LOOPBACK}:{port}"), *headers.items()]
-    return connection.send(h11.Request(method="GET", target=target, headers=fields))
+IDLE_KINDS = ("websockets", "sse", "long-polling")
 
 
-def _opening(kind: str, port: int, token: str | None, n: int) -> bytes:
-    if kind == "sse":
-        return _http_request(f"/events?client_id=idle{n}", port, Accept="text/event-stream")
-    if kind == "long-polling":
-        return _http_request("/api/notifications/ada/poll?timeout=30", port)
-    return WSConnection(ConnectionType.CLIENT).send(
-        Request(host=f"{LOOPBACK}:{port}", target=f"/ws?token={token}"))
-
-
-def _ready(kind: str, port: int, expected: int) -> Callable[[], bool]:
-    def check() -> bool:
-        if kind == "sse":
-            body = requests.get(f"http://{LOOPBACK}:{port}/api/clients", timeout=5).json()
-            return len(body["connections"]) >= expected
-        if kind == "long-polling":
-            body = requests.get(f"http://{LOOPBACK}:{port}/api/stats", timeout=5).json()
-            return body["waiting"] >= expected
-        return True
-    return check
-
-
-IDLE_KINDS = {"websockets": "WebSockets", "sse": "SSE", "long-polling": "Long Polling"}
+def _registered(child: Child, label: str, count: int) -> bool:
+    return bool(child.call(label, "registered") >= count)
 
 
 def idle_connections(run: Run, count: int | None = None) -> list[Result]:
-    """``count`` idle clients per protocol against the lab's server: its memory per connection.
+    """``count`` idle clients per protocol against its push server (:mod:`.push`), each
+    in a child process of its own: the server's memory per connection.
 
     The clients are bare sockets that sent the protocol's opening (the WebSocket
-    handshake, the SSE request, a 30 s long poll) and then wait.
+    handshake, the SSE request, a 30 s long poll) and then wait; the server counts
+    them registered before its memory is read.
     """
     count = count or run.sized(200)
     results = []
-    children = {kind: spawn(kind) for kind in IDLE_KINDS}  # one server each, started together
+    children = {kind: spawn("push") for kind in IDLE_KINDS}  # started together
     try:
-        for kind, protocol in IDLE_KINDS.items():
-            child = children[kind]
-            port, token = child.info["port"], child.info.get("token")
+        for kind, child in children.items():
+            server = SERVERS[kind]
+            assert server.opening is not None
+            info = child.start(kind)
+            port = info["port"]
             time.sleep(0.1)
             before = child.rss()
             sockets = []
             try:
                 for n in range(count):
                     sock = socket.create_connection((LOOPBACK, port), timeout=5)
-                    sock.sendall(_opening(kind, port, token, n))
+                    sock.sendall(server.opening(port, n, info))
                     sockets.append(sock)
-                if kind == "websockets":
-                    for sock in sockets:
-                        sock.recv(4096)  # the 101 response
-                settled = wait_until(_ready(kind, port, count), 5 + count / 50)
+                settled = wait_until(functools.partial(_registered, child, kind, count),
+                                     5 + count / 50)
                 time.sleep(0.1)
                 after = child.rss()
             finally:
@@ -177,7 +155,7 @@ def idle_connections(run: Run, count: int | None = None) -> list[Result]:
                     sock.close()
                 child.stop()
             per = (after - before) / count
-            results.append(Result("Idle connections", protocol, [], 0, 0, count, {
+            results.append(Result("Idle connections", server.protocol, [], 0, 0, count, {
                 "connections": count, "all open": settled,
                 "server KB per connection": round(per / 1024, 1),
                 "server MB for 1,000": round(per * 1000 / MB, 1)}))
