@@ -153,6 +153,7 @@ class Run:
                  prefix: str = "choosing") -> None:
         self.scale = scale
         self.results: list[Result] = []
+        self._results_lock = threading.Lock()
         self.servers: dict[str, ServerHandle | Endpoint] = {}
         self.push: Child | None = None
         try:
@@ -227,10 +228,11 @@ class Run:
 
     def add(self, *results: Result) -> list[Result]:
         """Keep ``results`` (replacing earlier ones of the same row and protocol)."""
-        for result in results:
-            self.results = [r for r in self.results
-                            if (r.row, r.protocol) != (result.row, result.protocol)]
-            self.results.append(result)
+        with self._results_lock:   # experiments may run side by side (:mod:`.budgets`)
+            for result in results:
+                self.results = [r for r in self.results
+                                if (r.row, r.protocol) != (result.row, result.protocol)]
+                self.results.append(result)
         return list(results)
 
     def result(self, row: str, protocol: str) -> Result | None:
