@@ -363,8 +363,9 @@ def _idle_client(run: Run, protocol: str, interval: float, window: float
                  ) -> tuple[WireTap, Callable[[], None]]:
     """One idle client of ``protocol`` through a tap (open, settled, counters reset), and
     how to close it; it idles by itself while the caller waits."""
-    if protocol in ("REST", "GraphQL"):
-        tap = WireTap(run.servers["rest" if protocol == "REST" else "graphql"].port)
+    if protocol in ("REST", "GraphQL"):   # polled on Hypercorn, kept alive, in the child
+        name = "rest-hypercorn" if protocol == "REST" else "graphql-hypercorn"
+        tap = WireTap(run.start_push(name, name).port)
         http, stop = requests.Session(), threading.Event()
 
         def poll() -> None:

@@ -142,6 +142,22 @@ def _relay(options: dict[str, Any]) -> Served:
                   lambda: service.listening, lambda *_: service.close_all())
 
 
+def _hypercorn_app(lab: str) -> Callable[[dict[str, Any]], Served]:
+    """A request/response lab (``rest`` or ``graphql_api``) on Hypercorn, for the clients
+    that poll it (the mobile row)."""
+    def start(options: dict[str, Any]) -> Served:
+        import importlib
+
+        from ... import database
+        from .serve import hypercorn
+
+        database.ready(False)
+        server = importlib.import_module(f"labsupport.labs.{lab}.server")
+        app = server.create_app(rate_limit=None) if lab == "rest" else server.create_app()
+        return Served(hypercorn(app), _nothing, lambda: 0)
+    return start
+
+
 # --- the client side: an idle connection's first bytes -----------------------------------
 
 def _http_get(target: str, port: int, **headers: str) -> bytes:
@@ -165,6 +181,8 @@ SERVERS: dict[str, PushServer] = {
         "/api/notifications/feed/poll?timeout=30", port)),
     "relay": PushServer("gRPC", _relay),
     "websockets-hold": PushServer("WebSockets", _ws_hold),
+    "rest-hypercorn": PushServer("REST", _hypercorn_app("rest")),
+    "graphql-hypercorn": PushServer("GraphQL", _hypercorn_app("graphql_api")),
 }
 
 
