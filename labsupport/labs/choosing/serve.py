@@ -143,6 +143,10 @@ def spawn(kind: str, timeout: float = 20.0) -> Child:
 
 # --- the child side ----------------------------------------------------------------
 
+#: What the child keeps alive for as long as it runs (listeners, servers).
+_LISTENERS: list[Any] = []
+
+
 def _uploads() -> dict[str, Any]:
     import grpc
     from flask import Flask, jsonify, request
@@ -182,10 +186,8 @@ def _uploads() -> dict[str, Any]:
             "Put": grpc.stream_unary_rpc_method_handler(put)})])
     grpc_port = server.add_insecure_port(f"{LOOPBACK}:0")
     server.start()
+    _LISTENERS.append(server)  # kept: a collected grpc.Server stops serving
     return {"http_port": http.port, "grpc_port": grpc_port}
-
-
-_LISTENERS: list[Any] = []
 
 
 def _never_empty(app: Any) -> Any:
@@ -293,8 +295,9 @@ def _serve_commands() -> None:
                 served[command["label"]] = server
                 value: Any = {"port": server.port, **server.info}
             else:
-                server = served[command["label"]]
-                value = getattr(server, command["op"])(*command["args"])
+                if command["op"] not in ("publish", "registered", "drop"):
+                    raise ValueError(f"no such call: {command['op']!r}")
+                value = getattr(served[command["label"]], command["op"])(*command["args"])
             reply: dict[str, Any] = {"value": value}
         except Exception as error:  # reported to the kernel, which raises it
             reply = {"error": f"{type(error).__name__}: {error}"}
