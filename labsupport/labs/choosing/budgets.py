@@ -109,8 +109,8 @@ MARGIN = 0.10
 #: tools.choosing_stability``, 8 runs): too close to call, whatever one run says. Over a
 #: stream on cable a 30 Hz update's p99 sits a few ms above the 28 ms floor and a few ms
 #: under the 33 ms budget, where one late sample in 50 decides.
-MOVED = {("Gaming", "WebSockets"): "too close 7 times, within budget once",
-         ("Gaming", "gRPC"): "too close 7 times, over budget once"}
+MOVED = {("Gaming", "WebSockets"): "too close 7 times, within budget once in 8 runs",
+         ("Gaming", "gRPC"): "too close 7 times, over budget once in 8 runs"}
 
 
 def _verdict(interval: tuple[float, float], budget: float) -> str:
