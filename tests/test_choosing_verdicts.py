@@ -66,3 +66,12 @@ def test_a_budget_verdict_needs_a_margin():
     assert budgets._verdict((0.031, 0.033), 1 / 30) == "too close to call"
     assert budgets._verdict((0.0336, 0.0347), 1 / 30) == "too close to call"
     assert budgets._verdict((0.040, 0.050), 1 / 30) == "over budget"
+
+
+def test_a_cell_that_moved_between_runs_gets_no_verdict():
+    from labsupport.labs.choosing import budgets
+
+    assert ("Real-time chat", "WebSockets") in matrix.MOVED
+    assert all(isinstance(why, str) and why for why in matrix.MOVED.values())
+    assert {row for row, _ in matrix.MOVED} <= set(matrix.ROWS.values())
+    assert {use_case for use_case, _ in budgets.MOVED} <= {b.row for b in budgets.BUDGETS}

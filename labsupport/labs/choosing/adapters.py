@@ -10,9 +10,9 @@ An experiment loops over adapters and never asks which protocol it has. Each
   ``publish(payload)``, the server publishing from inside its process;
 - ``close(run, receivers, tap)``: end every client at once.
 
-Each adapter uses its server's handle (``run.sse.broker``, ``run.long_polling.hub``,
-``run.relay.relay``, ``run.chat``), the public API its lab declares; the
-experiments use none of them.
+Each adapter uses its server's :class:`~.push.Endpoint` (``run.sse``, ``run.chat``...):
+the server runs in the run's child process, and ``publish``, ``registered`` and
+``drop`` reach it over the child's pipe; the experiments use none of them.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ import requests
 from ...wire import WireTap
 from .clients import PollReceiver, Receiver, RelayStream, SSEReceiver, WebSocketReceiver, wait_until
 from .driver import Run
+from .push import WS_USERS
 
 __all__ = ["PushAdapter", "PUSH", "Send", "Publish", "OnMessage"]
 
 OnMessage = Callable[[dict, float], None]
 Send = Callable[[int, dict[str, Any]], None]
 Publish = Callable[[dict[str, Any]], object]
-WS_USERS = range(101, 121)
 R = TypeVar("R")
 
 
@@ -106,12 +106,7 @@ class WebSockets:
         ws = WebSocketReceiver(f"ws://{tap.address}", chat_server.token_for(101), "live",
                                {"update"}, _unwrap_ws(arrived))
         ws.joined.wait(5)
-        loop = chat_server.loop.loop
-
-        def publish(data: dict[str, Any]) -> None:
-            loop.call_soon_threadsafe(chat_server.app.broadcast, "live",
-                                      {"type": "update", **data})
-        return ws, publish
+        return ws, lambda data: chat_server.publish("update", data)
 
     def close(self, run: Run, receivers: list[Receiver], tap: WireTap) -> None:
         _close(receivers)
@@ -125,21 +120,21 @@ class GrpcStreams:
     def connect(self, run: Run, tap: WireTap, names: list[str],
                 on_message: Callable[[str], OnMessage], room: str
                 ) -> tuple[list[Receiver], Send]:
-        before = run.relay.relay.listening
+        before = run.relay.registered()
         receivers = _open_all(lambda name: RelayStream(tap.address, on_message(name),
                                                        bidirectional=True), names)
-        wait_until(lambda: run.relay.relay.listening >= before + len(names), 5)
+        wait_until(lambda: run.relay.registered() >= before + len(names), 5)
 
         def send(i: int, payload: dict[str, Any]) -> None:
             receivers[i].send(payload)
         return list(receivers), send
 
     def live(self, run: Run, tap: WireTap, arrived: OnMessage) -> tuple[Receiver, Publish]:
-        relay_service = run.relay.relay
-        before = relay_service.listening
+        relay_service = run.relay
+        before = relay_service.registered()
         stream = RelayStream(tap.address, arrived, bidirectional=False)
-        wait_until(lambda: relay_service.listening > before, 5)
-        return stream, lambda d: relay_service.publish(json.dumps(d).encode())
+        wait_until(lambda: relay_service.registered() > before, 5)
+        return stream, lambda d: relay_service.publish("update", d)
 
     def close(self, run: Run, receivers: list[Receiver], tap: WireTap) -> None:
         _close(receivers)
@@ -163,13 +158,13 @@ class ServerSentEvents:
         return list(receivers), send
 
     def live(self, run: Run, tap: WireTap, arrived: OnMessage) -> tuple[Receiver, Publish]:
-        broker = run.sse.broker
-        return SSEReceiver(tap.url, "live", arrived), lambda d: broker.publish("update", d)
+        server = run.sse
+        return SSEReceiver(tap.url, "live", arrived), lambda d: server.publish("update", d)
 
     def close(self, run: Run, receivers: list[Receiver], tap: WireTap) -> None:
         # Cut the streams first: closing a response that another thread is reading blocks
         # until that read returns (the next event or heartbeat).
-        run.sse.broker.drop_all()
+        run.sse.drop()
         tap.close()
         _close(receivers)
 
@@ -184,7 +179,7 @@ class LongPolling:
                 ) -> tuple[list[Receiver], Send]:
         receivers = _open_all(lambda name: PollReceiver(tap.url, "feed", on_message(name)),
                               names)
-        wait_until(lambda: run.long_polling.hub.waiting() >= len(names), 5)
+        wait_until(lambda: run.long_polling.registered() >= len(names), 5)
         sessions = [requests.Session() for _ in names]
 
         def send(i: int, payload: dict[str, Any]) -> None:
@@ -193,17 +188,17 @@ class LongPolling:
         return list(receivers), send
 
     def live(self, run: Run, tap: WireTap, arrived: OnMessage) -> tuple[Receiver, Publish]:
-        hub = run.long_polling.hub
+        server = run.long_polling
         poll = PollReceiver(tap.url, "feed", arrived)
-        wait_until(lambda: hub.waiting() >= 1, 5)
-        return poll, lambda d: hub.send("feed", "update", d)
+        wait_until(lambda: server.registered() >= 1, 5)
+        return poll, lambda d: server.publish("update", d)
 
     def close(self, run: Run, receivers: list[Receiver], tap: WireTap) -> None:
         # Stop every poller, then wake every waiting poll once, rather than one by one.
         for receiver in receivers:
             if isinstance(receiver, PollReceiver):
                 receiver.stop()
-        run.long_polling.hub.send("feed", "stop", {})
+        run.long_polling.publish("stop", {})
         _close(receivers)
 
 

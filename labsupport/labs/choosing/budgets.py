@@ -11,12 +11,19 @@ otherwise. Beside it stands the
 network's floor for the protocol: the one-way legs a message crosses, times RTT / 2
 (a relayed message crosses two; an HTTP request per message on a new connection
 adds a handshake's round trip).
+
+A row whose budget is far from its network's floor (chat on 4G, live updates on 3G)
+runs its four protocols side by side, each on its own server and tap: their time is
+the network's, and a few milliseconds of shared CPU cannot move a verdict with a
+10 % margin of 150 ms or 1 s. Gaming, whose budget is a few milliseconds above the
+cable floor, runs one protocol at a time.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,20 +45,36 @@ class Budget:
     seconds: float
     q: float
     says: str
-    run: Callable[[Run, str, float], list[Result]]   # (run, profile, scale) -> results
+    #: (run, profile, scale, kinds) -> the row's results
+    run: Callable[[Run, str, float, tuple[str, ...]], list[Result]]
     legs: int                                      # one-way legs a message crosses
+    kinds: tuple[str, ...] = ("websockets", "grpc", "long-polling", "sse")
+    side_by_side: bool = False                     # the protocols at once (network-bound)
 
 
 BUDGETS = [
     Budget("Real-time chat", "4g", 0.150, 99, "a chat message delivered within 150 ms at p99",
-           lambda run, p, s: experiments.chat(run, clients=3, messages=max(3, round(3 * s)),
-                                              profile=p), 2),
+           lambda run, p, s, k: experiments.chat(run, clients=3, messages=max(3, round(3 * s)),
+                                                 kinds=k, profile=p), 2, side_by_side=True),
     Budget("Gaming", "cable", 1 / 30, 99, "a state update within one tick at 30 Hz (33 ms), p99",
-           lambda run, p, s: experiments.gaming(run, players=3, seconds=0.3 * s, profile=p), 2),
+           lambda run, p, s, k: experiments.gaming(run, players=3, seconds=0.3 * s, kinds=k,
+                                                   profile=p), 2),
     Budget("Live updates", "3g", 1.0, 99, "a live update within 1 s at p99",
-           lambda run, p, s: experiments.live_updates(run, events=max(5, round(5 * s)),
-                                                      gap=0.05, profile=p), 1),
+           lambda run, p, s, k: experiments.live_updates(run, events=max(5, round(5 * s)),
+                                                         gap=0.05, kinds=k, graphql=False,
+                                                         profile=p), 1,
+           kinds=("sse", "websockets", "grpc", "long-polling"), side_by_side=True),
 ]
+
+
+def _results(run: Run, budget: Budget) -> list[Result]:
+    """The budget's experiment on its profile, its protocols side by side if it says so."""
+    if not budget.side_by_side:
+        return budget.run(run, budget.profile, run.scale, budget.kinds)
+    with ThreadPoolExecutor(len(budget.kinds)) as pool:
+        rows = pool.map(lambda kind: budget.run(run, budget.profile, run.scale, (kind,)),
+                        budget.kinds)
+        return [result for row in rows for result in row]
 
 
 @dataclass(frozen=True)
@@ -82,6 +105,14 @@ def _interval(values: list[float], q: float, seed: int = 0) -> tuple[float, floa
 MARGIN = 0.10
 
 
+#: (use case, protocol) whose verdict moved between Run-Alls of notebook 08 (``python -m
+#: tools.choosing_stability``, 8 runs): too close to call, whatever one run says. Over a
+#: stream on cable a 30 Hz update's p99 sits a few ms above the 28 ms floor and a few ms
+#: under the 33 ms budget, where one late sample in 50 decides.
+MOVED = {("Gaming", "WebSockets"): "too close 7 times, within budget once in 8 runs",
+         ("Gaming", "gRPC"): "too close 7 times, over budget once in 8 runs"}
+
+
 def _verdict(interval: tuple[float, float], budget: float) -> str:
     if interval[1] <= budget * (1 - MARGIN):
         return "within budget"
@@ -95,7 +126,7 @@ def judge(run: Run, budgets: list[Budget] | None = None) -> list[Verdict]:
     verdicts = []
     for budget in budgets or BUDGETS:
         link = named_profile(budget.profile)
-        for result in budget.run(run, budget.profile, run.scale):
+        for result in _results(run, budget):
             if not result.latencies:
                 continue
             low, high = _interval(result.latencies, budget.q)
@@ -109,7 +140,8 @@ def judge(run: Run, budgets: list[Budget] | None = None) -> list[Verdict]:
                 (round(low * 1000, 1), round(high * 1000, 1)),
                 round(legs * link.one_way * 1000, 1), result.connections,
                 str(result.extra.get("delivered", "")),
-                _verdict((low, high), budget.seconds)))
+                "too close to call" if (budget.row, result.protocol) in MOVED
+                else _verdict((low, high), budget.seconds)))
     return verdicts
 
 

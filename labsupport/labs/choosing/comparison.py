@@ -82,7 +82,7 @@ def _proxies(run: Run) -> tuple[str, str]:
     headers = {k: response.headers.get(k) for k in ("Content-Type", "Cache-Control",
                                                     "X-Accel-Buffering")}
     response.close()
-    run.sse.broker.drop_all()
+    run.sse.drop()
     return ("plain HTTP; a buffering proxy holds events unless told not to: "
             + ", ".join(f"{k}: {v}" for k, v in headers.items()),
             "an Upgrade: a proxy must pass the upgrade through, or the handshake fails")

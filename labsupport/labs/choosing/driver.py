@@ -1,8 +1,11 @@
 """The workload driver: the lab servers, a raw TCP floor, and the figures of a run.
 
-One :class:`Run` starts every lab server once (REST, GraphQL, gRPC, the
-WebSocket chat, SSE, long polling, and this lab's gRPC relay) and measures the
-floor: a raw TCP round trip of 64 bytes through the same wire tap every other
+One :class:`Run` starts every lab server once and measures the floor. REST,
+GraphQL and gRPC run in the kernel (their rows are judged on the production-served
+counts of :mod:`.evidence`); the push servers (the WebSocket chat, SSE, long polling
+and this lab's gRPC relay) run in a child process of their own, served as in
+production (:mod:`.push`), and ``run.servers`` holds an :class:`~.push.Endpoint` for
+each. The floor is a raw TCP round trip of 64 bytes through the same wire tap every other
 figure goes through. Every time is then reported as a ratio to that floor::
 
     run = driver.Run()
@@ -30,14 +33,10 @@ from .. import LABS
 from ..graphql_api import server as graphql_api
 from ..graphql_api.server import GraphQLHandle
 from ..grpc_service import server as grpc_service
-from ..long_polling import server as long_polling
-from ..long_polling.server import LongPollingHandle
 from ..rest import server as rest
-from ..sse import server as sse
-from ..sse.server import SSEHandle
-from ..websocket_chat import server as chat
-from ..websocket_chat.server import ChatError, ChatHandle
-from . import relay
+from .push import SERVERS as PUSH_SERVERS
+from .push import Endpoint
+from .serve import Child, spawn
 
 __all__ = ["Run", "Floor", "Result", "percentile", "measure_floor", "scale_from_env"]
 
@@ -154,7 +153,9 @@ class Run:
                  prefix: str = "choosing") -> None:
         self.scale = scale
         self.results: list[Result] = []
-        self.servers: dict[str, ServerHandle] = {}
+        self._results_lock = threading.Lock()
+        self.servers: dict[str, ServerHandle | Endpoint] = {}
+        self.push: Child | None = None
         try:
             self._start_servers(only or SERVERS, prefix)
             self.floor = measure_floor()
@@ -168,36 +169,47 @@ class Run:
             "graphql": lambda: graphql_api.start(name=f"{prefix}-graphql", fresh_data=False),
             "grpc": lambda: grpc_service.start(name=f"{prefix}-grpc", fresh_data=False,
                                                max_workers=16),
-            "websockets": lambda: chat.start(name=f"{prefix}-websockets", fresh_data=False,
-                                             handlers={"state": relay_state}),
-            "sse": lambda: sse.start(name=f"{prefix}-sse", history=5000, queue_size=5000),
-            "long-polling": lambda: long_polling.start(name=f"{prefix}-long-polling",
-                                                       users=PLAYERS, history=5000),
-            "relay": lambda: relay.start(name=f"{prefix}-relay"),
         }
+        pushed = [name for name in names if name in PUSH_SERVERS]
+        if pushed:
+            self.push = spawn("push")  # imports while the kernel starts its own servers
         for name in names:
-            self.servers[name] = starts[name]()
+            if name in starts:
+                self.servers[name] = starts[name]()
+        for name in pushed:
+            assert self.push is not None
+            self.servers[name] = Endpoint(self.push, name, self.push.start(name))
 
-    # The servers, typed: ``run.sse.broker``, ``run.chat.token_for(101)``...
+    # The servers, typed: ``run.sse.publish(...)``, ``run.chat.token_for(101)``...
     @property
     def graphql(self) -> GraphQLHandle:
         return cast(GraphQLHandle, self.servers["graphql"])
 
-    @property
-    def chat(self) -> ChatHandle:
-        return cast(ChatHandle, self.servers["websockets"])
+    def endpoint(self, name: str) -> Endpoint:
+        """The push server ``name`` (in the child process)."""
+        return cast(Endpoint, self.servers[name])
 
     @property
-    def sse(self) -> SSEHandle:
-        return cast(SSEHandle, self.servers["sse"])
+    def chat(self) -> Endpoint:
+        return self.endpoint("websockets")
 
     @property
-    def long_polling(self) -> LongPollingHandle:
-        return cast(LongPollingHandle, self.servers["long-polling"])
+    def sse(self) -> Endpoint:
+        return self.endpoint("sse")
 
     @property
-    def relay(self) -> relay.RelayHandle:
-        return cast(relay.RelayHandle, self.servers["relay"])
+    def long_polling(self) -> Endpoint:
+        return self.endpoint("long-polling")
+
+    @property
+    def relay(self) -> Endpoint:
+        return self.endpoint("relay")
+
+    def start_push(self, name: str, label: str, **options: Any) -> Endpoint:
+        """One more push server of :data:`.push.SERVERS` in the run's child, as ``label``."""
+        if self.push is None:
+            self.push = spawn("push")
+        return Endpoint(self.push, label, self.push.start(name, label, **options))
 
     def sized(self, count: int | float, minimum: int = 1) -> int:
         """``count`` times this run's scale, at least ``minimum``."""
@@ -216,19 +228,22 @@ class Run:
 
     def add(self, *results: Result) -> list[Result]:
         """Keep ``results`` (replacing earlier ones of the same row and protocol)."""
-        for result in results:
-            self.results = [r for r in self.results
-                            if (r.row, r.protocol) != (result.row, result.protocol)]
-            self.results.append(result)
+        with self._results_lock:   # experiments may run side by side (:mod:`.budgets`)
+            for result in results:
+                self.results = [r for r in self.results
+                                if (r.row, r.protocol) != (result.row, result.protocol)]
+                self.results.append(result)
         return list(results)
 
     def result(self, row: str, protocol: str) -> Result | None:
         return next((r for r in self.results if (r.row, r.protocol) == (row, protocol)), None)
 
     def stop(self) -> None:
-        """Stop every server this run started."""
+        """Stop every server this run started, and its child process."""
         for handle in self.servers.values():
             handle.stop()
+        if self.push is not None:
+            self.push.stop()
 
     def __enter__(self) -> Run:
         return self
@@ -237,14 +252,3 @@ class Run:
         self.stop()
 
 
-# The long-polling inboxes: twenty chat users and the shared feed of the game and live rows.
-PLAYERS = tuple(f"user{n}" for n in range(1, 21)) + ("feed",)
-
-
-def relay_state(chat_server: chat.ChatServer, client: chat.Client, data: dict[str, Any]) -> None:
-    """A chat-server handler for game state: relayed to the room, never stored."""
-    room_id = data.get("room_id")
-    if not isinstance(room_id, str) or room_id not in client.rooms:
-        raise ChatError("join the room before sending state")
-    chat_server.broadcast(room_id, {"type": "state", "state": data.get("state")},
-                          exclude=client)

@@ -29,7 +29,6 @@ from ...database import Post, db
 from ...wire import DOWN, UP, WireTap
 from ..graphql_api import server as graphql_api
 from ..grpc_service import server as grpc_service
-from ..sse import server as sse
 from .adapters import PUSH
 from .clients import PollReceiver, RelayStream, SSEReceiver, wait_until
 from .driver import Result, Run
@@ -352,21 +351,6 @@ def _sig2(value: float) -> float:
     return float(f"{value:.2g}")
 
 
-def _ws_idle_server(interval: float) -> Any:
-    """A WebSocket server with the websockets library's keepalive, pinging every
-    ``interval`` s, that holds each connection open and sends nothing else."""
-    from websockets.sync.server import ServerConnection, serve
-
-    def hold(connection: ServerConnection) -> None:
-        with contextlib.suppress(Exception):
-            for _ in connection:
-                pass
-
-    server = serve(hold, "127.0.0.1", 0, ping_interval=interval)
-    threading.Thread(target=server.serve_forever, name="ws-idle", daemon=True).start()
-    return server
-
-
 def _closer(*steps: Callable[[], object]) -> Callable[[], None]:
     """One call that runs ``steps`` in order."""
     def close() -> None:
@@ -379,8 +363,9 @@ def _idle_client(run: Run, protocol: str, interval: float, window: float
                  ) -> tuple[WireTap, Callable[[], None]]:
     """One idle client of ``protocol`` through a tap (open, settled, counters reset), and
     how to close it; it idles by itself while the caller waits."""
-    if protocol in ("REST", "GraphQL"):
-        tap = WireTap(run.servers["rest" if protocol == "REST" else "graphql"].port)
+    if protocol in ("REST", "GraphQL"):   # polled on Hypercorn, kept alive, in the child
+        name = "rest-hypercorn" if protocol == "REST" else "graphql-hypercorn"
+        tap = WireTap(run.start_push(name, name).port)
         http, stop = requests.Session(), threading.Event()
 
         def poll() -> None:
@@ -403,24 +388,19 @@ def _idle_client(run: Run, protocol: str, interval: float, window: float
         tap.reset()
         return tap, _closer(stream.close, tap.close)
     if protocol == "WebSockets":
-        server = _ws_idle_server(interval)
-        tap = WireTap(server.socket.getsockname()[1])
+        # The websockets library's server keepalive, in the run's child process.
+        server = run.start_push("websockets-hold", "ws-hold", ping_interval=interval)
+        tap = WireTap(server.port)
         ws = connect(f"ws://{tap.address}/", ping_interval=None, open_timeout=5, legacy=True)
         time.sleep(0.02)
         tap.reset()
-        return tap, _closer(ws.close, tap.close, server.shutdown)
+        return tap, _closer(ws.close, tap.close, server.drop)
     if protocol == "SSE":
-        sse_server = sse.start(name="choosing-sse-idle", heartbeat=interval)
+        sse_server = run.start_push("sse", "sse-idle", heartbeat=interval)
         tap = WireTap(sse_server.port)
         events = SSEReceiver(tap.url, "idle", lambda *_: None)
         tap.reset()
-
-        def close_sse() -> None:
-            sse_server.broker.drop_all()
-            tap.close()
-            events.close()
-            sse_server.stop()
-        return tap, close_sse
+        return tap, _closer(sse_server.drop, tap.close, events.close)
     tap = WireTap(run.servers["long-polling"].port)
     poller = PollReceiver(tap.url, "user20", lambda *_: None, timeout=interval)
     time.sleep(0.05)
@@ -428,27 +408,33 @@ def _idle_client(run: Run, protocol: str, interval: float, window: float
     return tap, _closer(poller.close, tap.close)
 
 
-def idle(run: Run, speedup: float = 100.0, minutes: float | None = None) -> list[Result]:
+def idle(run: Run, speedup: float = 25.0, minutes: float | None = None) -> list[Result]:
     """An idle client per protocol, idling the same way (see :data:`IDLE_DEFAULTS`):
     radio wake-ups and bytes per hour, from the tap's timestamps.
 
-    Time is compressed ``speedup`` times (a 20 s ping comes every 0.2 s, the radio tail
-    is 0.116 s) so that ``minutes`` of modelled idling take seconds; wake-ups merge
-    transfers within :data:`RADIO_TAIL`. A protocol whose interval is longer than the
-    window is counted at its default rate (gRPC's 2 h), and says so.
+    Time is compressed ``speedup`` times (a 20 s ping comes every 0.8 s, the radio tail
+    is 0.464 s) so that ``minutes`` of modelled idling take seconds; the six clients idle
+    side by side, each through its own tap. Wake-ups merge transfers within
+    :data:`RADIO_TAIL`. A protocol whose interval is longer than the window is counted at
+    its default rate (gRPC's 2 h), and says so. Compression also multiplies the
+    implementation's few milliseconds per keepalive by ``speedup``: at 25× they stay
+    within the two significant figures shown.
     """
     minutes = minutes or 1.0 * run.scale
     window = 60 * minutes / speedup
+    clients: dict[str, tuple[WireTap, Callable[[], None]]] = {}
+    try:
+        for protocol, (default_interval, _) in IDLE_DEFAULTS.items():
+            clients[protocol] = _idle_client(run, protocol, default_interval / speedup, window)
+        time.sleep(window)
+        seen = {protocol: (tap.messages(), tap.total_bytes, len(tap.connections))
+                for protocol, (tap, _) in clients.items()}
+    finally:
+        for _, close in clients.values():
+            close()
     results = []
     for protocol, (default_interval, why) in IDLE_DEFAULTS.items():
-        interval = default_interval / speedup
-        tap, close = _idle_client(run, protocol, interval, window)
-        try:
-            time.sleep(window)
-            messages = tap.messages()
-            total, connections = tap.total_bytes, len(tap.connections)
-        finally:
-            close()
+        messages, total, connections = seen[protocol]
         starts = wake_ups([m.time for m in messages], RADIO_TAIL / speedup)
         if len(starts) >= 2:   # the rate from the gaps between wake-ups, in modelled time
             gap = statistics.median(b - a for a, b in itertools.pairwise(starts)) * speedup

@@ -8,7 +8,8 @@ best; with two figures, the geometric mean of the two factors). The rule
 :data:`FAR` or more; a claim of unfitness ("Too slow", "Battery drain",
 "Limited") the other way round; in between it is nuanced. Where latencies were
 measured, the factor gets a 95 % bootstrap interval (numpy), and a cell whose
-interval straddles a threshold is "too close to call". Capability claims are
+interval straddles a threshold is "too close to call", and so is a cell whose verdict
+moved between repeated Run-Alls (:data:`MOVED`). Capability claims are
 judged as capabilities: "One-way" by whether the protocol's stream carries the
 other direction, "Possible", "Subscriptions" and "Streaming" by whether every
 message arrived. Cells no experiment here can measure say so, and why.
@@ -85,7 +86,19 @@ NEAR, FAR = 2.0, 4.0
 RULE = (f"fit claims are confirmed within {NEAR:g}× the row's best and contradicted at "
         f"{FAR:g}× or more; unfit claims the other way round; nuanced in between; "
         "'too close to call' when the 95 % bootstrap interval of the factor straddles "
-        f"{NEAR:g}× or {FAR:g}×; capability claims judged as capabilities")
+        f"{NEAR:g}× or {FAR:g}×, or when the cell's verdict moved between repeated Run-Alls; "
+        "capability claims judged as capabilities")
+
+#: Cells whose verdict moved between Run-Alls of notebook 08 (``python -m
+#: tools.choosing_stability``: 5 runs idle, 3 with one core busy, on 2 shared cores): the
+#: spread of their factor from run to run is wider than the in-run bootstrap interval,
+#: so they get no verdict, whatever one run says. What the runs gave is kept as the reason.
+MOVED = {
+    ("Real-time chat", "WebSockets"): "confirmed, nuanced, too close and contradicted in 8 runs",
+    ("Real-time chat", "gRPC"): "confirmed 23 times, nuanced once in 24 runs",
+    ("Live updates", "SSE"): "nuanced 7 times, too close once in 8 runs",
+    ("File upload", "GraphQL"): "confirmed 7 times, nuanced once in 8 runs",
+}
 
 # Cells no experiment measures, and why not.
 NOT_MEASURED = {
@@ -278,8 +291,12 @@ def judge(run: Run, production: list[Measured] | None = None) -> list[Cell]:
             if row == "Mobile apps":
                 why += (f"; {result.extra['counted']} in compressed time, "
                         f"tail {RADIO_TAIL:g} s")
+            verdict = _verdict(claim, factor, interval)
+            if (row, protocol) in MOVED:
+                verdict = "too close to call"
+                why += f"; its verdict moved between Run-Alls ({MOVED[(row, protocol)]})"
             cells.append(Cell(use_case, protocol, claim, _measured(row, result, run),
-                              _verdict(claim, factor, interval), why))
+                              verdict, why))
     return cells
 
 

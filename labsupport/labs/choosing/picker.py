@@ -94,8 +94,8 @@ def pick(needs: Requirements, run: Run | None = None) -> Recommendation:
                 out.setdefault(p, f"one HTTP request per message at {needs.rate_hz:g} Hz"
                                   + _figure(run, "Gaming", p))
     if needs.mobile_idle:
-        out.setdefault("WebSockets", "pings wake the radio every 20 s from each side")
-        out.setdefault("Long Polling", "a new request (and connection) every poll")
+        out.setdefault("WebSockets", "the server's pings wake the radio every 20 s")
+        out.setdefault("Long Polling", "a new request every poll, each waking the radio")
     chosen = next((p for p in order if p not in out), None)
     if chosen is None:
         return Recommendation("none fits", ["every protocol is ruled out"], out)

@@ -6,23 +6,29 @@ input closes, so it never outlives the kernel that started it, even a killed one
 :func:`spawn` does that and returns a :class:`Child` whose ``rss()`` is read from
 the operating system (psutil).
 
-Kinds: ``sse``, ``long-polling`` and ``websockets`` (the labs, by their own
-``start()``), ``production`` (REST and GraphQL served as in production, see
-:func:`_production`, beside the gRPC lab and, as the lesson, the REST lab on
-Werkzeug's development server), and ``uploads``: a streamed HTTP PUT, a gRPC
-client stream of chunks and a GraphQL mutation taking the file in a variable,
+Kinds: ``push`` (nothing at first; ``child.start(name)`` starts a push server of
+:data:`.push.SERVERS` in it, and ``child.call(label, op, ...)`` asks it to publish,
+count its registered clients or drop them: one JSON line each way over the
+child's standard input and output), ``production`` (REST and GraphQL served as in
+production, see :func:`_production`, beside the gRPC lab and, as the lesson, the
+REST lab on Werkzeug's development server), and ``uploads``: a streamed HTTP PUT, a
+gRPC client stream of chunks and a GraphQL mutation taking the file in a variable,
 each counting what it received.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
+import os
+import queue
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
 
@@ -34,7 +40,8 @@ UPLOAD_CHUNK = 64 * 1024
 
 
 class Child:
-    """A server in a child process: ``info`` (what it printed), ``rss()``, ``sample_peak()``."""
+    """A server in a child process: ``info`` (what it printed), ``rss()``, ``sample_peak()``,
+    and ``start``/``call`` for the push servers (:mod:`.push`)."""
 
     def __init__(self, kind: str, timeout: float = 20.0) -> None:
         self.kind, self.timeout = kind, timeout
@@ -44,22 +51,60 @@ class Child:
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._ps = psutil.Process(self.process.pid)
         self._info: dict[str, Any] | None = None
+        self._lines: queue.Queue[bytes] = queue.Queue()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, name=f"child-{kind}", daemon=True).start()
+
+    def _read(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        for line in stdout:
+            self._lines.put(line)
+        self._lines.put(b"")
+
+    def _reply(self, what: str) -> Any:
+        try:
+            line = self._lines.get(timeout=self.timeout)
+        except queue.Empty:
+            line = b""
+        if not line:
+            self.stop()
+            raise RuntimeError(f"the {self.kind} server did not answer {what} in "
+                               f"{self.timeout:g} s")
+        reply = json.loads(line)
+        if isinstance(reply, dict) and "error" in reply:
+            raise RuntimeError(f"the {self.kind} server failed {what}: {reply['error']}")
+        return reply
 
     @property
     def info(self) -> dict[str, Any]:
         """What the server printed when it was ready (waits for it, bounded)."""
         if self._info is None:
-            line: list[bytes] = []
-            stdout = self.process.stdout
-            assert stdout is not None
-            reader = threading.Thread(target=lambda: line.append(stdout.readline()), daemon=True)
-            reader.start()
-            reader.join(self.timeout)
-            if not line or not line[0]:
-                self.stop()
-                raise RuntimeError(f"the {self.kind} server did not start in {self.timeout:g} s")
-            self._info = json.loads(line[0])
+            with self._lock:
+                if self._info is None:
+                    self._info = self._reply("its start")
+        assert self._info is not None
         return self._info
+
+    def _send(self, command: dict[str, Any]) -> Any:
+        self.info  # noqa: B018  (ready first)
+        with self._lock:
+            stdin = self.process.stdin
+            assert stdin is not None
+            stdin.write(json.dumps(command).encode() + b"\n")
+            stdin.flush()
+            return self._reply(str(command.get("op", "start")))["value"]
+
+    def start(self, name: str, label: str | None = None, **options: Any) -> dict[str, Any]:
+        """Start the push server ``name`` (:data:`.push.SERVERS`) as ``label`` (default its
+        name) with ``options``; its port and what a client needs."""
+        info: dict[str, Any] = self._send({"start": name, "label": label or name,
+                                           "options": options})
+        return info
+
+    def call(self, label: str, op: str, *args: Any) -> Any:
+        """``publish``, ``registered`` or ``drop`` on the server started as ``label``."""
+        return self._send({"label": label, "op": op, "args": list(args)})
 
     def rss(self) -> int:
         """Resident memory of the child now, in bytes."""
@@ -75,15 +120,14 @@ class Child:
 
     def stop(self) -> None:
         """Close its standard input (it exits), killing it if it does not within 5 s."""
-        if self.process.stdin:
-            self.process.stdin.close()
+        if self.process.stdin and not self.process.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
         try:
             self.process.wait(5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
-        if self.process.stdout:
-            self.process.stdout.close()
 
     def __enter__(self) -> Child:
         return self
@@ -98,6 +142,10 @@ def spawn(kind: str, timeout: float = 20.0) -> Child:
 
 
 # --- the child side ----------------------------------------------------------------
+
+#: What the child keeps alive for as long as it runs (listeners, servers).
+_LISTENERS: list[Any] = []
+
 
 def _uploads() -> dict[str, Any]:
     import grpc
@@ -138,57 +186,72 @@ def _uploads() -> dict[str, Any]:
             "Put": grpc.stream_unary_rpc_method_handler(put)})])
     grpc_port = server.add_insecure_port(f"{LOOPBACK}:0")
     server.start()
+    _LISTENERS.append(server)  # kept: a collected grpc.Server stops serving
     return {"http_port": http.port, "grpc_port": grpc_port}
-
-
-def _push_lab(kind: str) -> dict[str, Any]:
-    from ..long_polling import server as long_polling
-    from ..sse import server as sse
-    from ..websocket_chat import server as chat
-
-    if kind == "sse":
-        return {"port": sse.start(heartbeat=15.0).port}
-    if kind == "long-polling":
-        return {"port": long_polling.start().port}
-    websockets = chat.start()
-    return {"port": websockets.port, "token": websockets.token_for(101)}
-
-
-_LISTENERS: list[Any] = []
 
 
 def _never_empty(app: Any) -> Any:
     """``app`` with a body of at least one (empty) chunk: Hypercorn 0.18's WSGI wrapper
-    starts the response at the first chunk, so a 204 with no chunk became a 500."""
-    def wrapped(environ: dict, start_response: Any) -> Any:
-        body = app(environ, start_response)
+    starts the response at the first chunk, so a 204 with no chunk became a 500. Chunks
+    pass through as they come, so a stream (SSE) stays a stream."""
+    def chunks(body: Any) -> Iterator[bytes]:
         try:
-            chunks = list(body)
+            empty = True
+            for chunk in body:
+                empty = False
+                yield chunk
+            if empty:
+                yield b""
         finally:
             if hasattr(body, "close"):
                 body.close()
-        return chunks or [b""]
+
+    def wrapped(environ: dict, start_response: Any) -> Any:
+        return chunks(app(environ, start_response))
     return wrapped
 
 
-def _hypercorn(app: Any, loop: Any) -> int:
-    """Serve the WSGI ``app`` with Hypercorn on 127.0.0.1 (a free port) in ``loop``."""
+_LOOP: Any = None
+#: Hypercorn runs each WSGI request in its event loop's default executor, one thread a
+#: request for as long as it lasts: a held poll or an open SSE stream keeps one. The
+#: default (min(32, CPUs + 4)) would cap open streams at six on this machine.
+WSGI_THREADS = 4096
+
+
+def _loop() -> Any:
+    """The child's event loop for Hypercorn, in a thread of its own (started once)."""
+    global _LOOP
+    if _LOOP is None:
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
+        _LOOP = asyncio.new_event_loop()
+        _LOOP.set_default_executor(ThreadPoolExecutor(WSGI_THREADS, thread_name_prefix="wsgi"))
+        threading.Thread(target=_LOOP.run_forever, name="hypercorn", daemon=True).start()
+    return _LOOP
+
+
+def hypercorn(app: Any) -> int:
+    """Serve the WSGI ``app`` with Hypercorn on 127.0.0.1 (a free port): HTTP/1.1 with
+    keep-alive, and HTTP/2 (cleartext, prior knowledge) on the same port."""
     import asyncio
     import socket
 
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
-    listener = socket.create_server(("127.0.0.1", 0))
+    listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
     _LISTENERS.append(listener)  # kept open: Hypercorn serves on its file descriptor
     config = Config()
     config.bind = [f"fd://{listener.fileno()}"]
     config.accesslog = None
     config.errorlog = None
+    config.backlog = 4096
     # A shutdown trigger of our own: Hypercorn's default installs signal handlers, which
     # only the main thread may do. The child ends when its standard input closes.
     asyncio.run_coroutine_threadsafe(
-        serve(_never_empty(app), config, mode="wsgi", shutdown_trigger=asyncio.Event().wait), loop)
+        serve(_never_empty(app), config, mode="wsgi", shutdown_trigger=asyncio.Event().wait),
+        _loop())
     return listener.getsockname()[1]
 
 
@@ -203,8 +266,6 @@ def _production() -> dict[str, Any]:
     same port, which gives the control "REST over HTTP/2" against gRPC. Gunicorn and
     Waitress keep connections alive too, but speak HTTP/1.1 only.
     """
-    import asyncio
-
     from ... import database
     from ..graphql_api import server as graphql_api
     from ..grpc_service import server as grpc_service
@@ -212,21 +273,43 @@ def _production() -> dict[str, Any]:
     from ..rest import server as rest
 
     database.ready(True)
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, name="hypercorn", daemon=True).start()
-    return {"rest": _hypercorn(rest.create_app(rate_limit=None), loop),
-            "graphql": _hypercorn(graphql_api.create_app(), loop),
+    return {"rest": hypercorn(rest.create_app(rate_limit=None)),
+            "graphql": hypercorn(graphql_api.create_app()),
             "grpc": grpc_service.start(fresh_data=False, max_workers=16).port,
             "rest-dev": rest.start(fresh_data=False, name="rest-dev", rate_limit=None).port,
-            "long-polling": _hypercorn(long_polling.create_app(long_polling.NotificationHub(
-                long_polling.USERS, 100)), loop),
+            "long-polling": hypercorn(long_polling.create_app(long_polling.NotificationHub(
+                long_polling.USERS, 100))),
             "long-polling-dev": long_polling.start(name="long-polling-dev").port}
 
 
+def _serve_commands() -> None:
+    """Answer one JSON line per command on standard input until it closes."""
+    from .push import SERVERS, Served
+
+    served: dict[str, Served] = {}
+    for line in sys.stdin:
+        command = json.loads(line)
+        try:
+            if "start" in command:
+                server = SERVERS[command["start"]].start(command["options"])
+                served[command["label"]] = server
+                value: Any = {"port": server.port, **server.info}
+            else:
+                if command["op"] not in ("publish", "registered", "drop"):
+                    raise ValueError(f"no such call: {command['op']!r}")
+                value = getattr(served[command["label"]], command["op"])(*command["args"])
+            reply: dict[str, Any] = {"value": value}
+        except Exception as error:  # reported to the kernel, which raises it
+            reply = {"error": f"{type(error).__name__}: {error}"}
+        print(json.dumps(reply, default=str), flush=True)
+
+
 def main(kind: str) -> None:
-    info = {"uploads": _uploads, "production": _production}.get(kind, lambda: _push_lab(kind))()
-    print(json.dumps(info), flush=True)
-    sys.stdin.read()  # until the parent closes it, or dies
+    starts = {"uploads": _uploads, "production": _production, "push": dict}
+    print(json.dumps(starts[kind]()), flush=True)
+    _serve_commands()
+    # Held polls and open streams keep executor threads that would hold up a normal exit.
+    os._exit(0)
 
 
 if __name__ == "__main__":
