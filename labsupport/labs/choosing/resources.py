@@ -12,6 +12,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import h11
 import requests
@@ -23,9 +25,9 @@ from ...wire import WireTap
 from ..grpc_service import server as grpc_service
 from .clients import wait_until
 from .driver import Result, Run
-from .serve import UPLOAD_CHUNK, spawn
+from .serve import UPLOAD_CHUNK, Child, spawn
 
-__all__ = ["upload", "idle_connections"]
+__all__ = ["upload", "idle_connections", "idle_memory", "IdleMemory", "IDLE_KINDS"]
 
 MB = 1024 * 1024
 
@@ -145,40 +147,77 @@ def _ready(kind: str, port: int, expected: int) -> Callable[[], bool]:
 IDLE_KINDS = {"websockets": "WebSockets", "sse": "SSE", "long-polling": "Long Polling"}
 
 
-def idle_connections(run: Run, count: int | None = None) -> list[Result]:
-    """``count`` idle clients per protocol against the lab's server: its memory per connection.
+@dataclass(frozen=True)
+class IdleMemory:
+    """What ``connections`` idle clients of one protocol cost its server, read by psutil:
+    the child's resident memory before and after; ``during`` is what the caller's
+    ``during()`` returned while they were all open."""
+
+    kind: str
+    connections: int
+    all_open: bool
+    rss_before: int
+    rss_after: int
+    during: Any = None
+
+    @property
+    def per_connection(self) -> float:
+        """Bytes of the server's resident memory per open connection (user space only)."""
+        return (self.rss_after - self.rss_before) / self.connections
+
+
+def idle_memory(kind: str, count: int, *, child: Child | None = None,
+                during: Callable[[], Any] | None = None) -> IdleMemory:
+    """``count`` idle ``kind`` clients (``IDLE_KINDS``) against the lab's server in a child
+    process (``child``, or one spawned and stopped here): its memory per connection.
 
     The clients are bare sockets that sent the protocol's opening (the WebSocket
-    handshake, the SSE request, a 30 s long poll) and then wait.
+    handshake, the SSE request, a 30 s long poll) and then wait; every wait is bounded.
     """
+    own = child is None
+    server = spawn(kind) if child is None else child
+    try:
+        port, token = server.info["port"], server.info.get("token")
+        time.sleep(0.1)
+        before = server.rss()
+        sockets = []
+        try:
+            for n in range(count):
+                sock = socket.create_connection((LOOPBACK, port), timeout=5)
+                sock.sendall(_opening(kind, port, token, n))
+                sockets.append(sock)
+            if kind == "websockets":
+                for sock in sockets:
+                    sock.recv(4096)  # the 101 response
+            settled = wait_until(_ready(kind, port, count), 5 + count / 50)
+            time.sleep(0.1)
+            after = server.rss()
+            seen = during() if during is not None else None
+        finally:
+            for sock in sockets:
+                sock.close()
+    finally:
+        if own:
+            server.stop()
+    return IdleMemory(kind, count, settled, before, after, seen)
+
+
+def idle_connections(run: Run, count: int | None = None) -> list[Result]:
+    """``count`` idle clients per protocol against the lab's server: its memory per connection
+    (:func:`idle_memory`, the three servers started together)."""
     count = count or run.sized(200)
     results = []
     children = {kind: spawn(kind) for kind in IDLE_KINDS}  # one server each, started together
     try:
         for kind, protocol in IDLE_KINDS.items():
             child = children[kind]
-            port, token = child.info["port"], child.info.get("token")
-            time.sleep(0.1)
-            before = child.rss()
-            sockets = []
             try:
-                for n in range(count):
-                    sock = socket.create_connection((LOOPBACK, port), timeout=5)
-                    sock.sendall(_opening(kind, port, token, n))
-                    sockets.append(sock)
-                if kind == "websockets":
-                    for sock in sockets:
-                        sock.recv(4096)  # the 101 response
-                settled = wait_until(_ready(kind, port, count), 5 + count / 50)
-                time.sleep(0.1)
-                after = child.rss()
+                measured = idle_memory(kind, count, child=child)
             finally:
-                for sock in sockets:
-                    sock.close()
                 child.stop()
-            per = (after - before) / count
+            per = measured.per_connection
             results.append(Result("Idle connections", protocol, [], 0, 0, count, {
-                "connections": count, "all open": settled,
+                "connections": count, "all open": measured.all_open,
                 "server KB per connection": round(per / 1024, 1),
                 "server MB for 1,000": round(per * 1000 / MB, 1)}))
     finally:
