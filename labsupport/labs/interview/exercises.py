@@ -22,10 +22,10 @@ import requests
 
 from ...engine import NotAttempted, Unmet, cases, exercise, expect
 from ..websocket_chat import server as chat
-from . import design, evidence, game, idempotency, practice, protodiff, versioning
+from . import connections, design, evidence, game, idempotency, practice, protodiff, versioning
 
 NOTEBOOK = "09-interview-questions"
-__all__ = ["practice"]  # its Q1 and Q3 checks register on import
+__all__ = ["connections", "practice"]  # their checks register on import
 
 
 # --- 1. what one WebSocket message costs (Q2) -------------------------------------------

@@ -11,7 +11,8 @@ a fingerprint of the request body and the response it gave:
 
 ``lose_responses=n`` makes the server charge and then drop the connection
 without answering, ``n`` times: the network failure that makes clients retry.
-``handle.unavailable(n)`` answers the next ``n`` POSTs ``503``, charging nothing: an overloaded server, the status a client retries after a wait.
+``handle.unavailable(n)`` answers the next ``n`` POSTs ``503``, charging nothing: an
+overloaded server, the status a client retries after a wait.
 ``ledger.attempts`` counts every POST the server received, whatever it answered.
 """
 
