@@ -3,12 +3,16 @@ passing and wrong answers failing with their message, whatever the seed."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import time
 
 from exercise_helpers import assert_fails, assert_passes
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
-from labsupport.labs.interview import capacity, connections
+from labsupport.labs.interview import capacity, connections, draining
 
 # --- the measurement and the arithmetic ------------------------------------------------------
 
@@ -25,7 +29,8 @@ def test_an_idle_websocket_costs_the_server_memory_and_every_one_stays_open():
 def test_the_kernel_limits_are_read_and_add_up():
     limits = capacity.kernel_limits()
     assert limits.kernel_bytes == limits.tcp_rmem[0] + limits.tcp_wmem[0] > 0
-    assert limits.ephemeral_ports == limits.ip_local_port_range[1] - limits.ip_local_port_range[0] + 1
+    low, high = limits.ip_local_port_range
+    assert limits.ephemeral_ports == high - low + 1
     assert capacity.source_ips_needed(1_000_000, limits.ephemeral_ports) * limits.ephemeral_ports \
         >= 1_000_000
 
@@ -114,3 +119,85 @@ def test_capacity_without_rounding_fails():
 
 def test_capacity_stub_is_not_attempted():
     assert_fails("interview.capacity", lambda *args: None, "not solved yet")
+
+
+# --- draining on deploy ----------------------------------------------------------------------
+
+
+def test_a_drain_or_a_hard_stop_loses_nothing_for_a_resuming_client_and_the_gap_for_a_naive_one():
+    """The notebook's table: counts that hold every run."""
+    for how, code in (("drain", 1012), ("hard", 1006)):
+        resumed = draining.deploy(draining.follow, how=how, name="test-feed")
+        assert (resumed["close_code"], resumed["lost"], resumed["repeated"]) == (code, [], [])
+        assert resumed["got"] == list(range(1, 21))
+        naive = draining.deploy(draining.follow_naively, how=how, name="test-feed")
+        assert (naive["close_code"], naive["lost"], naive["repeated"]) == \
+            (code, [11, 12, 13, 14, 15], [])
+
+
+def _client(target_for, *, on_close=None):
+    """A client following the feed; ``target_for(url, got)`` says where to reconnect."""
+    def follow(url, until):
+        got = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with connect(target_for(url, got), open_timeout=2) as ws:
+                    while True:
+                        message = json.loads(ws.recv(timeout=2))
+                        got.append(message["id"])
+                        if message["id"] >= until:
+                            return got
+            except ConnectionClosed as closed:
+                if on_close is not None and on_close(closed):
+                    return got
+                time.sleep(0.05)
+        raise TimeoutError
+
+    return follow
+
+
+def test_draining_reference_passes():
+    assert_passes("interview.draining")
+
+
+def test_draining_without_resuming_fails():
+    """Requirement skipped: it reconnects, but for what comes next (the naive client)."""
+    assert_fails("interview.draining", _client(lambda url, got: url), "were lost: reconnect with "
+                                                                     "?after=")
+
+
+def test_draining_that_never_reconnects_fails():
+    """Happy path only: a close ends the feed."""
+    assert_fails("interview.draining", _client(lambda url, got: url, on_close=lambda c: True),
+                 "a close is not the end of the feed")
+
+
+def test_draining_that_resumes_from_the_start_fails():
+    """Too loose: resuming means replaying everything."""
+    assert_fails("interview.draining",
+                 _client(lambda url, got: f"{url}?after=0" if got else url), "arrived twice")
+
+
+def test_draining_that_resumes_after_the_next_id_fails():
+    """Off by one: ?after= the id it expects next."""
+    assert_fails("interview.draining",
+                 _client(lambda url, got: f"{url}?after={got[-1] + 1}" if got else url),
+                 "send the last id you received, not the next one")
+
+
+def test_draining_that_gives_up_without_a_close_frame_fails():
+    """Happy path only: it resumes after a drain's 1012, but a crash (1006, no frame) ends it."""
+    def raise_on_crash(closed):
+        if closed.rcvd is None:
+            raise closed
+        return False
+
+    assert_fails("interview.draining",
+                 _client(lambda url, got: f"{url}?after={got[-1]}" if got else url,
+                         on_close=raise_on_crash),
+                 "was stopped hard (no close frame: 1006)")
+
+
+def test_draining_stub_is_not_attempted():
+    assert_fails("interview.draining", lambda url, until: None, "not solved yet")

@@ -3,6 +3,9 @@
 - ``interview.capacity``: servers for N open connections, judged on cases drawn at check
   time from the memory one idle WebSocket measurably costs (:mod:`.capacity`) and this
   machine's socket buffer minimums.
+- ``interview.draining``: a WebSocket client judged by the messages it lost and got twice
+  while the backend holding it is drained (1012) and then stopped hard (1006), with
+  message counts drawn at check time (:mod:`.draining`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...engine import NotAttempted, Unmet, cases, exercise, expect
-from . import capacity
+from . import capacity, draining
 
 NOTEBOOK = "09-interview-questions"
 GIB = 2**30
@@ -134,3 +137,71 @@ def check_capacity(servers_for: Any) -> str:
         raise Unmet(f"for {case}: you said {answer:,} servers, it takes {min(want):,}{why}")
     return (f"{len(drawn)} drawn cases right, from {user_bytes:,} B per WebSocket measured in "
             f"the chat server's process and {limits.kernel_bytes:,} B of minimum socket buffers")
+
+
+# --- a client that survives a deploy -------------------------------------------------------
+
+
+def _judge_deploy(outcome: dict[str, Any]) -> None:
+    how = ("drained (close code 1012, service restart)" if outcome["how"] == "drain"
+           else "stopped hard (no close frame: 1006)")
+    before, gap, until = outcome["before"], outcome["gap"], outcome["until"]
+    where = (f"the backend holding your connection was {how} after message {before}, and "
+             f"messages {before + 1}-{before + gap} were published before you could reconnect")
+    got, lost, twice = outcome["got"], outcome["lost"], outcome["repeated"]
+    problem = outcome["problem"]
+    expect(problem != "never connected", "follow() never connected: connect to the url given")
+    expect(outcome["error"] is None,
+           f"{where}; follow() raised {outcome['error']}: a close is not the end of the feed, "
+           "reconnect (the same url: the balancer sends you to a backend that is up)")
+    if got is not None and not isinstance(got, list):
+        raise Unmet(f"return the list of message ids, got {got!r}")
+    expect(problem not in ("did not reconnect", "did not return") or got is not None,
+           f"{where}; follow() did not return message {until} in time: after the close, "
+           "reconnect and go on until the message `until`")
+    ids = got or []
+    expect(not ids or max(ids) >= until,
+           f"{where}; follow() returned after message {max(ids)}: a close is not the end of "
+           f"the feed, reconnect and go on until message {until}")
+    expect(not twice, f"{where}; messages {twice[:8]} arrived twice: resume after the last id "
+                      "you received (?after=<that id>), not from the start")
+    if lost == [before + 1]:
+        raise Unmet(f"{where}; message {before + 1} was lost: ?after=<id> means the messages "
+                    "after that id, so send the last id you received, not the next one")
+    expect(not lost, f"{where}; messages {lost[:8]} were lost: reconnect with ?after=<the last "
+                     "id you received>, and the backend replays what you missed")
+    expect(ids == sorted(ids), f"the messages came in the order {ids[:12]}…, not as sent")
+
+
+@exercise(
+    "interview.draining",
+    title="Q2: a WebSocket client that survives a deploy, nothing lost or twice",
+    notebook=NOTEBOOK,
+    hints=[
+        "A close is not the end: catch websockets.exceptions.ConnectionClosed (whatever the "
+        "code: 1012 from a drain, 1006 from a crash) and connect to the same url again; the "
+        "balancer sends you to a backend that is up.",
+        "Remember the id of the last message you received and reconnect to "
+        "f'{url}?after={last_id}': the new backend replays what you missed.",
+        "with connect(target, open_timeout=2) as ws: json.loads(ws.recv(timeout=2))['id'] in a "
+        "loop, until you have received the id `until`; bound the whole thing with a deadline.",
+    ],
+    reference=draining.follow,
+    timeout=60,
+)
+def check_draining(follow: Any) -> str:
+    draw = cases()
+    outcomes = []
+    for n, how in enumerate(("drain", "hard")):
+        outcome = draining.deploy(follow, how=how, before=draw.randrange(3, 13),
+                                  gap=draw.randrange(2, 7), after=draw.randrange(2, 7),
+                                  timeout=8, name=f"interview-draining-check-{n}")
+        if n == 0 and outcome["got"] is None and outcome["problem"] == "never connected" \
+                and outcome["error"] is None:
+            raise NotAttempted("follow returns None")
+        _judge_deploy(outcome)
+        outcomes.append(outcome)
+    drained, hard = outcomes
+    return (f"a drain (1012) after message {drained['before']} and a hard stop (1006) after "
+            f"message {hard['before']}: {drained['until']} and {hard['until']} messages, none "
+            "lost, none twice")

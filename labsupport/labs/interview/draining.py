@@ -15,6 +15,7 @@ client lost and got twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -250,7 +251,8 @@ def deploy(client: Callable[[str, int], Any], *, how: str = "drain", before: int
     outcome: dict[str, Any] = {"how": how, "until": until, "before": before, "gap": gap,
                                "close_code": None, "problem": None}
     worker = threading.Thread(target=lambda: _run(client, balancer, until, result), daemon=True)
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(_shut, balancer, backends)
         worker.start()
         _wait(lambda: sum(b.open_connections for b in backends) >= 1 or not worker.is_alive(),
               timeout)
@@ -260,7 +262,8 @@ def deploy(client: Callable[[str, int], Any], *, how: str = "drain", before: int
             return _counted(outcome, result, feed)
         old = next(b for b in backends if b.open_connections)
         new = next(b for b in backends if b is not old)
-        probe = connect(old.ws_url, open_timeout=2, close_timeout=1)  # sees what clients see
+        # a second client of the old backend, to see what its clients see at the deploy
+        probe = stack.enter_context(connect(old.ws_url, open_timeout=2, close_timeout=1))
         for n in range(before):
             feed.publish(f"message {n + 1}")
         if not _wait(lambda: old.app.caught_up(before), timeout):
@@ -280,11 +283,13 @@ def deploy(client: Callable[[str, int], Any], *, how: str = "drain", before: int
         worker.join(timeout)
         if worker.is_alive():
             outcome["problem"] = "did not return"
-    finally:
-        balancer.close()
-        for backend in backends:
-            backend.stop()
     return _counted(outcome, result, feed)
+
+
+def _shut(balancer: RoundRobinTCP, backends: list[FeedHandle]) -> None:
+    balancer.close()
+    for backend in backends:
+        backend.stop()
 
 
 def _counted(outcome: dict[str, Any], result: dict[str, Any], feed: Feed) -> dict[str, Any]:
@@ -305,8 +310,6 @@ def _close_code(ws: Any) -> int:
         return int(closed.rcvd.code if closed.rcvd else CloseCode.ABNORMAL_CLOSURE)
     except TimeoutError:
         return 0
-    finally:
-        ws.close()
 
 
 def _run(client: Callable[[str, int], Any], balancer: RoundRobinTCP, until: int,

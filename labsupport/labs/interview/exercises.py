@@ -113,7 +113,7 @@ def pay(base_url: str, body: dict, attempts: int = 5) -> dict:
 
 
 #: Bodies the server refuses with 422 whatever the attempt: drawn by the check.
-REFUSED_BODIES = {
+REFUSED_BODIES: dict[str, dict[str, Any]] = {
     "an amount of 0 cents": {"amount_cents": 0, "to": "bob"},
     "a negative amount": {"amount_cents": -500, "to": "bob"},
     "an amount over the limit": {"amount_cents": 5_000_000, "to": "bob"},
