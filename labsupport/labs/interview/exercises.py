@@ -89,9 +89,6 @@ def check_frame_bytes(frame_bytes):
 
 # --- 2. a payment POST that is safe to retry -----------------------------------------
 
-RETRYABLE = (409, 503)   # still processing (the key's first request); overloaded
-
-
 def pay(base_url: str, body: dict, attempts: int = 5) -> dict:
     """POST a payment, retrying lost responses and 503s with one Idempotency-Key for every
     attempt and a pause that doubles; any other error is raised at once."""
@@ -105,7 +102,7 @@ def pay(base_url: str, body: dict, attempts: int = 5) -> dict:
                                      headers={"Idempotency-Key": key})
         except (requests.ConnectionError, requests.Timeout):
             continue
-        if response.status_code in RETRYABLE:
+        if response.status_code in (409, 503):   # the first attempt still running; overloaded
             continue
         response.raise_for_status()               # 400, 422 ...: the same answer every time
         return response.json()
