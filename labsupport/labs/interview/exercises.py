@@ -1,7 +1,8 @@
 """Exercises of notebooks/09-interview-questions.ipynb: each answer is judged by running it.
 
 What one WebSocket message costs (frames of eight sizes measured on the wire
-to the chat server), a retry that charges once (a live payment server that loses a response), a
+to the chat server), a retry that charges once and retries only what a retry can fix (a live
+payment server that loses a response, answers 503 and refuses a body with 422), a
 protocol per feature (budgets worked out from costs measured on the labs), a
 game update schema (the live game server sends it for a second), a
 deprecation plan (client teams simulated against the live v1 server), and a
