@@ -13,7 +13,8 @@ a fingerprint of the request body and the response it gave:
 without answering, ``n`` times: the network failure that makes clients retry.
 ``handle.unavailable(n)`` answers the next ``n`` POSTs ``503``, charging nothing: an
 overloaded server, the status a client retries after a wait.
-``ledger.attempts`` counts every POST the server received, whatever it answered.
+``ledger.attempts`` holds every POST the server received (when, and its body), whatever it
+answered; ``ledger.busy_answers`` when each 503 was answered.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class PaymentLedger:
         self.in_flight: set[str] = set()
         self.attempts: list[tuple[float, dict[str, Any] | None]] = []  # (when, body) per POST
         self.unavailable_left = 0
+        self.busy_answers: list[float] = []   # when each 503 was answered
         self.lock = threading.Lock()
 
     def charge(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +130,8 @@ def pay() -> Response:
         busy = ledger.unavailable_left > 0
         ledger.unavailable_left -= busy
     if busy:
+        with ledger.lock:
+            ledger.busy_answers.append(time.monotonic())
         raise APIError(503, "The payment service is overloaded; retry after a pause")
     body = _valid_payment(json_object())
     key = request.headers.get(KEY_HEADER)
