@@ -181,8 +181,8 @@ def check_safe_retry(pay):
                f"after {busy} answers of 503, return the payment the server charged, got "
                f"{third!r}")
         with server.ledger.lock:
-            answered = server.ledger.busy_answers[-busy:]
-        waited = sum(later - sent for sent, later in zip(answered, tries[1:], strict=False))
+            busy_at = server.ledger.busy_answers[-busy:]
+        waited = sum(later - sent for sent, later in zip(busy_at, tries[1:], strict=False))
         expect(waited >= MIN_BACKOFF,
                f"the server answered 503 {busy} times and the retries came {waited * 1000:.0f} "
                "ms after those answers in all: an overloaded server retried at once gets "
