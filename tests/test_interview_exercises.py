@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 
 import requests
@@ -91,6 +92,79 @@ def test_safe_retry_with_one_key_for_ever_fails():
                 continue
 
     assert_fails("interview.safe-retry", pay, "a second, different payment must be charged")
+
+
+def test_safe_retry_without_a_pause_fails():
+    """Happy path only: it retries 503s in a tight loop, hammering an overloaded server."""
+    def pay(base_url, body):
+        key = str(uuid.uuid4())
+        for _ in range(5):
+            try:
+                response = requests.post(f"{base_url}/api/payments", json=body, timeout=5,
+                                         headers={"Idempotency-Key": key})
+            except requests.ConnectionError:
+                continue
+            if response.status_code == 503:
+                continue
+            response.raise_for_status()
+            return response.json()
+
+    assert_fails("interview.safe-retry", pay, "an overloaded server retried at once")
+
+
+def test_safe_retry_that_gives_up_on_a_503_fails():
+    """Happy path only: every HTTP error is final, a 503 too."""
+    def pay(base_url, body):
+        key = str(uuid.uuid4())
+        for attempt in range(5):
+            try:
+                response = requests.post(f"{base_url}/api/payments", json=body, timeout=5,
+                                         headers={"Idempotency-Key": key})
+            except requests.ConnectionError:
+                time.sleep(0.05 * 2 ** attempt)
+                continue
+            response.raise_for_status()
+            return response.json()
+
+    assert_fails("interview.safe-retry", pay, "pay() raised HTTPError: a 503 says")
+
+
+def test_safe_retry_that_retries_every_status_code_fails():
+    """Happy path only: any answer but 201 is retried, a 422 too (it never changes)."""
+    def pay(base_url, body):
+        key = str(uuid.uuid4())
+        for attempt in range(5):
+            if attempt:
+                time.sleep(0.05 * 2 ** (attempt - 1))
+            try:
+                response = requests.post(f"{base_url}/api/payments", json=body, timeout=5,
+                                         headers={"Idempotency-Key": key})
+            except requests.ConnectionError:
+                continue
+            if response.status_code == 201:
+                return response.json()
+        raise ConnectionError("no payment after 5 attempts")
+
+    assert_fails("interview.safe-retry", pay, "was answered 422 (validation failed) and pay() "
+                                              "sent it 5 times")
+
+
+def test_safe_retry_that_returns_the_error_fails():
+    """Happy path only: the error envelope returned as if it were the payment."""
+    def pay(base_url, body):
+        key = str(uuid.uuid4())
+        for attempt in range(5):
+            if attempt:
+                time.sleep(0.05 * 2 ** (attempt - 1))
+            try:
+                response = requests.post(f"{base_url}/api/payments", json=body, timeout=5,
+                                         headers={"Idempotency-Key": key})
+            except requests.ConnectionError:
+                continue
+            if response.status_code != 503:
+                return response.json()
+
+    assert_fails("interview.safe-retry", pay, "as if it were a payment")
 
 
 def test_safe_retry_stub_is_not_attempted():

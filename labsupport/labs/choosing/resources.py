@@ -14,6 +14,8 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -25,7 +27,7 @@ from .driver import Result, Run
 from .push import SERVERS
 from .serve import UPLOAD_CHUNK, Child, spawn
 
-__all__ = ["upload", "idle_connections"]
+__all__ = ["upload", "idle_connections", "idle_memory", "IdleMemory", "IDLE_KINDS"]
 
 MB = 1024 * 1024
 
@@ -141,42 +143,74 @@ def _registered(child: Child, label: str, count: int) -> bool:
     return bool(child.call(label, "registered") >= count)
 
 
-def idle_connections(run: Run, count: int | None = None) -> list[Result]:
-    """``count`` idle clients per protocol against its push server (:mod:`.push`), each
-    in a child process of its own: the server's memory per connection.
+@dataclass(frozen=True)
+class IdleMemory:
+    """What ``connections`` idle clients of one protocol cost its server, read by psutil:
+    the child's resident memory before and after; ``during`` is what the caller's
+    ``during()`` returned while they were all open."""
+
+    kind: str
+    connections: int
+    all_open: bool
+    rss_before: int
+    rss_after: int
+    during: Any = None
+
+    @property
+    def per_connection(self) -> float:
+        """Bytes of the server's resident memory per open connection (user space only)."""
+        return (self.rss_after - self.rss_before) / self.connections
+
+
+def idle_memory(kind: str, count: int, *, child: Child | None = None,
+                during: Callable[[], Any] | None = None) -> IdleMemory:
+    """``count`` idle ``kind`` clients (``IDLE_KINDS``) against its push server
+    (:mod:`.push`) in a child process (``child``, a ``spawn("push")``, or one spawned here;
+    stopped when done): the server's memory per connection.
 
     The clients are bare sockets that sent the protocol's opening (the WebSocket
-    handshake, the SSE request, a 30 s long poll) and then wait; the server counts
-    them registered before its memory is read.
+    handshake, the SSE request, a 30 s long poll) and then wait; the server counts them
+    registered before its memory is read; every wait is bounded.
     """
+    server = SERVERS[kind]
+    assert server.opening is not None
+    host = spawn("push") if child is None else child
+    try:
+        info = host.start(kind)
+        port = info["port"]
+        time.sleep(0.1)
+        before = host.rss()
+        sockets = []
+        try:
+            for n in range(count):
+                sock = socket.create_connection((LOOPBACK, port), timeout=5)
+                sock.sendall(server.opening(port, n, info))
+                sockets.append(sock)
+            settled = wait_until(functools.partial(_registered, host, kind, count),
+                                 5 + count / 50)
+            time.sleep(0.1)
+            after = host.rss()
+            seen = during() if during is not None else None
+        finally:
+            for sock in sockets:
+                sock.close()
+    finally:
+        host.stop()
+    return IdleMemory(kind, count, settled, before, after, seen)
+
+
+def idle_connections(run: Run, count: int | None = None) -> list[Result]:
+    """``count`` idle clients per protocol against its push server, each in a child process
+    of its own, started together: the server's memory per connection (:func:`idle_memory`)."""
     count = count or run.sized(200)
-    results = []
     children = {kind: spawn("push") for kind in IDLE_KINDS}  # started together
+    results = []
     try:
         for kind, child in children.items():
-            server = SERVERS[kind]
-            assert server.opening is not None
-            info = child.start(kind)
-            port = info["port"]
-            time.sleep(0.1)
-            before = child.rss()
-            sockets = []
-            try:
-                for n in range(count):
-                    sock = socket.create_connection((LOOPBACK, port), timeout=5)
-                    sock.sendall(server.opening(port, n, info))
-                    sockets.append(sock)
-                settled = wait_until(functools.partial(_registered, child, kind, count),
-                                     5 + count / 50)
-                time.sleep(0.1)
-                after = child.rss()
-            finally:
-                for sock in sockets:
-                    sock.close()
-                child.stop()
-            per = (after - before) / count
-            results.append(Result("Idle connections", server.protocol, [], 0, 0, count, {
-                "connections": count, "all open": settled,
+            measured = idle_memory(kind, count, child=child)
+            per = measured.per_connection
+            results.append(Result("Idle connections", SERVERS[kind].protocol, [], 0, 0, count, {
+                "connections": count, "all open": measured.all_open,
                 "server KB per connection": round(per / 1024, 1),
                 "server MB for 1,000": round(per * 1000 / MB, 1)}))
     finally:

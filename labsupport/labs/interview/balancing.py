@@ -27,7 +27,8 @@ LOOPBACK = "127.0.0.1"
 
 
 class RoundRobinTCP:
-    """A TCP proxy on 127.0.0.1 (a free port) sending each connection to the next backend."""
+    """A TCP proxy on 127.0.0.1 (a free port) sending each connection to the next backend
+    that accepts it."""
 
     def __init__(self, backends: list[int]) -> None:
         self.backends = backends
@@ -48,12 +49,26 @@ class RoundRobinTCP:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            index = next(self._next)
-            self.connections[index] += 1
-            upstream = socket.create_connection((LOOPBACK, self.backends[index]), timeout=5)
-            upstream.settimeout(None)
+            upstream = self._connect()
+            if upstream is None:
+                client.close()
+                continue
             for source, target in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    def _connect(self) -> socket.socket | None:
+        """A connection to the next backend that accepts one (a backend that refuses,
+        stopped or draining, is skipped, as a health-checking balancer does)."""
+        for _ in self.backends:
+            index = next(self._next)
+            try:
+                upstream = socket.create_connection((LOOPBACK, self.backends[index]), timeout=5)
+            except OSError:
+                continue
+            self.connections[index] += 1
+            upstream.settimeout(None)
+            return upstream
+        return None
 
     @staticmethod
     def _pipe(source: socket.socket, target: socket.socket) -> None:

@@ -1,7 +1,8 @@
 """Exercises of notebooks/09-interview-questions.ipynb: each answer is judged by running it.
 
 What one WebSocket message costs (frames of eight sizes measured on the wire
-to the chat server), a retry that charges once (a live payment server that loses a response), a
+to the chat server), a retry that charges once and retries only what a retry can fix (a live
+payment server that loses a response, answers 503 and refuses a body with 422), a
 protocol per feature (budgets worked out from costs measured on the labs), a
 game update schema (the live game server sends it for a second), a
 deprecation plan (client teams simulated against the live v1 server), and a
@@ -20,12 +21,12 @@ from typing import Any
 
 import requests
 
-from ...engine import NotAttempted, Unmet, exercise, expect
+from ...engine import NotAttempted, Unmet, cases, exercise, expect
 from ..websocket_chat import server as chat
-from . import design, evidence, game, idempotency, practice, protodiff, versioning
+from . import connections, design, evidence, game, idempotency, practice, protodiff, versioning
 
 NOTEBOOK = "09-interview-questions"
-__all__ = ["practice"]  # its Q1 and Q3 checks register on import
+__all__ = ["connections", "practice"]  # their checks register on import
 
 
 # --- 1. what one WebSocket message costs (Q2) -------------------------------------------
@@ -89,40 +90,65 @@ def check_frame_bytes(frame_bytes):
 
 # --- 2. a payment POST that is safe to retry -----------------------------------------
 
-def pay(base_url: str, body: dict, attempts: int = 4) -> dict:
-    """POST a payment, retrying lost responses with one Idempotency-Key for every attempt."""
+def pay(base_url: str, body: dict, attempts: int = 5) -> dict:
+    """POST a payment, retrying lost responses and 503s with one Idempotency-Key for every
+    attempt and a pause that doubles; any other error is raised at once."""
     key = str(uuid.uuid4())
     for attempt in range(attempts):
+        if attempt:
+            pause = 0.1 * 2 ** (attempt - 1)           # 100, 200, 400 ms ...
+            time.sleep(pause / 2 + random.uniform(0, pause / 2))   # ... half of it jittered
         try:
             response = requests.post(f"{base_url}/api/payments", json=body, timeout=5,
                                      headers={"Idempotency-Key": key})
         except (requests.ConnectionError, requests.Timeout):
-            time.sleep(random.uniform(0, min(1.0, 0.05 * 2 ** attempt)))
             continue
-        if response.status_code == 409:          # the first attempt is still running
-            time.sleep(random.uniform(0, min(1.0, 0.05 * 2 ** attempt)))
+        if response.status_code in (409, 503):   # the first attempt still running; overloaded
             continue
-        response.raise_for_status()
+        response.raise_for_status()               # 400, 422 ...: the same answer every time
         return response.json()
     raise ConnectionError(f"no answer after {attempts} attempts")
 
 
+#: Bodies the server refuses with 422 whatever the attempt: drawn by the check.
+REFUSED_BODIES: dict[str, dict[str, Any]] = {
+    "an amount of 0 cents": {"amount_cents": 0, "to": "bob"},
+    "a negative amount": {"amount_cents": -500, "to": "bob"},
+    "an amount over the limit": {"amount_cents": 5_000_000, "to": "bob"},
+    "no account to pay": {"amount_cents": 700},
+    "an unknown field": {"amount_cents": 700, "to": "bob", "currency": "EUR"},
+}
+MIN_BACKOFF = 0.1   # seconds, in all, from each 503 to the next attempt (two or three 503s)
+
+
+def _attempts_for(server: idempotency.PaymentsHandle, body: dict) -> list[float]:
+    with server.ledger.lock:
+        return [when for when, sent in server.ledger.attempts if sent == body]
+
+
 @exercise(
     "interview.safe-retry",
-    title="Retry a payment POST without charging twice",
+    title="Retry a payment POST without charging twice, and only when a retry can help",
     notebook=NOTEBOOK,
     hints=[
         "A lost response does not mean the payment failed: the server may have charged. "
         "Retry, but let the server recognise the retry.",
         "Make one key (uuid.uuid4()) before the first attempt and send it in the "
         "Idempotency-Key header of every attempt.",
-        "Catch requests.ConnectionError (and requests.Timeout) around the POST, wait a "
-        "little, and try again; return response.json() once you have an answer.",
+        "Catch requests.ConnectionError (and requests.Timeout) around the POST; on those and "
+        "on a 503 (or a 409: the first attempt still running) sleep, doubling the pause each "
+        "time (100 ms, 200 ms, ...), and try again. Any other error (400, 422) will be answered "
+        "the same every time: response.raise_for_status() at once.",
     ],
     reference=pay,
+    timeout=30,
 )
 def check_safe_retry(pay):
-    body = {"amount_cents": 2500, "to": "bob"}
+    draw = cases()
+    body = {"amount_cents": draw.randrange(100, 10_000), "to": "bob"}
+    busy = draw.choice((2, 3))
+    refused_as = draw.choice(sorted(REFUSED_BODIES))
+    refused = REFUSED_BODIES[refused_as]
     with idempotency.start(name="interview-payments-check", lose_responses=1) as server:
         try:
             payment = pay(server.url, body)
@@ -141,7 +167,44 @@ def check_safe_retry(pay):
         expect(len(server.ledger.charges) == 2 and second.get("to") == "carol",
                "a second, different payment must be charged too: use a new key per payment, "
                "not one key for ever")
-    return "a lost response retried with the same key: charged once, and the payment returned"
+
+        third_body = {"amount_cents": draw.randrange(100, 10_000), "to": "dave"}
+        server.unavailable(busy)
+        try:
+            third = pay(server.url, third_body)
+        except Exception as exc:
+            raise Unmet(f"the server answered 503 (overloaded) {busy} times, then would have "
+                        f"charged; pay() raised {type(exc).__name__}: a 503 says 'try again "
+                        "later', so wait and retry") from None
+        tries = _attempts_for(server, third_body)
+        expect(isinstance(third, dict) and third.get("to") == "dave",
+               f"after {busy} answers of 503, return the payment the server charged, got "
+               f"{third!r}")
+        with server.ledger.lock:
+            busy_at = server.ledger.busy_answers[-busy:]
+        waited = sum(later - sent for sent, later in zip(busy_at, tries[1:], strict=False))
+        expect(waited >= MIN_BACKOFF,
+               f"the server answered 503 {busy} times and the retries came {waited * 1000:.0f} "
+               "ms after those answers in all: an overloaded server retried at once gets "
+               "busier; pause before each retry, doubling the pause (100 ms, 200 ms, ...)")
+
+        try:
+            answered = pay(server.url, refused)
+        except Exception:
+            answered = None
+            raised = True
+        else:
+            raised = False
+        tries = _attempts_for(server, refused)
+        expect(len(tries) == 1,
+               f"a body with {refused_as} was answered 422 (validation failed) and pay() sent "
+               f"it {len(tries)} times: a 422 is answered the same every time; retry only "
+               "lost connections and 503s (or 409s), and raise on the others")
+        expect(raised, f"a body with {refused_as} was answered 422, and pay() returned "
+                       f"{answered!r} as if it were a payment: raise (response.raise_for_status())")
+    return (f"a lost response retried with the same key: charged once; {busy} answers of 503 "
+            f"retried after {waited * 1000:.0f} ms in all; a 422 for {refused_as} sent once "
+            "and raised")
 
 
 # --- 3. a protocol per feature (Q4) ----------------------------------------------------

@@ -11,6 +11,10 @@ a fingerprint of the request body and the response it gave:
 
 ``lose_responses=n`` makes the server charge and then drop the connection
 without answering, ``n`` times: the network failure that makes clients retry.
+``handle.unavailable(n)`` answers the next ``n`` POSTs ``503``, charging nothing: an
+overloaded server, the status a client retries after a wait.
+``ledger.attempts`` holds every POST the server received (when, and its body), whatever it
+answered; ``ledger.busy_answers`` when each 503 was answered.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +44,9 @@ class PaymentLedger:
         self.charges: list[dict[str, Any]] = []
         self.responses: dict[str, tuple[str, int, dict[str, Any]]] = {}
         self.in_flight: set[str] = set()
+        self.attempts: list[tuple[float, dict[str, Any] | None]] = []  # (when, body) per POST
+        self.unavailable_left = 0
+        self.busy_answers: list[float] = []   # when each 503 was answered
         self.lock = threading.Lock()
 
     def charge(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -114,8 +122,18 @@ def _respond(payment: dict[str, Any]) -> Response:
 
 @routes.post("/api/payments")
 def pay() -> Response:
-    lab, body = _lab(), _valid_payment(json_object())
+    lab = _lab()
     ledger = lab.ledger
+    raw = request.get_json(silent=True)
+    with ledger.lock:
+        ledger.attempts.append((time.monotonic(), raw if isinstance(raw, dict) else None))
+        busy = ledger.unavailable_left > 0
+        ledger.unavailable_left -= busy
+    if busy:
+        with ledger.lock:
+            ledger.busy_answers.append(time.monotonic())
+        raise APIError(503, "The payment service is overloaded; retry after a pause")
+    body = _valid_payment(json_object())
     key = request.headers.get(KEY_HEADER)
     if key is None:
         if lab.require_key:
@@ -162,6 +180,11 @@ class PaymentsHandle(ServerHandle):
     """The payment server: ``ledger.charges`` lists every charge made."""
 
     ledger: PaymentLedger
+
+    def unavailable(self, count: int) -> None:
+        """Answer the next ``count`` POSTs ``503 Service Unavailable``, charging nothing."""
+        with self.ledger.lock:
+            self.ledger.unavailable_left = count
 
 
 def start(*, name: str = "payments", require_key: bool = False,
