@@ -35,13 +35,14 @@ Any lab may use it; this is its stable API (names kept, meanings kept)::
   server sends (the TCP model), and a UDP relay may ask it about datagrams.
 - :class:`Counts`, :func:`count` (``counts``): connections, requests, round trips, bytes and
   messages each way, of what a tap saw: counts before clocks; ``counts.ends`` and
-  ``counts.endings()`` say how its connections ended.
+  ``counts.endings()`` say how its connections ended; ``count(tap, without=TIMING_FRAMES)``
+  leaves out HTTP/2's WINDOW_UPDATE and PING frames, whose number follows the timing.
 
 Its modules import downwards only: ``records``, ``profiles`` <- ``parsers``, ``shaping``
 ``pcap`` <- ``diagram`` <- ``tap`` <- ``counts``.
 """
 
-from .counts import Counts, count
+from .counts import TIMING_FRAMES, Counts, count
 from .diagram import sequence_diagram
 from .parsers import Message, parse_connection, parse_connections, totals
 from .profiles import PROFILES, NetworkProfile, profile
@@ -51,4 +52,4 @@ from .tap import WireTap
 
 __all__ = ["WireTap", "Connection", "Chunk", "UP", "DOWN", "ENDS", "Message", "parse_connections",
            "parse_connection", "totals", "sequence_diagram", "NetworkProfile", "PROFILES",
-           "profile", "LossPattern", "Counts", "count"]
+           "profile", "LossPattern", "Counts", "count", "TIMING_FRAMES"]
