@@ -17,7 +17,7 @@ sizes, frame headers and masks included); times are when its last byte arrived.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import h11
@@ -28,7 +28,7 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from .records import DOWN, UP, Connection
 
-__all__ = ["Message", "parse_connections", "parse_connection", "totals"]
+__all__ = ["Message", "parse_connections", "parse_connection", "totals", "h2_frames"]
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"PATCH ", b"DELETE ", b"HEAD ", b"OPTIONS ")
@@ -286,19 +286,26 @@ def _http2(number: int, up: _Timeline, down: _Timeline) -> list[Message]:
     return messages
 
 
-def _h2_frames(number: int, timeline: _Timeline, offset: int, direction: str) -> list[Message]:
-    decoder = hpack.Decoder()
-    decoder.max_allowed_table_size = 1 << 20
-    data = timeline.data
-    messages: list[Message] = []
+def h2_frames(data: bytes, offset: int = 0) -> Iterator[tuple[Frame, int]]:
+    """Each whole HTTP/2 frame in ``data`` from ``offset`` (hyperframe's), with the offset
+    just after it; a frame cut short at the end is left out."""
     while len(data) - offset >= 9:
         frame, length = Frame.parse_frame_header(memoryview(data[offset:offset + 9]))
         if len(data) - offset - 9 < length:
-            break
+            return
         frame.parse_body(memoryview(data[offset + 9:offset + 9 + length]))
         offset += 9 + length
+        yield frame, offset
+
+
+def _h2_frames(number: int, timeline: _Timeline, offset: int, direction: str) -> list[Message]:
+    decoder = hpack.Decoder()
+    decoder.max_allowed_table_size = 1 << 20
+    messages: list[Message] = []
+    for frame, end in h2_frames(timeline.data, offset):
         messages.append(Message(number, direction, "HTTP/2", _h2_label(frame, decoder),
-                                9 + length, timeline.time_at(offset)))
+                                end - offset, timeline.time_at(end)))
+        offset = end
     return messages
 
 

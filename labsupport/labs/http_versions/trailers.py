@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import hpack
-from hyperframe.frame import DataFrame, Frame, HeadersFrame
+from hyperframe.frame import DataFrame, HeadersFrame
 
 from ...wire import DOWN, WireTap
+from ...wire.parsers import h2_frames
 from ..grpc_service import server as grpc_service
 from .h2client import H2Client, H2Response
 
@@ -59,14 +60,8 @@ def server_frames(tap: WireTap) -> list[H2Frame]:
     what ``tap`` recorded (HTTP/2 connections; HPACK decoded per connection)."""
     frames = []
     for connection in tap.connections:
-        data, offset = connection.stream(DOWN), 0
         decoder = hpack.Decoder()
-        while len(data) - offset >= 9:
-            frame, length = Frame.parse_frame_header(memoryview(data[offset:offset + 9]))
-            if len(data) - offset - 9 < length:
-                break
-            frame.parse_body(memoryview(data[offset + 9:offset + 9 + length]))
-            offset += 9 + length
+        for frame, _ in h2_frames(connection.stream(DOWN)):
             end = "END_STREAM" in frame.flags
             if isinstance(frame, HeadersFrame):
                 fields = {str(k): str(v) for k, v in decoder.decode(frame.data, raw=False)}

@@ -204,7 +204,9 @@ def follow(url: str, until: int) -> list[int]:
 
 
 def follow_naively(url: str, until: int) -> list[int]:
-    """:func:`follow` without resuming: after a close it reconnects for what comes next."""
+    """:func:`follow` without resuming: after a close it reconnects for what comes next.
+    (Written out, not a flag on ``follow``: ``follow`` is the exercise's reference solution,
+    shown to the learner whole.)"""
     got: list[int] = []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
