@@ -127,10 +127,10 @@ def upload(run: Run, megabytes: float | None = None) -> list[Result]:
             "data"]["upload"]
 
     with spawn("uploads") as child:
-        http_port, grpc_port = child.info["http_port"], child.info["grpc_port"]
-        results = [_measure(child, "REST", http_port, size, rest_put, floor),
-                   _measure(child, "gRPC", grpc_port, size, grpc_put, floor),
-                   _measure(child, "GraphQL", http_port, size, graphql_put, floor)]
+        ports = child.info
+        results = [_measure(child, "REST", ports["http_port"], size, rest_put, floor),
+                   _measure(child, "gRPC", ports["grpc_port"], size, grpc_put, floor),
+                   _measure(child, "GraphQL", ports["graphql_port"], size, graphql_put, floor)]
     return run.add(*results)
 
 
