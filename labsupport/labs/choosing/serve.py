@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
-from typing import Any
+from typing import Any, Literal
 
 import psutil
 
@@ -254,7 +254,7 @@ def _loop() -> Any:
     return _LOOP
 
 
-def hypercorn(app: Any, mode: str = "wsgi") -> int:
+def hypercorn(app: Any, mode: Literal["wsgi", "asgi"] = "wsgi") -> int:
     """Serve ``app`` (a WSGI app, or an ASGI one with ``mode="asgi"``) with Hypercorn on
     127.0.0.1 (a free port): HTTP/1.1 with keep-alive, and HTTP/2 (cleartext, prior
     knowledge) on the same port."""
@@ -277,7 +277,7 @@ def hypercorn(app: Any, mode: str = "wsgi") -> int:
     # A shutdown trigger of our own: Hypercorn's default installs signal handlers, which
     # only the main thread may do. The child ends when its standard input closes.
     asyncio.run_coroutine_threadsafe(
-        serve(_never_empty(app) if mode == "wsgi" else app, config, mode=mode,  # type: ignore[arg-type]
+        serve(_never_empty(app) if mode == "wsgi" else app, config, mode=mode,
               shutdown_trigger=asyncio.Event().wait),
         _loop())
     return listener.getsockname()[1]
