@@ -11,6 +11,7 @@ import requests
 
 from labsupport.labs.choosing import evidence, serve
 from labsupport.wire import WireTap, count
+from labsupport.wire.counts import TIMING_FRAMES
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def child() -> Iterator[serve.Child]:
 def counted(adapter: evidence.Adapter, child: serve.Child, cycles: int = 1):
     with WireTap(child.info[adapter.server]) as tap:
         evidence._batch(adapter, tap.address, cycles)
-        return count(tap, without=evidence.BDP_PING)
+        return count(tap, without=TIMING_FRAMES)
 
 
 @pytest.mark.parametrize("adapter", evidence.ADAPTERS, ids=lambda a: a.name.split(" (")[0])

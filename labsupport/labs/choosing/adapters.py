@@ -10,6 +10,10 @@ An experiment loops over adapters and never asks which protocol it has. Each
   ``publish(payload)``, the server publishing from inside its process;
 - ``close(run, receivers, tap)``: end every client at once.
 
+``connect`` and ``live`` take client ``options``: ``compression=None`` has a WebSocket
+client offer no permessage-deflate (the counted exchanges of :mod:`.experiments`); the
+other protocols' clients compress nothing anyway.
+
 Each adapter uses its server's :class:`~.push.Endpoint` (``run.sse``, ``run.chat``...):
 the server runs in the run's child process, and ``publish``, ``registered`` and
 ``drop`` reach it over the child's pipe; the experiments use none of them.
@@ -44,10 +48,11 @@ class PushAdapter(Protocol):
     server: str       # the run's server it talks to
 
     def connect(self, run: Run, tap: WireTap, names: list[str],
-                on_message: Callable[[str], OnMessage], room: str
+                on_message: Callable[[str], OnMessage], room: str, **options: Any
                 ) -> tuple[list[Receiver], Send]: ...
 
-    def live(self, run: Run, tap: WireTap, arrived: OnMessage) -> tuple[Receiver, Publish]: ...
+    def live(self, run: Run, tap: WireTap, arrived: OnMessage, **options: Any
+             ) -> tuple[Receiver, Publish]: ...
 
     def close(self, run: Run, receivers: list[Receiver], tap: WireTap) -> None: ...
 
@@ -82,13 +87,13 @@ class WebSockets:
     protocol, server = "WebSockets", "websockets"
 
     def connect(self, run: Run, tap: WireTap, names: list[str],
-                on_message: Callable[[str], OnMessage], room: str
+                on_message: Callable[[str], OnMessage], room: str, **options: Any
                 ) -> tuple[list[Receiver], Send]:
         def open_one(name: str) -> WebSocketReceiver:
             return WebSocketReceiver(f"ws://{tap.address}",
                                      run.chat.token_for(WS_USERS[names.index(name)]), room,
                                      {"new_message", "state", "update"},
-                                     _unwrap_ws(on_message(name)))
+                                     _unwrap_ws(on_message(name)), **options)
 
         receivers = _open_all(open_one, names)
         wait_until(lambda: all(r.joined.is_set() for r in receivers), 5)
@@ -101,10 +106,11 @@ class WebSockets:
                                    "message": json.dumps(payload)})
         return list(receivers), send
 
-    def live(self, run: Run, tap: WireTap, arrived: OnMessage) -> tuple[Receiver, Publish]:
+    def live(self, run: Run, tap: WireTap, arrived: OnMessage, **options: Any
+             ) -> tuple[Receiver, Publish]:
         chat_server = run.chat
         ws = WebSocketReceiver(f"ws://{tap.address}", chat_server.token_for(101), "live",
-                               {"update"}, _unwrap_ws(arrived))
+                               {"update"}, _unwrap_ws(arrived), **options)
         ws.joined.wait(5)
         return ws, lambda data: chat_server.publish("update", data)
 
@@ -118,7 +124,7 @@ class GrpcStreams:
     protocol, server = "gRPC", "relay"
 
     def connect(self, run: Run, tap: WireTap, names: list[str],
-                on_message: Callable[[str], OnMessage], room: str
+                on_message: Callable[[str], OnMessage], room: str, **options: Any
                 ) -> tuple[list[Receiver], Send]:
         before = run.relay.registered()
         receivers = _open_all(lambda name: RelayStream(tap.address, on_message(name),
@@ -129,7 +135,8 @@ class GrpcStreams:
             receivers[i].send(payload)
         return list(receivers), send
 
-    def live(self, run: Run, tap: WireTap, arrived: OnMessage) -> tuple[Receiver, Publish]:
+    def live(self, run: Run, tap: WireTap, arrived: OnMessage, **options: Any
+             ) -> tuple[Receiver, Publish]:
         relay_service = run.relay
         before = relay_service.registered()
         stream = RelayStream(tap.address, arrived, bidirectional=False)
@@ -146,7 +153,7 @@ class ServerSentEvents:
     protocol, server = "SSE", "sse"
 
     def connect(self, run: Run, tap: WireTap, names: list[str],
-                on_message: Callable[[str], OnMessage], room: str
+                on_message: Callable[[str], OnMessage], room: str, **options: Any
                 ) -> tuple[list[Receiver], Send]:
         receivers = _open_all(lambda name: SSEReceiver(tap.url, f"{room}-{name}",
                                                        on_message(name)), names)
@@ -157,7 +164,8 @@ class ServerSentEvents:
                              timeout=5)
         return list(receivers), send
 
-    def live(self, run: Run, tap: WireTap, arrived: OnMessage) -> tuple[Receiver, Publish]:
+    def live(self, run: Run, tap: WireTap, arrived: OnMessage, **options: Any
+             ) -> tuple[Receiver, Publish]:
         server = run.sse
         return SSEReceiver(tap.url, "live", arrived), lambda d: server.publish("update", d)
 
@@ -175,7 +183,7 @@ class LongPolling:
     protocol, server = "Long Polling", "long-polling"
 
     def connect(self, run: Run, tap: WireTap, names: list[str],
-                on_message: Callable[[str], OnMessage], room: str
+                on_message: Callable[[str], OnMessage], room: str, **options: Any
                 ) -> tuple[list[Receiver], Send]:
         receivers = _open_all(lambda name: PollReceiver(tap.url, "feed", on_message(name)),
                               names)
@@ -187,7 +195,8 @@ class LongPolling:
                              json={"user_id": "feed", "type": room, "data": payload}, timeout=5)
         return list(receivers), send
 
-    def live(self, run: Run, tap: WireTap, arrived: OnMessage) -> tuple[Receiver, Publish]:
+    def live(self, run: Run, tap: WireTap, arrived: OnMessage, **options: Any
+             ) -> tuple[Receiver, Publish]:
         server = run.long_polling
         poll = PollReceiver(tap.url, "feed", arrived)
         wait_until(lambda: server.registered() >= 1, 5)

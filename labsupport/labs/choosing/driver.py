@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from ...harness import LOOPBACK, ServerHandle
-from ...wire import WireTap
+from ...wire import Counts, WireTap
 from .. import LABS
 from ..graphql_api import server as graphql_api
 from ..graphql_api.server import GraphQLHandle
@@ -82,6 +82,8 @@ class Result:
     operations: int = 0
     connections: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The counts of a counted exchange (:func:`.experiments.counted`), where there is one.
+    counts: Counts | None = field(default=None, repr=False)
 
     @property
     def p50(self) -> float:

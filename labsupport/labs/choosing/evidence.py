@@ -9,8 +9,8 @@ connects, does one CRUD cycle (create, read, update, delete one user) and closes
 For each adapter, :func:`measure`:
 
 1. **counts** a batch of CRUD cycles through a recording tap on loopback: connections,
-   requests, round trips, bytes and messages each way (:func:`labsupport.wire.count`),
-   identical run after run;
+   requests, round trips, bytes and messages each way (:func:`labsupport.wire.count`,
+   HTTP/2's flow-control and PING frames left out), identical run after run;
 2. **times** the same batch through a tap shaped to a named network profile, repeated,
    beside the model ``round trips × RTT + bytes ÷ bandwidth`` from the counts;
 3. **times** it on loopback, unshaped: the CPU cost of *this Python implementation*,
@@ -30,11 +30,9 @@ import numpy as np
 import requests
 
 from ...codegen import load
-from ...wire import Counts, NetworkProfile, WireTap, count, profile
+from ...wire import TIMING_FRAMES, Counts, NetworkProfile, WireTap, count, profile
 from ..grpc_service import server as grpc_service
 from .serve import Child
-
-BDP_PING = ("PING",)   # the labels of what count() leaves out (see measure)
 
 __all__ = ["Adapter", "ADAPTERS", "Measured", "measure", "measure_all", "bootstrap_median",
            "table"]
@@ -200,9 +198,9 @@ def measure(adapter: Adapter, child: Child, *, cycles: int = 1, repeats: int = 5
     port = child.info[adapter.server]
     with WireTap(port) as tap:
         _batch(adapter, tap.address, cycles)
-        # gRPC's bandwidth probe sends a PING (and gets its ACK) only when the clock says so;
-        # the WINDOW_UPDATEs of four small calls are the same every run, so they stay counted.
-        counts = count(tap, without=BDP_PING)
+        # HTTP/2's WINDOW_UPDATE and PING frames follow timing (one more now and then, even
+        # with gRPC's BDP probe off): left out, so the counts repeat exactly.
+        counts = count(tap, without=TIMING_FRAMES)
     result = Measured(adapter, cycles, counts, profile(link))
     for seed in range(repeats):
         with WireTap(port, profile=link, seed=seed, record=False) as shaped:

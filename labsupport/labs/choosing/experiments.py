@@ -26,7 +26,8 @@ from websockets.typing import Subprotocol
 
 from ...codegen import load
 from ...database import Post, db
-from ...wire import DOWN, UP, WireTap
+from ...wire import DOWN, UP, Counts, WireTap, count
+from ...wire.counts import TIMING_FRAMES
 from ..graphql_api import server as graphql_api
 from ..grpc_service import server as grpc_service
 from .adapters import PUSH
@@ -34,7 +35,7 @@ from .clients import PollReceiver, RelayStream, SSEReceiver, wait_until
 from .driver import Result, Run
 
 __all__ = ["crud", "chat", "live_updates", "idle", "microservices", "public_api", "gaming",
-           "ALL"]
+           "counted", "ALL"]
 
 user_service_pb2, user_service_pb2_grpc = load("user_service")
 T = TypeVar("T")
@@ -159,9 +160,75 @@ def _on(row: str, profile: str) -> str:
     return row if profile == "loopback" else f"{row} on {profile}"
 
 
+#: Client options of the counted exchanges: WebSocket frames uncompressed, as every other
+#: protocol here sends its bytes (Hypercorn sends no gzip, gRPC compresses nothing by
+#: default). With permessage-deflate a frame's size depends on the frames before it on
+#: its connection and on the digits of the server's timestamps: the same chat moved from
+#: 12,078 to 12,235 B between runs.
+PLAIN: dict[str, Any] = {"compression": None}
+Message = Callable[[int, int], dict]
+
+
+def _quiet(tap: WireTap, quiet: float = 0.1, timeout: float = 2.0) -> None:
+    """Wait until ``tap`` has relayed nothing new for ``quiet`` s (at most ``timeout`` s):
+    a poll sent again, or an answer to a POST, after the last delivery."""
+    deadline = time.monotonic() + timeout
+    last, since = tap.total_bytes, time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+        if tap.total_bytes != last:
+            last, since = tap.total_bytes, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+
+
+def counted(run: Run, kind: str, clients: int, room: str, messages: int,
+            message: Message) -> tuple[Counts, int]:
+    """What ``messages`` cost on the wire, sent one at a time through a fresh tap on
+    loopback: the counts, and how many deliveries they made.
+
+    ``message(k, sender)`` is the k-th payload (sent by client ``k % clients``); with
+    ``room="live"`` one client listens and the server publishes. Each message is delivered
+    to every other client before the next is sent: when they overlap, how many share a
+    poll answer or an SSE chunk follows timing. WebSocket frames go uncompressed
+    (:data:`PLAIN`); gRPC's flow-control and PING frames, whose number follows timing, are
+    left out (:data:`~labsupport.wire.counts.TIMING_FRAMES`). Same workload, same counts,
+    run after run (ids and timestamps of a fresh run's servers have the same width)."""
+    adapter = PUSH[kind]
+    deliveries = _Deliveries()
+    send: Callable[[int, dict], object]
+    with run.tap(adapter.server) as tap:
+        if room == "live":
+            receiver, publish = adapter.live(run, tap, deliveries.receiver("server"), **PLAIN)
+            receivers: list[Any] = [receiver]
+            per = 1
+            send = lambda _, payload: publish(payload)  # noqa: E731
+        else:
+            receivers, send = adapter.connect(run, tap, [f"c{i}" for i in range(clients)],
+                                              deliveries.receiver, room, **PLAIN)
+            per = clients - 1
+        try:
+            time.sleep(0.05)   # every stream open and settled
+            _quiet(tap)
+            tap.reset()
+            for k in range(messages):
+                payload = message(k, k % clients)
+                deliveries.sent[payload["tag"]] = time.perf_counter()
+                send(k % clients, payload)
+                wait_until(functools.partial(_at_least, deliveries, (k + 1) * per), 5)
+            _quiet(tap)
+            counts = count(tap, without=TIMING_FRAMES)
+        finally:
+            adapter.close(run, receivers, tap)
+    return counts, deliveries.count()
+
+
 def _fan_out(run: Run, kind: str, row: str, clients: int, room: str,
              drive: Callable[[Callable[[int, dict], None], _Deliveries], int],
-             seconds: float | None = None, profile: str = "loopback") -> Result:
+             seconds: float | None = None, profile: str = "loopback",
+             count_messages: tuple[int, Message] | None = None) -> Result:
+    """The timed exchange (latencies), and on loopback its counts: ``count_messages``
+    (how many, and the payload maker) sent one at a time by :func:`counted`."""
     adapter = PUSH[kind]
     deliveries = _Deliveries()
     names = [f"c{i}" for i in range(clients)]
@@ -181,7 +248,15 @@ def _fan_out(run: Run, kind: str, row: str, clients: int, room: str,
             result.extra["bytes/s"] = round(tap.total_bytes / elapsed)
         finally:
             adapter.close(run, receivers, tap)
+    if count_messages is not None and profile == "loopback":
+        _counted_into(result, *counted(run, kind, clients, room, *count_messages))
     return result
+
+
+def _counted_into(result: Result, counts: Counts, delivered: int) -> None:
+    """``result``'s bytes and connections from a counted exchange (:func:`counted`)."""
+    result.bytes, result.operations = counts.bytes, max(delivered, 1)
+    result.connections, result.counts = counts.connections, counts
 
 
 def chat(run: Run, clients: int = 20, messages: int | None = None,
@@ -200,8 +275,12 @@ def chat(run: Run, clients: int = 20, messages: int | None = None,
             time.sleep(0.02)
         return messages * (clients - 1)
 
+    def message(k: int, sender: int) -> dict:
+        return {"tag": f"chat-{k:04d}", "from": f"c{sender}", "text": f"message {k}"}
+
     return run.add(*(_fan_out(run, kind, "Real-time chat", clients, "chat", drive,
-                              profile=profile) for kind in kinds))
+                              profile=profile, count_messages=(messages, message))
+                     for kind in kinds))
 
 
 def gaming(run: Run, players: int = 10, hz: float = 30, seconds: float | None = None,
@@ -234,8 +313,13 @@ def gaming(run: Run, players: int = 10, hz: float = 30, seconds: float | None = 
             thread.join(seconds + 15)
         return ticks * players * (players - 1)
 
-    results = [_fan_out(run, kind, "Gaming", players, "arena", drive, seconds, profile)
-               for kind in kinds]
+    def state(k: int, sender: int) -> dict:
+        return {"tag": f"{sender}-{k // players}", "from": f"c{sender}", "x": k // players,
+                "y": sender}
+
+    # Counted: two states from each player, one at a time (at 30 Hz they overlap).
+    results = [_fan_out(run, kind, "Gaming", players, "arena", drive, seconds, profile,
+                        (2 * players, state)) for kind in kinds]
     for result in results:
         result.extra["jitter ms"] = round(result.jitter * 1000, 2)
     return run.add(*results)
@@ -267,9 +351,15 @@ def live_updates(run: Run, events: int | None = None, gap: float = 0.01,
                                        delivered=f"{deliveries.count()}/{events}"))
             finally:
                 adapter.close(run, [receiver], tap)
+        if profile == "loopback":
+            _counted_into(results[-1], *counted(run, kind, 1, "live", events, _update))
     if graphql and profile == "loopback":
         results.append(_live_graphql(run, events, gap))
     return run.add(*results)
+
+
+def _update(k: int, sender: int) -> dict:
+    return {"tag": f"live-{k:04d}", "value": k}
 
 
 def _live_graphql(run: Run, events: int, gap: float) -> Result:
@@ -281,7 +371,8 @@ def _live_graphql(run: Run, events: int, gap: float) -> Result:
     sent: list[float] = []
     with WireTap(graphql.ws.port) as tap:
         with connect(f"ws://{tap.address}/graphql",
-                     subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=5) as ws:
+                     subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=5,
+                     **PLAIN) as ws:
             ws.send(json.dumps({"type": "connection_init"}))
             ws.recv(timeout=5)
             ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {

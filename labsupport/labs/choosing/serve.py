@@ -11,9 +11,9 @@ Kinds: ``push`` (nothing at first; ``child.start(name)`` starts a push server of
 count its registered clients or drop them: one JSON line each way over the
 child's standard input and output), ``production`` (REST and GraphQL served as in
 production, see :func:`_production`, beside the gRPC lab and, as the lesson, the
-REST lab on Werkzeug's development server), and ``uploads``: a streamed HTTP PUT, a
-gRPC client stream of chunks and a GraphQL mutation taking the file in a variable,
-each counting what it received.
+REST lab on Werkzeug's development server), and ``uploads``: a streamed HTTP PUT and a
+GraphQL mutation taking the file in a variable, both on Hypercorn, and a gRPC client
+stream of chunks, each counting what it received.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
-from typing import Any
+from typing import Any, Literal
 
 import psutil
 
@@ -147,21 +147,45 @@ def spawn(kind: str, timeout: float = 20.0) -> Child:
 _LISTENERS: list[Any] = []
 
 
+async def _put_file(scope: dict, receive: Any, send: Any) -> None:
+    """A streamed ``PUT /files/<name>`` as an ASGI app: each chunk is hashed as it arrives
+    and dropped, so the server holds a few chunks of the file, never the whole of it.
+
+    ASGI because Hypercorn's WSGI mode reads a request's whole body before it calls a
+    WSGI app (a Flask view could not stream it); an ASGI app gets the body chunk by chunk
+    (Hypercorn queues at most ``max_app_queue_size`` of them)."""
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    digest, size = hashlib.sha256(), 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        digest.update(chunk)
+        size += len(chunk)
+        if not message.get("more_body"):
+            break
+    name = scope["path"].rsplit("/", 1)[-1]
+    ok = scope["method"] == "PUT" and scope["path"].startswith("/files/")
+    body = json.dumps({"name": name, "size": size, "sha256": digest.hexdigest()}
+                      if ok else {"error": "PUT /files/<name> only"}).encode()
+    await send({"type": "http.response.start", "status": 201 if ok else 405, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _uploads() -> dict[str, Any]:
+    """The upload servers, served as in production: the streamed PUT and the GraphQL
+    mutation on Hypercorn (HTTP/1.1 keep-alive, :func:`hypercorn`), the gRPC client
+    stream on grpcio."""
     import grpc
     from flask import Flask, jsonify, request
 
-    from ...harness import LOOPBACK, grpc_server, serve_wsgi
+    from ...harness import LOOPBACK, grpc_server
 
     app = Flask(__name__)
-
-    @app.put("/files/<name>")
-    def put_file(name: str):
-        digest, size = hashlib.sha256(), 0
-        while chunk := request.stream.read(UPLOAD_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-        return jsonify({"name": name, "size": size, "sha256": digest.hexdigest()}), 201
 
     @app.post("/graphql")
     def graphql_upload():
@@ -171,8 +195,6 @@ def _uploads() -> dict[str, Any]:
         data = base64.b64decode(body["variables"]["file"])
         return jsonify({"data": {"upload": {"size": len(data),
                                             "sha256": hashlib.sha256(data).hexdigest()}}})
-
-    http = serve_wsgi("uploads", app)
 
     def put(chunks, context):
         digest, size = hashlib.sha256(), 0
@@ -187,7 +209,8 @@ def _uploads() -> dict[str, Any]:
     grpc_port = server.add_insecure_port(f"{LOOPBACK}:0")
     server.start()
     _LISTENERS.append(server)  # kept: a collected grpc.Server stops serving
-    return {"http_port": http.port, "grpc_port": grpc_port}
+    return {"http_port": hypercorn(_put_file, mode="asgi"), "graphql_port": hypercorn(app),
+            "grpc_port": grpc_port}
 
 
 def _never_empty(app: Any) -> Any:
@@ -231,9 +254,10 @@ def _loop() -> Any:
     return _LOOP
 
 
-def hypercorn(app: Any) -> int:
-    """Serve the WSGI ``app`` with Hypercorn on 127.0.0.1 (a free port): HTTP/1.1 with
-    keep-alive, and HTTP/2 (cleartext, prior knowledge) on the same port."""
+def hypercorn(app: Any, mode: Literal["wsgi", "asgi"] = "wsgi") -> int:
+    """Serve ``app`` (a WSGI app, or an ASGI one with ``mode="asgi"``) with Hypercorn on
+    127.0.0.1 (a free port): HTTP/1.1 with keep-alive, and HTTP/2 (cleartext, prior
+    knowledge) on the same port."""
     import asyncio
     import socket
 
@@ -247,10 +271,14 @@ def hypercorn(app: Any) -> int:
     config.accesslog = None
     config.errorlog = None
     config.backlog = 4096
+    # WSGI mode reads a whole body before the app runs, and refuses one over 16 MiB by
+    # default: GraphQL's base64 upload at SCALE 5 is 33 MB.
+    config.wsgi_max_body_size = 1 << 30
     # A shutdown trigger of our own: Hypercorn's default installs signal handlers, which
     # only the main thread may do. The child ends when its standard input closes.
     asyncio.run_coroutine_threadsafe(
-        serve(_never_empty(app), config, mode="wsgi", shutdown_trigger=asyncio.Event().wait),
+        serve(_never_empty(app) if mode == "wsgi" else app, config, mode=mode,
+              shutdown_trigger=asyncio.Event().wait),
         _loop())
     return listener.getsockname()[1]
 
