@@ -324,6 +324,11 @@ def check_poller(collect):
         tabs = [threading.Thread(target=tab, args=(n,), daemon=True) for n in ("tab 1", "tab 2")]
         for thread in tabs:
             thread.start()
+        # The rest only once both tabs hold a poll open (bounded: a client that never waits
+        # is not waited for), so a first answer never already holds every notification.
+        settle = time.monotonic() + 3
+        while server.hub.waiting() < 2 and time.monotonic() < settle:
+            time.sleep(0.01)
         for n in range(early + 1, count + 1):
             time.sleep(draw.choice([0.0, 0.05, 0.15]))
             server.hub.send(user, "message", {"n": n})
