@@ -57,6 +57,9 @@ def test_counted_rows_are_judged_on_the_production_model(monkeypatch):
     assert figures["REST"] == pytest.approx(profile("cable").model_time(5, 845, 943))
     assert matrix._counted_figures("Real-time chat", production) == {}
     assert matrix._counted_figures("CRUD", None) == {}
+    # ... and their "measured" column shows those counts, not the in-kernel loopback figures
+    assert matrix._counted_measured(production)["gRPC"] == \
+        "5 round trips, 675 + 670 B a cycle (production)"
 
 
 def test_a_budget_verdict_needs_a_margin():

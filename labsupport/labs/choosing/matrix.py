@@ -251,6 +251,15 @@ def _counted_figures(row: str, production: list[Measured] | None) -> dict[str, f
             for m in production if m.adapter.matrix}
 
 
+def _counted_measured(production: list[Measured]) -> dict[str, str]:
+    """What the counted rows show in their "measured" column: production-served counts per
+    CRUD cycle (the in-kernel loopback figures are this Python implementation's, not shown)."""
+    return {m.adapter.matrix: f"{m.counts.round_trips / m.cycles:g} round trips, "
+                              f"{m.counts.bytes_up / m.cycles:.0f} + "
+                              f"{m.counts.bytes_down / m.cycles:.0f} B a cycle (production)"
+            for m in production if m.adapter.matrix}
+
+
 def judge(run: Run, production: list[Measured] | None = None) -> list[Cell]:
     """Every cell of the document's matrix, judged against ``run.results``; the rows in
     :data:`COUNTED` on ``production`` (from :func:`.evidence.measure_all`) when given."""
@@ -295,8 +304,9 @@ def judge(run: Run, production: list[Measured] | None = None) -> list[Cell]:
             if (row, protocol) in MOVED:
                 verdict = "too close to call"
                 why += f"; its verdict moved between Run-Alls ({MOVED[(row, protocol)]})"
-            cells.append(Cell(use_case, protocol, claim, _measured(row, result, run),
-                              verdict, why))
+            shown_figure = (_counted_measured(production or [])[protocol] if counted
+                            else _measured(row, result, run))
+            cells.append(Cell(use_case, protocol, claim, shown_figure, verdict, why))
     return cells
 
 
