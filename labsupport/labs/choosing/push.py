@@ -23,7 +23,7 @@ import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import h11
 from wsproto import ConnectionType, WSConnection
@@ -31,10 +31,13 @@ from wsproto.events import Request
 
 from ...harness import LOOPBACK
 
-if TYPE_CHECKING:
-    from .serve import Child
-
 __all__ = ["PushServer", "Served", "Endpoint", "SERVERS", "PLAYERS", "WS_USERS"]
+
+
+class Host(Protocol):
+    """What hosts the servers (a :class:`.serve.Child`): asked by label to do ``op``."""
+
+    def call(self, label: str, op: str, *args: Any) -> Any: ...
 
 #: The long-polling inboxes: twenty chat users and the shared feed of the game and live rows.
 PLAYERS = tuple(f"user{n}" for n in range(1, 21)) + ("feed",)
@@ -116,7 +119,7 @@ def _ws_hold(options: dict[str, Any]) -> Served:
 
 def _sse(options: dict[str, Any]) -> Served:
     from ..sse import server as sse
-    from .serve import hypercorn
+    from .hosting import hypercorn
 
     broker = sse.Broker(history=5000, queue_size=5000)
     port = hypercorn(sse.create_app(broker, heartbeat=options.get("heartbeat", 15.0)))
@@ -126,7 +129,7 @@ def _sse(options: dict[str, Any]) -> Served:
 
 def _long_polling(options: dict[str, Any]) -> Served:
     from ..long_polling import server as long_polling
-    from .serve import hypercorn
+    from .hosting import hypercorn
 
     hub = long_polling.NotificationHub(PLAYERS, history=5000)
     port = hypercorn(long_polling.create_app(hub))
@@ -149,7 +152,7 @@ def _hypercorn_app(lab: str) -> Callable[[dict[str, Any]], Served]:
         import importlib
 
         from ... import database
-        from .serve import hypercorn
+        from .hosting import hypercorn
 
         database.ready(False)
         server = importlib.import_module(f"labsupport.labs.{lab}.server")
@@ -193,7 +196,7 @@ class Endpoint:
 
     host = LOOPBACK
 
-    def __init__(self, child: Child, label: str, info: dict[str, Any]) -> None:
+    def __init__(self, child: Host, label: str, info: dict[str, Any]) -> None:
         self.child, self.name, self.info = child, label, info
         self.port: int = info["port"]
 
