@@ -107,11 +107,15 @@ def test_through_a_shaped_tap_resource_timing_never_beats_the_profiles_round_tri
         loaded = page.evaluate("window.loaded")
     assert navigation["nextHopProtocol"] == "h2" and len(loaded) == 30
     assert {r["protocol"] for r in loaded} == {"h2"}
+    # CI saw 508.2 ms for this 510 ms floor once: Chromium's connectStart and the tap's
+    # charge are stamped by different clocks at different moments of the connect, so the
+    # floors allow 10 ms (2 %); the ceilings allow a loaded CI machine.
+    slack = 10
     first_byte = navigation["responseStart"] - navigation["connectStart"]
-    assert 3 * rtt <= first_byte < 3 * rtt + 2000, navigation     # never under; loaded CI
+    assert 3 * rtt - slack <= first_byte < 3 * rtt + 2000, navigation
     for resource in loaded:
         took = resource["end"] - resource["start"]
-        assert rtt + 200 <= took < rtt + 200 + 2000, resource
+        assert rtt + 200 - slack <= took < rtt + 200 + 2000, resource
 
 
 def test_a_pages_fetch_cannot_read_a_trailer(server):
