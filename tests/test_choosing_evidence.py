@@ -10,8 +10,7 @@ import pytest
 import requests
 
 from labsupport.labs.choosing import evidence, serve
-from labsupport.wire import WireTap, count
-from labsupport.wire.counts import TIMING_FRAMES
+from labsupport.wire import TIMING_FRAMES, WireTap, count
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,7 @@ import requests
 
 from labsupport import codegen, grpc_service
 from labsupport.labs.choosing import serve
-from labsupport.wire import WireTap, count
-from labsupport.wire.counts import TIMING_FRAMES
+from labsupport.wire import TIMING_FRAMES, WireTap, count
 
 pb, pb_grpc = codegen.load("user_service")
 CALLS = 10

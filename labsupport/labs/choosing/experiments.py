@@ -26,8 +26,7 @@ from websockets.typing import Subprotocol
 
 from ...codegen import load
 from ...database import Post, db
-from ...wire import DOWN, UP, Counts, WireTap, count
-from ...wire.counts import TIMING_FRAMES
+from ...wire import DOWN, TIMING_FRAMES, UP, Counts, WireTap, count
 from ..graphql_api import server as graphql_api
 from ..grpc_service import server as grpc_service
 from .adapters import PUSH

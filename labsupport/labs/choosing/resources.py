@@ -20,8 +20,7 @@ from typing import Any
 import requests
 
 from ...harness import LOOPBACK
-from ...wire import Counts, WireTap, count
-from ...wire.counts import TIMING_FRAMES
+from ...wire import TIMING_FRAMES, Counts, WireTap, count
 from ..grpc_service import server as grpc_service
 from .clients import wait_until
 from .driver import Result, Run
