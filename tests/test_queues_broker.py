@@ -236,3 +236,21 @@ def test_a_replicated_ack_costs_more_than_a_single_nodes_and_sync_always_more_st
             broker.stop()
     assert three > one, (one, three)
     assert always > one, (one, always)  # an fsync per message (not on a RAM disk)
+
+
+def test_a_cluster_that_elects_no_leader_in_time_is_stopped_and_its_log_shown(monkeypatch):
+    """The bound on the election ends the nodes it started and says what they logged."""
+    monkeypatch.setattr(broker_module._wait_for_cluster, "__defaults__", (0.0,))
+    started: list[broker_module.BrokerHandle] = []
+    real = broker_module.BrokerHandle
+
+    def recording(*args, **kwargs):
+        started.append(real(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(broker_module, "BrokerHandle", recording)
+    shown = r"elected no leader within 0 s; its last log lines:\nn\d: "
+    with pytest.raises(RuntimeError, match=shown):
+        queues.start(name="no-leader", cluster=3)
+    assert "no-leader" not in harness.running()
+    assert all(wait_gone(node.pid) for node in started[0].nodes)

@@ -53,6 +53,11 @@ __all__ = ["BrokerHandle", "BrokerNotFound", "Node", "find_server_binary", "star
 WATCHDOG = Path(__file__).with_name("_watchdog.py")
 HARD_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
 READY_TIMEOUT = 10.0
+# A new cluster's first Raft campaign starts within 0.1-0.8 s; when it fails (a node
+# campaigned before its routes were up), the next waits a whole election timeout,
+# 4-9 s in nats-server (server/raft.go). Seen here under load: 1 start in 25 took
+# 5.5 s, and CI once saw no leader within 10 s. 30 s allows two failed rounds.
+CLUSTER_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 CLIENT_PORT = re.compile(r"Listening for client connections on [\d.]+:(\d+)")
 PID = re.compile(r"^\[(\d+)\]")
@@ -269,7 +274,7 @@ def start(*, name: str | None = None, cluster: int = 1, debug: bool = False,
     return register(handle)
 
 
-def _wait_for_cluster(handle: BrokerHandle, timeout: float = READY_TIMEOUT) -> None:
+def _wait_for_cluster(handle: BrokerHandle, timeout: float = CLUSTER_TIMEOUT) -> None:
     """Wait (bounded) until the JetStream meta group has a leader."""
     deadline = time.monotonic() + timeout
     pattern = re.compile(r"JetStream cluster new metadata leader|Self is new JetStream cluster "
@@ -278,5 +283,7 @@ def _wait_for_cluster(handle: BrokerHandle, timeout: float = READY_TIMEOUT) -> N
         if any(pattern.search(line) for line in list(handle._log)):
             return
         time.sleep(0.02)
+    last = "\n".join(list(handle._log)[-12:])
+    handle.stop()
     raise RuntimeError(f"the {len(handle.nodes)}-node cluster elected no leader within "
-                       f"{timeout:g} s; see broker.logs()")
+                       f"{timeout:g} s; its last log lines:\n{last}")
