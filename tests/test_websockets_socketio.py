@@ -113,12 +113,14 @@ def test_the_server_ends_the_tcp_connection_after_the_closing_handshake(server) 
 
 def test_a_plain_websocket_client_cannot_talk_to_it(server) -> None:
     url = socketio_chat.engineio_url(server.url, "websocket")
-    with connect(url, open_timeout=2, compression=None) as plain:
+    started = time.monotonic()
+    with connect(url, open_timeout=2, close_timeout=1, compression=None) as plain:
         assert str(plain.recv(2)).startswith("0{")
         plain.send(json.dumps({"type": "join_chat", "room_id": "general"}))
         # Engine.IO's handler fails on a non-packet: silence, or bytes that are not a frame.
         with pytest.raises((TimeoutError, ConnectionClosedError)):
             plain.recv(3)
+    assert time.monotonic() - started < 8  # 3 s recv + 1 s close; the default close waits 10 s
 
 
 def test_origin_check_is_in_the_engineio_server_and_logs_stay_on_the_handle(capfd) -> None:
