@@ -459,6 +459,7 @@ def _idle_client(run: Run, protocol: str, interval: float, window: float
         http, stop = requests.Session(), threading.Event()
 
         def poll() -> None:
+            due = time.monotonic()
             while not stop.is_set():
                 with contextlib.suppress(requests.RequestException):
                     if protocol == "REST":
@@ -466,7 +467,10 @@ def _idle_client(run: Run, protocol: str, interval: float, window: float
                     else:
                         http.post(f"{tap.url}/graphql", json={
                             "query": '{ user(id: "101") { name email } }'}, timeout=5)
-                stop.wait(interval)
+                # at a fixed rate, as an app's timer fires: a slow answer (its time is
+                # multiplied by the speedup) does not stretch the interval
+                due += interval
+                stop.wait(max(0.0, due - time.monotonic()))
 
         thread = threading.Thread(target=poll, daemon=True)
         thread.start()
