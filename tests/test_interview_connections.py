@@ -22,8 +22,11 @@ def test_an_idle_websocket_costs_the_server_memory_and_every_one_stays_open():
     assert measured.all_open and measured.connections == 300
     assert 500 < measured.per_connection < 500_000, measured
     during = measured.during
-    if during["open"]:   # /proc/net/sockstat: both ends of each loopback connection counted
-        assert during["open"]["inuse"] - during["before"]["inuse"] >= measured.connections
+    # /proc/net/sockstat is read (Linux), but its rise is not asserted: it counts the whole
+    # machine, and another test worker closing its sockets meanwhile hides ours (seen under
+    # pytest -n 2: 604 -> 618 sockets in use while these 300 connections were open)
+    if during["open"]:
+        assert during["open"]["inuse"] > 0 and during["before"]["inuse"] > 0
 
 
 def test_the_kernel_limits_are_read_and_add_up():
