@@ -55,8 +55,15 @@ def test_q1_returning_the_304_itself_fails():
 # --- interview.q3-resume ---------------------------------------------------------------------
 
 
-def _updates(response):
-    return sseclient.SSEClient(iter(response)).events()
+def _updates(url, headers=None):
+    """(id, n) of each update event at ``url`` until the stream ends or is cut."""
+    try:
+        with requests.get(url, headers=headers or {}, stream=True, timeout=5) as response:
+            for event in sseclient.SSEClient(iter(response)).events():
+                if event.event == "update":
+                    yield event.id, json.loads(event.data)["data"]["n"]
+    except requests.RequestException:
+        return
 
 
 def test_q3_reference_passes():
@@ -70,29 +77,42 @@ def test_q3_stub_is_not_attempted():
 def test_q3_no_reconnect_fails():
     def once(url, count):
         seen = []
-        with requests.get(url, stream=True, timeout=5) as response:
-            for event in _updates(response):
-                if event.event == "update":
-                    seen.append(json.loads(event.data)["data"]["n"])
-                    if len(seen) == count:
-                        break
+        for _, n in _updates(url):
+            seen.append(n)
+            if len(seen) == count:
+                break
         return seen
 
     assert_fails("interview.q3-resume", once, "when the stream ends, reconnect")
+
+
+def test_q3_resuming_only_after_a_clean_end_fails_on_the_cut():
+    # Happy path only: a stream the server closes ends the loop; a cut one raises.
+    def clean_ends_only(url, count):
+        seen, last_id = [], None
+        for _ in range(20):
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            with requests.get(url, headers=headers, stream=True, timeout=5) as response:
+                for event in sseclient.SSEClient(iter(response)).events():
+                    last_id = event.id or last_id
+                    if event.event == "update":
+                        seen.append(json.loads(event.data)["data"]["n"])
+                        if len(seen) == count:
+                            return seen
+        return seen
+
+    assert_fails("interview.q3-resume", clean_ends_only, "raised ChunkedEncodingError")
 
 
 def test_q3_reconnect_without_last_event_id_loses_events():
     def fresh(url, count):
         seen = []
         for _ in range(20):
-            with requests.get(url, stream=True, timeout=5) as response:
-                for event in _updates(response):
-                    if event.event == "update":
-                        n = json.loads(event.data)["data"]["n"]
-                        if n not in seen:  # dedup by value: it still cannot get back what it missed
-                            seen.append(n)
-                        if len(seen) == count:
-                            return seen
+            for _, n in _updates(url):
+                if n not in seen:  # dedup by value: it still cannot get back what it missed
+                    seen.append(n)
+                if len(seen) == count:
+                    return seen
         return seen
 
     assert_fails("interview.q3-resume", fresh, "were lost")
@@ -102,14 +122,11 @@ def test_q3_resuming_from_the_first_id_repeats_events():
     def from_first(url, count):
         seen, first = [], None
         for _ in range(20):
-            headers = {"Last-Event-ID": first} if first else {}
-            with requests.get(url, headers=headers, stream=True, timeout=5) as response:
-                for event in _updates(response):
-                    first = first or event.id or None
-                    if event.event == "update":
-                        seen.append(json.loads(event.data)["data"]["n"])
-                        if len(seen) == count:
-                            return seen
+            for event_id, n in _updates(url, {"Last-Event-ID": first} if first else None):
+                first = first or event_id or None
+                seen.append(n)
+                if len(seen) == count:
+                    return seen
         return seen
 
     assert_fails("interview.q3-resume", from_first, "arrived twice")

@@ -115,8 +115,18 @@ def test_client_reconnects_by_itself_after_the_server_drops_it(server):
     got = read_events(stream, 2, on_event)
     assert [(e.id, json.loads(e.data)["data"]) for e in got] == [
         ("1", "first"), ("2", "while away")]
-    assert stream.connections == 2
+    assert stream.connections == 2 == server.broker.opened
     assert server.broker.resumed_from == [1]
+
+
+def test_drop_all_counts_only_the_streams_it_closed():
+    broker = sse.Broker()
+    first, _ = broker.connect("a", None)
+    assert broker.drop_all() == 1
+    assert broker.drop_all() == 0          # closed, not yet gone: not dropped a second time
+    broker.disconnect(first)
+    broker.connect("a", "")
+    assert (broker.drop_all(), broker.opened) == (1, 2)
 
 
 def test_too_old_last_event_id_is_410_gone():

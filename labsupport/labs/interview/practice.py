@@ -3,7 +3,8 @@
 - ``interview.q1-caching``: a client that reads a resource ten times, judged by the
   round trips and bytes measured on the wire and by the data it returns after a change.
 - ``interview.q3-resume``: a reconnecting event-stream client, judged by the events it
-  lost or got twice across connection drops forced at moments drawn at check time.
+  lost or got twice across two closed streams and one cut connection, at moments drawn
+  at check time.
 - ``interview.q5-delivery``: a delivery decision run by the queues lab's pipeline while one
   user has the app open and another opens it midway, judged by what each received.
 """
@@ -121,52 +122,91 @@ def check_q1_caching(read: Any) -> str:
 
 
 def read_updates(url, count):
-    """The ``n`` of the first ``count`` update events, resuming after every drop."""
+    """The ``n`` of the first ``count`` update events, resuming after every drop or cut."""
     seen, last_id = [], None
     for _ in range(20):                                   # reconnects, bounded
         headers: dict[str, str] = {"Last-Event-ID": last_id} if last_id else {}
-        with requests.get(url, headers=headers, stream=True, timeout=5) as response:
-            for event in sseclient.SSEClient(iter(response)).events():
-                if event.id:
-                    last_id = event.id
-                if event.event == "update":
-                    seen.append(json.loads(event.data)["data"]["n"])
-                    if len(seen) == count:
-                        return seen
+        try:
+            with requests.get(url, headers=headers, stream=True, timeout=5) as response:
+                for event in sseclient.SSEClient(iter(response)).events():
+                    if event.id:
+                        last_id = event.id
+                    if event.event == "update":
+                        seen.append(json.loads(event.data)["data"]["n"])
+                        if len(seen) == count:
+                            return seen
+        except requests.RequestException:                 # cut mid-stream: resume the same way
+            pass
     return seen
 
 
 EVENTS = 30
+SERVER_DROP, NETWORK_CUT = "the server closed the stream", "the network cut the connection"
 
 
 def _drive_stream(read_updates: Any) -> dict[str, Any]:
+    """Run ``read_updates`` through a tap in front of an SSE server that publishes while
+    it ends the client's connection three times: twice by closing the stream, once by a
+    cut (a TCP reset from the tap, as when a phone changes network), in a drawn order."""
     rng = random.Random()
-    drops = sorted(rng.sample(range(3, EVENTS - 2), 3))
-    with sse.start(name="interview-q3-check", heartbeat=0.2, retry_ms=100) as server:
+    kinds = [SERVER_DROP, SERVER_DROP, NETWORK_CUT]
+    rng.shuffle(kinds)
+    due = list(zip(sorted(rng.sample(range(3, EVENTS - 2), 3)), kinds, strict=True))
+    with sse.start(name="interview-q3-check", heartbeat=0.2, retry_ms=100) as server, \
+            WireTap(server.port, record=False) as tap:
         broker = server.broker
         done = threading.Event()
-        dropped: list[int] = []
+        ended: list[tuple[int, str]] = []
+
+        def connected_since(opened: int) -> bool:
+            """The client holds a connection opened after the last end, seen by both the
+            tap and the server (a stream the server has not yet seen cut is not it)."""
+            live = any(c.end is None for c in tap.connections)
+            return live and broker.opened > opened
+
+        def end_when_connected(kind: str, opened: int) -> bool:
+            """End the client's connection, waiting (at most 3 s) while it reconnects."""
+            deadline = time.monotonic() + 3
+            while not done.is_set() and time.monotonic() < deadline:
+                if connected_since(opened) and (
+                        broker.drop_all() if kind == SERVER_DROP else tap.cut_all()):
+                    return True
+                time.sleep(0.01)
+            return False
 
         def publish() -> None:
             deadline = time.monotonic() + 5
-            while not broker.connections() and time.monotonic() < deadline:
+            while not connected_since(0) and time.monotonic() < deadline:
                 time.sleep(0.01)
-            n = 0
+            opened, n = 0, 0
             while not done.is_set() and n < EVENTS + 40:
                 broker.publish("update", {"n": n})
-                if n in drops and broker.drop_all():
-                    dropped.append(n)
+                # no event is published past a due end until it happened, so every drawn
+                # end comes before the client can have read all it asks for
+                if due and n >= due[0][0]:
+                    kind = due.pop(0)[1]
+                    if end_when_connected(kind, opened):
+                        ended.append((n, kind))
+                        opened = broker.opened
                 n += 1
                 time.sleep(0.02)
 
         publisher = threading.Thread(target=publish, name="q3-publisher", daemon=True)
         publisher.start()
+        raised: Exception | None = None
+        got = None
         try:
-            got = read_updates(f"{server.url}/events?client_id=reader", EVENTS)
+            got = read_updates(f"{tap.url}/events?client_id=reader", EVENTS)
+        except requests.RequestException as error:
+            raised = error
         finally:
             done.set()
             publisher.join(5)
-    return {"got": got, "drops": drops, "dropped": dropped}
+    return {"got": got, "ended": ended, "raised": raised}
+
+
+def _ends(ended: list[tuple[int, str]]) -> str:
+    return "; ".join(f"{kind} after event {n}" for n, kind in ended)
 
 
 @exercise(
@@ -177,6 +217,8 @@ def _drive_stream(read_updates: Any) -> dict[str, Any]:
         "When the stream ends, connect again: the server dropped you, the events go on.",
         "Remember the id: line of the last event you received and send it back as the "
         "Last-Event-ID header when you reconnect: the server replays what you missed.",
+        "A connection cut by the network does not end: reading it raises "
+        "requests.RequestException (ChunkedEncodingError). Catch it and resume the same way.",
         "sseclient.SSEClient(iter(response)).events() gives events with .id, .event and .data "
         "(JSON: its data.n is the number).",
     ],
@@ -185,17 +227,21 @@ def _drive_stream(read_updates: Any) -> dict[str, Any]:
 )
 def check_q3_resume(read_updates: Any) -> str:
     outcome = _drive_stream(read_updates)
-    got, dropped = outcome["got"], outcome["dropped"]
+    got, ended, raised = outcome["got"], outcome["ended"], outcome["raised"]
+    where = _ends(ended)
+    if raised is not None:
+        raise Unmet(f"read_updates raised {type(raised).__name__} ({where}): a cut connection "
+                    "raises where a closed stream ends; catch requests.RequestException and "
+                    "resume as after any other end")
     if got is None:
         raise NotAttempted("read_updates returns None")
     expect(isinstance(got, list), f"return the list of n, got {got!r}")
-    expect(dropped, "the server found no connection to drop: connect to the url given")
+    expect(ended, "the check could not end your connection: connect to the url given")
     want = list(range(EVENTS))
     lost = [n for n in want if n not in got]
     twice = sorted({n for n in got if got.count(n) > 1})
-    where = f"the server dropped the connection after events {dropped}"
     if len(got) < EVENTS and got == want[:len(got)]:
-        raise Unmet(f"you returned {len(got)} of {EVENTS} events: {where}; when the stream "
+        raise Unmet(f"you returned {len(got)} of {EVENTS} events ({where}): when the stream "
                     "ends, reconnect")
     expect(not twice, f"events {twice} arrived twice ({where}): resume from the id of the last "
                       "event you received, not an earlier one")
@@ -203,8 +249,8 @@ def check_q3_resume(read_updates: Any) -> str:
                      "header, the id of the last event you received, and the server replays "
                      "the rest")
     expect(got == want, f"the events came in the order {got[:12]}…, not as sent")
-    return (f"{EVENTS} events across {len(dropped)} dropped connections (after events "
-            f"{dropped}), none lost, none twice")
+    return (f"{EVENTS} events across {len(ended)} ended connections ({where}), none lost, "
+            "none twice")
 
 
 

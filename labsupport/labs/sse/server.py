@@ -164,6 +164,7 @@ class Broker:
         self._last_id = 0
         self._stopped = False
         self.resumed_from: list[int] = []  # every Last-Event-ID a client resumed from
+        self.opened = 0  # connections ever opened: reconnects, counted
 
     @property
     def last_id(self) -> int:
@@ -198,6 +199,7 @@ class Broker:
                 del self.resumed_from[:-RESUMES_KEPT]
             connection = _Connection(client_id)
             self._connections.add(connection)
+            self.opened += 1
             self._clients_seen.add(client_id)
         return connection, [e for e in replay if connection.wants(e)]
 
@@ -218,12 +220,14 @@ class Broker:
             return batch
 
     def drop_all(self) -> int:
-        """Close every open stream (clients reconnect by themselves); how many there were."""
+        """Close every open stream (clients reconnect by themselves); how many it closed
+        (a stream already closing is not counted again)."""
         with self._changed:
-            for connection in self._connections:
+            open_now = [c for c in self._connections if not c.closed]
+            for connection in open_now:
                 connection.closed = True
             self._changed.notify_all()
-            return len(self._connections)
+            return len(open_now)
 
     def stop(self) -> None:
         """End every stream now; used when the server stops."""
