@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import requests
 import urllib3
@@ -89,9 +89,10 @@ def browser_connection_limit(sse: SSEHandle, per_host: int = 6,
                                 retries=False, timeout=5) for n in range(per_host)]
         started = time.monotonic()
         try:
-            # urllib3 annotates pool_timeout as int, but hands it to _get_conn(timeout: float).
-            pool.urlopen("GET", "/api/clients", pool_timeout=wait,  # type: ignore[arg-type]
-                         retries=False, timeout=5)
+            # urllib3 annotates pool_timeout as int, but it is seconds handed on to
+            # _get_conn(timeout: float) and Queue.get: a fraction of a second works.
+            pool.urlopen("GET", "/api/clients", pool_timeout=cast(int, wait), retries=False,
+                         timeout=5)
             answered = True
         except urllib3.exceptions.EmptyPoolError:
             answered = False
