@@ -24,18 +24,25 @@ def test_an_interval_across_a_threshold_is_too_close_to_call():
     assert matrix._verdict("⚡ Good", 1.2, (1.0, 1.8)) == "confirmed"
 
 
+def capability_verdict(claim: str, protocol: str, result: Result) -> str:
+    """The verdict on a claim that must be judged as a capability (not as fitness)."""
+    judged = matrix._capability(claim, protocol, result)
+    assert judged is not None, f"{claim!r} was not judged as a capability"
+    return judged[0]
+
+
 def test_capability_claims_are_judged_as_capabilities():
     delivered = Result("Real-time chat", "SSE", [0.01], extra={"delivered": "190/190"})
-    assert matrix._capability("❌ One-way", "SSE", delivered)[0] == "confirmed"
-    assert matrix._capability("❌ One-way", "WebSockets", delivered)[0] == "contradicted"
+    assert capability_verdict("❌ One-way", "SSE", delivered) == "confirmed"
+    assert capability_verdict("❌ One-way", "WebSockets", delivered) == "contradicted"
     lost = Result("Live updates", "GraphQL", [0.01], extra={"delivered": "29/30"})
-    assert matrix._capability("🔄 Subscriptions", "GraphQL", lost)[0] == "contradicted"
-    assert matrix._capability("⚡ Possible", "Long Polling", delivered)[0] == "confirmed"
+    assert capability_verdict("🔄 Subscriptions", "GraphQL", lost) == "contradicted"
+    assert capability_verdict("⚡ Possible", "Long Polling", delivered) == "confirmed"
     assert matrix._capability("✅ Perfect", "SSE", delivered) is None
     upload = Result("File upload", "gRPC", [], extra={"received": True})
-    assert matrix._capability("✅ Streaming", "gRPC", upload)[0] == "confirmed"
+    assert capability_verdict("✅ Streaming", "gRPC", upload) == "confirmed"
     torn = Result("File upload", "gRPC", [], extra={"received": False})
-    assert matrix._capability("✅ Streaming", "gRPC", torn)[0] == "contradicted"
+    assert capability_verdict("✅ Streaming", "gRPC", torn) == "contradicted"
 
 
 def test_the_rule_is_stated():

@@ -50,7 +50,9 @@ def test_posts_share_timestamps_so_timestamp_cursors_break():
 def test_the_documents_flask_sqlalchemy_style_works():
     database.reset()
     assert User.query.filter_by(id=101).one().name == "Ada Lovelace"
-    assert User.query.filter_by(email="grace.hopper@example.com").first().id == 103
+    grace = User.query.filter_by(email="grace.hopper@example.com").first()
+    assert grace is not None
+    assert grace.id == 103
     db.session.remove()
 
 

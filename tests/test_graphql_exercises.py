@@ -11,6 +11,7 @@ from exercise_helpers import assert_fails, assert_fails_for_some_seed, assert_pa
 from graphql import GraphQLError
 from sqlalchemy import select
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from labsupport import database
 from labsupport.database import Post, db
@@ -166,7 +167,7 @@ def test_dataloader_unordered_groups_fail():
     async def groups_in_row_order(author_ids):
         query = (select(Post).where(Post.author_id.in_(author_ids))
                  .order_by(Post.created_at.desc(), Post.id.desc()))
-        grouped = {}
+        grouped: dict[int, list[Post]] = {}
         for post in db.session.scalars(query):
             grouped.setdefault(post.author_id, []).append(post)
         return list(grouped.values())
@@ -178,7 +179,7 @@ def test_dataloader_unordered_groups_fail():
 def test_dataloader_lists_out_of_order_fail():
     async def sorted_ids(author_ids):
         query = select(Post).where(Post.author_id.in_(author_ids))
-        grouped = {author_id: [] for author_id in sorted(author_ids)}
+        grouped: dict[int, list[Post]] = {author_id: [] for author_id in sorted(author_ids)}
         for post in db.session.scalars(query.order_by(Post.created_at.desc(), Post.id.desc())):
             grouped[post.author_id].append(post)   # each list right: only their order is wrong
         return list(grouped.values())
@@ -198,7 +199,7 @@ def test_dataloader_newest_by_id_fails():
     """Sample-only: newest first by id holds only while ids follow the timestamps."""
     async def by_id(author_ids):
         query = select(Post).where(Post.author_id.in_(author_ids)).order_by(Post.id.desc())
-        grouped = {author_id: [] for author_id in author_ids}
+        grouped: dict[int, list[Post]] = {author_id: [] for author_id in author_ids}
         for post in db.session.scalars(query):
             grouped[post.author_id].append(post)
         return [grouped[author_id] for author_id in author_ids]
@@ -286,6 +287,9 @@ def test_solution_sources_need_only_the_notebook_imports():
 
 # --- graphql.ws-client ------------------------------------------------------------------
 
+GRAPHQL_WS = [Subprotocol("graphql-transport-ws")]
+
+
 def test_ws_client_reference_passes():
     assert_passes("graphql.ws-client")
 
@@ -299,7 +303,7 @@ def test_ws_client_stub_is_not_attempted():
 
 def test_ws_client_without_connection_init_fails():
     def no_init(ws_url, author_id, count):
-        with connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=5) as ws:
+        with connect(ws_url, subprotocols=GRAPHQL_WS, open_timeout=5) as ws:
             query = "subscription($a: ID!) { postAdded(authorId: $a) { title } }"
             ws.send(json.dumps({"id": "1", "type": "subscribe",
                                 "payload": {"query": query, "variables": {"a": author_id}}}))
@@ -310,12 +314,12 @@ def test_ws_client_without_connection_init_fails():
 
 def test_ws_client_filtering_on_the_client_side_too_late_fails():
     def every_post(ws_url, author_id, count):
-        with connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=5) as ws:
+        with connect(ws_url, subprotocols=GRAPHQL_WS, open_timeout=5) as ws:
             ws.send(json.dumps({"type": "connection_init"}))
             ws.recv(timeout=5)
             ws.send(json.dumps({"id": "1", "type": "subscribe",
                                 "payload": {"query": "subscription { postAdded { title } }"}}))
-            titles = []
+            titles: list[str] = []
             while len(titles) < count:
                 message = json.loads(ws.recv(timeout=5))
                 titles.append(message["payload"]["data"]["postAdded"]["title"])
@@ -326,7 +330,7 @@ def test_ws_client_filtering_on_the_client_side_too_late_fails():
 
 def test_ws_client_counting_the_ack_fails():
     def counts_every_message(ws_url, author_id, count):
-        with connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=5) as ws:
+        with connect(ws_url, subprotocols=GRAPHQL_WS, open_timeout=5) as ws:
             ws.send(json.dumps({"type": "connection_init"}))
             query = "subscription($a: ID!) { postAdded(authorId: $a) { title } }"
             ws.send(json.dumps({"id": "1", "type": "subscribe",
@@ -343,7 +347,7 @@ def test_ws_client_leaving_the_subscription_open_fails():
 
     def never_closes(ws_url, author_id, count):
         ws = sockets.enter_context(
-            connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=5))
+            connect(ws_url, subprotocols=GRAPHQL_WS, open_timeout=5))
         ws.send(json.dumps({"type": "connection_init"}))
         ws.recv(timeout=5)
         query = "subscription($a: ID!) { postAdded(authorId: $a) { title } }"

@@ -27,6 +27,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def audit(graphql_server):
+    assert NODE is not None  # the skipif above
     finished = subprocess.run([NODE, "audit.mjs", f"{graphql_server.url}/graphql"], cwd=AUDIT,
                               capture_output=True, text=True, timeout=60, check=True)
     return json.loads(finished.stdout)

@@ -15,10 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from labsupport import graphql_api
 
-PROTOCOL = ["graphql-transport-ws"]
+PROTOCOL = [Subprotocol("graphql-transport-ws")]
 CREATE_POST = ("mutation($a: ID!, $t: String!) "
                "{ createPost(input: {title: $t, content: \"x\", authorId: $a}) { id } }")
 
@@ -102,6 +103,7 @@ def test_invalid_operation_gets_an_error_message(server):
 def closed_with(ws):
     with pytest.raises(ConnectionClosedError) as closed:
         ws.recv(timeout=5)
+    assert closed.value.rcvd is not None
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
@@ -128,6 +130,7 @@ def test_protocol_errors_close_with_the_subprotocol_codes(server, messages, code
             try:
                 ws.recv(timeout=5)
             except ConnectionClosedError as closed:
+                assert closed.rcvd is not None
                 assert (closed.rcvd.code, closed.rcvd.reason) == (code, reason)
                 return
 
@@ -172,6 +175,7 @@ def test_stopping_the_server_ends_open_subscriptions():
         other.stop()
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=5)
+    assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1001  # going away
     assert graphql_api.posts_bus.listening() == listening
 
@@ -210,6 +214,7 @@ def test_any_message_sequence_is_answered_or_closed_with_a_protocol_code(server,
             while json.loads(ws.recv(timeout=3))["type"] != "pong":
                 pass
         except ConnectionClosedError as closed:
+            assert closed.rcvd is not None
             assert closed.rcvd.code in PROTOCOL_CLOSE_CODES, closed.rcvd
 
 

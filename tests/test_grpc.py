@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from sqlalchemy.pool import QueuePool
 
 from labsupport import codegen, database, grpc_service, harness
 from labsupport.database import User, db
@@ -216,7 +217,9 @@ def test_sessions_are_returned_after_every_rpc(stub):
             stub.GetUser(pb.GetUserRequest(id=id), timeout=TIMEOUT)
     list(stub.StreamUsers(pb.StreamUsersRequest(), timeout=TIMEOUT))
     time.sleep(0.1)
-    assert database.current_engine().pool.checkedout() == 0
+    pool = database.current_engine().pool
+    assert isinstance(pool, QueuePool)  # SQLite on a file: the pool that counts checkouts
+    assert pool.checkedout() == 0
 
 
 # --- streaming ----------------------------------------------------------------------
@@ -250,7 +253,9 @@ def test_stream_users_stops_reading_when_the_client_cancels(grpc_server, stub):
             assert time.monotonic() < deadline, grpc_server.logs()
             time.sleep(0.02)
         line = next(line for line in grpc_server.logs() if "went away" in line)
-        sent, read = map(int, re.search(r"after (\d+) users; (\d+) rows read", line).groups())
+        counts = re.search(r"after (\d+) users; (\d+) rows read", line)
+        assert counts is not None, line
+        sent, read = map(int, counts.groups())
         assert 3 <= sent <= read < 2025, line
     finally:
         database.reset()

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from labsupport import database
 from labsupport.database import Address, User, db
 from labsupport.engine import get
+from labsupport.labs.grpc_service.exercises import BearerAuth
 from labsupport.labs.grpc_service.server import (
     user_service_pb2,
     user_service_pb2_grpc,
@@ -455,9 +456,9 @@ def test_retry_of_everything_but_not_found_fails():
 
 def test_auth_with_the_notebooks_token_fails():
     """A constant: the token of the notebook's example, not the one given to __init__."""
-    reference = get("grpc.auth-interceptor").reference
+    assert get("grpc.auth-interceptor").reference is BearerAuth
 
-    class Hardcoded(reference):
+    class Hardcoded(BearerAuth):
         def __init__(self, token):
             super().__init__("s3cret")
 

@@ -141,7 +141,7 @@ def test_a_drain_or_a_hard_stop_loses_nothing_for_a_resuming_client_and_the_gap_
 def _client(target_for, *, on_close=None):
     """A client following the feed; ``target_for(url, got)`` says where to reconnect."""
     def follow(url, until):
-        got = []
+        got: list[int] = []
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

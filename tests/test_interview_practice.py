@@ -91,7 +91,7 @@ def test_q3_resuming_only_after_a_clean_end_fails_on_the_cut():
     def clean_ends_only(url, count):
         seen, last_id = [], None
         for _ in range(20):
-            headers = {"Last-Event-ID": last_id} if last_id else {}
+            headers: dict[str, str] = {"Last-Event-ID": last_id} if last_id else {}
             with requests.get(url, headers=headers, stream=True, timeout=5) as response:
                 for event in sseclient.SSEClient(iter(response)).events():
                     last_id = event.id or last_id
@@ -161,7 +161,7 @@ def test_q5_holding_always_keeps_an_online_user_waiting():
 
 def test_q5_presence_remembered_in_one_process_goes_stale():
     # One-process state: presence looked up once per user and kept in a dict.
-    remembered = {}
+    remembered: dict[str, bool] = {}
 
     def cached(note, online, push, hold):
         client = f"user-{note['user_id']}"

@@ -7,6 +7,7 @@ import json
 import random
 import threading
 import time
+from typing import Any
 
 import pytest
 import requests
@@ -54,7 +55,7 @@ def test_every_tab_of_a_user_gets_every_notification(server):
 
 def test_a_waiting_poll_wakes_when_a_notification_arrives(server, wait_until):
     poller = Poller(server.url, "ada")
-    result = {}
+    result: dict[str, list[dict[str, Any]]] = {}
     thread = threading.Thread(target=lambda: result.update(got=poller.poll(5)))
     started = time.monotonic()
     thread.start()
@@ -217,7 +218,8 @@ def test_20_clients_500_messages_random_drops_each_gets_all_exactly_once_in_orde
 
         def client(n):
             poller = Poller(server.url, "ada", timeout=2)
-            seen, ordered = set(), []
+            seen: set[int] = set()
+            ordered: list[int] = []
             drops[n] = 0
             while len(seen) < total:
                 if random.random() < 0.05:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import requests
 from exercise_helpers import assert_fails, assert_fails_for_some_seed, assert_passes
@@ -102,7 +103,7 @@ def test_poller_reference_passes():
 
 def test_poller_without_cursor_fails():
     def no_cursor(base_url, user_id, count):
-        received = []
+        received: list[dict[str, Any]] = []
         while len(received) < count:
             body = requests.get(f"{base_url}/api/notifications/{user_id}/poll",
                                 params={"timeout": 1}, timeout=5).json()
@@ -114,7 +115,8 @@ def test_poller_without_cursor_fails():
 
 def test_poller_cursor_from_first_item_fails():
     def first_item_cursor(base_url, user_id, count):
-        received, cursor = [], 0
+        received: list[dict[str, Any]] = []
+        cursor = 0
         while len(received) < count:
             body = requests.get(f"{base_url}/api/notifications/{user_id}/poll",
                                 params={"cursor": cursor, "timeout": 1}, timeout=5).json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib
 import pytest
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from labsupport.plots import ratio_bars
 
@@ -14,7 +15,10 @@ def test_ratio_bars_draws_one_bar_per_measurement_as_a_ratio_to_the_floor():
                         title="One user on the wire")
     assert isinstance(figure, Figure)
     (axes,) = figure.axes
-    widths = [bar.get_width() for bar in axes.patches]
+    widths = []
+    for bar in axes.patches:
+        assert isinstance(bar, Rectangle)  # barh draws rectangles; a Patch has no width
+        widths.append(bar.get_width())
     assert widths == pytest.approx([1.0, 203 / 91])
     assert [label.get_text() for label in axes.get_yticklabels()] == ["protobuf", "JSON"]
     assert [text.get_text() for text in axes.texts] == ["1.00× · 91 bytes", "2.23× · 203 bytes"]

@@ -15,6 +15,7 @@ import time
 import nats
 import pytest
 from jupyter_client.manager import start_new_kernel
+from jupyter_client.provisioning import LocalProvisioner
 from nats.js.api import StorageType
 
 from labsupport import harness, queues
@@ -164,9 +165,10 @@ SCRIPT = textwrap.dedent("""
 def test_a_sigkilled_process_leaves_no_broker(options):
     child = subprocess.Popen([sys.executable, "-c", SCRIPT.format(options=options)],
                              stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None  # stdout=PIPE
     try:
-        *pids, store = child.stdout.readline().split()
-        pids = [int(p) for p in pids]
+        *numbers, store = child.stdout.readline().split()
+        pids = [int(n) for n in numbers]
         assert pids and all(alive(p) for p in pids)
     finally:
         child.send_signal(signal.SIGKILL)
@@ -191,7 +193,9 @@ def test_a_sigkilled_kernel_leaves_no_broker():
         text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
         pid, store = text.split()
         assert alive(int(pid))
-        kernel_pid = manager.provisioner.process.pid
+        provisioner = manager.provisioner  # the kernel is a local process
+        assert isinstance(provisioner, LocalProvisioner) and provisioner.process is not None
+        kernel_pid = provisioner.process.pid
         os.kill(kernel_pid, signal.SIGKILL)
         assert wait_gone(int(pid)), "nats-server outlived its SIGKILLed kernel"
         assert nats_servers_of(store) == []
@@ -218,7 +222,7 @@ def test_a_replicated_ack_costs_more_than_a_single_nodes_and_sync_always_more_st
         for js, replicas in zip(streams, (1, 3, 1), strict=True):
             await js.add_stream(name="TIMING", subjects=["timing.>"], storage=StorageType.FILE,
                                 num_replicas=replicas)
-        runs = [[], [], []]
+        runs: list[list[float]] = [[], [], []]
         for _ in range(7):
             for index, js in enumerate(streams):
                 runs[index].append(await _publish_ms(js))

@@ -127,6 +127,7 @@ def test_q5_end_to_end_nothing_lost_while_the_worker_is_stopped(app):
         assert requests.post(f"{app.url}/orders", json={"user_id": 101, "item": "Keyboard"},
                              timeout=5).status_code == 201
         [first] = listener.wait_for(1, timeout=5)
+        assert first.id is not None
         app.stop_worker()
         listener.close()
         for item in ("Mouse", "Monitor", "Cable"):

@@ -105,7 +105,9 @@ def run_schemathesis(url: str) -> subprocess.CompletedProcess[str]:
 def test_schemathesis_finds_no_failure(rest_server):
     run = run_schemathesis(rest_server.url)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    generated, passed = map(int, re.search(r"(\d+) generated, (\d+) passed", run.stdout).groups())
+    counts = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+    assert counts is not None, run.stdout
+    generated, passed = map(int, counts.groups())
     assert generated == passed >= 1000
     assert re.search(r"Stateful .*\n(?:.*\n){0,3}.*API Links: +[1-9]", run.stdout), run.stdout
 

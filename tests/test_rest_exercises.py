@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 import requests
@@ -149,7 +150,8 @@ def test_every_page_with_its_own_limit_fails():
 
 def test_every_page_taking_an_error_for_an_empty_page_fails():
     def stops_on_error(users_url, params):
-        users, page = [], 1
+        users: list[dict[str, Any]] = []
+        page = 1
         while True:
             response = requests.get(users_url, params={**params, "page": page}, timeout=5)
             if not response.ok:
@@ -182,7 +184,8 @@ def test_every_page_reading_an_error_as_a_page_fails():
 def test_every_page_stopping_at_any_error_fails():
     """Happy path only: a failed page taken for the end of the list (400 is handled, 503 not)."""
     def stops_on_server_error(users_url, params):
-        users, page = [], 1
+        users: list[dict[str, Any]] = []
+        page = 1
         while True:
             response = requests.get(users_url, params={**params, "page": page}, timeout=5)
             if response.status_code >= 500:
@@ -222,7 +225,8 @@ def test_every_page_fitted_to_the_notebooks_walks_fails():
 def test_every_page_stopping_at_an_empty_page_passes():
     """Asking for one page past the end, and stopping at its empty list, is a right answer."""
     def until_empty(users_url, params):
-        users, page = [], 1
+        users: list[dict[str, Any]] = []
+        page = 1
         while True:
             response = requests.get(users_url, params={**params, "page": page}, timeout=5)
             response.raise_for_status()
@@ -528,6 +532,7 @@ class SharedTokens:
 
     def take(self, now):
         cls = SharedTokens
+        assert cls.tokens is not None  # the first bucket's __init__ filled it
         if cls.updated is not None:
             cls.tokens = min(self.capacity, cls.tokens + (now - cls.updated) * self.rate)
         cls.updated = now

@@ -161,7 +161,7 @@ def test_notify_reaches_only_that_client_and_every_tab_of_it(server, wait_until)
                                           read_timeout=2)
         out.extend(read_events(stream, 2))
 
-    received = {name: [] for name in ("tab1", "tab2", "other")}
+    received: dict[str, list[sseclient.Event]] = {name: [] for name in ("tab1", "tab2", "other")}
     threads = [threading.Thread(target=listen, args=("ada" if n != "other" else "bob", out))
                for n, out in received.items()]
     for thread in threads:
@@ -191,6 +191,7 @@ def test_client_ids_are_unique_when_not_given(server):
 
 def test_news_feed_publishes_the_articles_in_order_then_stops():
     with sse.start(name="sse-test", news_interval=0.01) as server:
+        assert server.news is not None  # news_interval starts the feed
         server.news.thread.join(2)
         titles = [e.data["title"] for e in server.broker._history]
     assert titles == [a["title"] for a in sse.SAMPLE_ARTICLES]

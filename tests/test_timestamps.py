@@ -41,7 +41,9 @@ def test_the_same_user_has_the_same_created_at_over_rest_graphql_and_grpc():
 def test_every_graphql_timestamp_is_rfc3339_utc():
     query = ('{ user(id: "101") { createdAt orders(limit: 1) { createdAt }'
              ' posts(limit: 1) { createdAt comments { createdAt } } } }')
-    user = graphql_api.run_query(query).data["user"]
+    result = graphql_api.run_query(query)
+    assert result.data is not None, result.errors
+    user = result.data["user"]
     stamps = [user["createdAt"], user["orders"][0]["createdAt"], user["posts"][0]["createdAt"],
               user["posts"][0]["comments"][0]["createdAt"]]
     assert all(map(is_rfc3339_utc, stamps)), stamps

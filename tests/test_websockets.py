@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -235,6 +236,7 @@ def test_binary_frame_closes_with_1003(server):
     ws.send(b'{"type": "join_chat", "room_id": "general"}')
     with pytest.raises(ConnectionClosedError) as closed:
         ws.recv(TIMEOUT)
+    assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1003
 
 
@@ -245,6 +247,7 @@ def test_oversized_frame_closes_with_1009_and_others_carry_on(server):
                         "message": "x" * chat.MAX_FRAME_BYTES}))
     with pytest.raises(ConnectionClosedError) as closed:
         ws.recv(TIMEOUT)
+    assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1009
     send(other, type="send_message", room_id="big", message="unaffected")
     assert receive(other)["message"] == "unaffected"
@@ -259,6 +262,7 @@ def test_too_many_mistakes_in_a_row_close_with_1008(server):
     assert all(r["type"] == "error" for r in replies)
     with pytest.raises(ConnectionClosedError) as closed:
         ws.recv(TIMEOUT)
+    assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1008
 
 
@@ -272,6 +276,7 @@ def test_a_bug_in_a_handler_closes_with_1011_and_is_logged():
         send(ws, type="broken")
         with pytest.raises(ConnectionClosedError) as closed:
             ws.recv(TIMEOUT)
+        assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1011
         again = open_as(server, 102)  # the server still serves
         again.close()
@@ -285,6 +290,7 @@ def test_stopping_the_server_closes_with_1001():
     server.stop()
     with pytest.raises(ConnectionClosedOK) as closed:
         ws.recv(TIMEOUT)
+    assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1001
 
 
@@ -397,7 +403,7 @@ async def member(server, user_id, room_id, everyone_joined, expected_count):
         await ws.recv()
         await ws.send(json.dumps({"type": "join_chat", "room_id": room_id}))
         await everyone_joined.wait()
-        received = []
+        received: list[dict[str, Any]] = []
 
         async def read():
             while len(received) < expected_count:

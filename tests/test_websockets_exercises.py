@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -405,7 +406,7 @@ def test_catch_up_including_the_last_seen_fails():
 def test_catch_up_three_pages_at_most_fails():
     """Sample-only: the notebook's 250 messages fit in three pages of 100; drawn counts do not."""
     def three_pages(base_url, token, room_id, after_id):
-        missed = []
+        missed: list[dict[str, Any]] = []
         for page in (1, 2, 3):
             body = requests.get(f"{base_url}/api/chat/{room_id}/messages",
                                 params={"token": token, "page": page, "per_page": 100},

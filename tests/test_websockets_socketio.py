@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Any, cast
 
 import pytest
 from flask import Flask, request
@@ -34,7 +35,8 @@ def make_app(**options: object) -> Flask:
     @socketio.on("join_chat")
     def on_join_chat(data):
         join_room(data["room_id"])
-        emit("user_joined", {"sid": request.sid, "room_id": data["room_id"]}, room=data["room_id"])
+        sid = cast(Any, request).sid  # set on Flask's request by Flask-SocketIO (untyped)
+        emit("user_joined", {"sid": sid, "room_id": data["room_id"]}, room=data["room_id"])
 
     @socketio.on("send_message")
     def on_send_message(data):

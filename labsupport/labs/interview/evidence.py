@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import requests
 import urllib3
@@ -76,7 +76,7 @@ def fetching(rest: ServerHandle, graphql: ServerHandle) -> list[dict[str, Any]]:
 
 
 def browser_connection_limit(sse: SSEHandle, per_host: int = 6,
-                             wait: int = 1) -> dict[str, Any]:
+                             wait: float = 1) -> dict[str, Any]:
     """A browser's HTTP/1.1 rule, ``per_host`` connections, with that many streams open.
 
     urllib3's pool plays the browser: ``per_host`` connections, blocking when
@@ -89,7 +89,10 @@ def browser_connection_limit(sse: SSEHandle, per_host: int = 6,
                                 retries=False, timeout=5) for n in range(per_host)]
         started = time.monotonic()
         try:
-            pool.urlopen("GET", "/api/clients", pool_timeout=wait, retries=False, timeout=5)
+            # urllib3 annotates pool_timeout as int, but it is seconds handed on to
+            # _get_conn(timeout: float) and Queue.get: a fraction of a second works.
+            pool.urlopen("GET", "/api/clients", pool_timeout=cast(int, wait), retries=False,
+                         timeout=5)
             answered = True
         except urllib3.exceptions.EmptyPoolError:
             answered = False

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor_pb2 import FileDescriptorProto
+from google.protobuf.message import Message
 from grpc_tools import protoc
 
 from ...codegen import PROTOS, ProtocError
@@ -104,7 +105,7 @@ def breaking_changes(old: FileDescriptorProto,
     return findings
 
 
-def message_classes(proto: FileDescriptorProto) -> dict[str, type]:
+def message_classes(proto: FileDescriptorProto) -> dict[str, type[Message]]:
     """Message classes built from a descriptor in a pool of their own (no generated code)."""
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
