@@ -1,6 +1,7 @@
 """Run-All of notebook 08 several times, idle and with one core busy: does any verdict move?
 
     python -m tools.choosing_stability [--idle 5] [--busy 3] [--slowest 8] [--json out.json]
+                                       [--unpinned]
 
 Each run executes notebooks/08-choosing-a-protocol.ipynb in a fresh kernel (as
 ``tools.notebooks`` does), with one cell added at the end that prints every judged
@@ -8,7 +9,9 @@ cell's verdict (the matrix, and the budgets on their networks) as JSON. A busy r
 keeps one core busy with ``yes > /dev/null`` for its whole length and ends it after.
 For each run it records ``/proc/loadavg`` at the start, the Run-All time and the time
 of each cell; then prints the table of verdicts across runs, marking the cells whose
-verdict changed, and the slowest cells (median over the runs).
+verdict changed, and the slowest cells (median over the runs). ``--unpinned`` judges
+the cells that ``matrix.MOVED`` and ``budgets.MOVED`` pin to "too close to call" by
+their measurements, as every other cell, to see whether they still move.
 
 Not a test: it takes about a minute a run, and prints figures; it asserts nothing.
 Other work on the machine moves the clocks: read the load column.
@@ -50,9 +53,18 @@ def _seconds(cell: Any) -> float:
     return (end - start).total_seconds()
 
 
-def one_run(busy: bool) -> dict[str, Any]:
+UNPIN = """
+from labsupport.labs.choosing import budgets as _budgets, matrix as _matrix
+_matrix.MOVED.clear()
+_budgets.MOVED.clear()
+"""
+
+
+def one_run(busy: bool, unpinned: bool = False) -> dict[str, Any]:
     """Run-All once: load at the start, total and per-cell seconds, verdicts by cell."""
     notebook = nbformat.read(NOTEBOOK, as_version=4)
+    if unpinned:
+        notebook.cells.insert(0, nbformat.v4.new_code_cell(UNPIN))
     notebook.cells.append(nbformat.v4.new_code_cell(REPORT))
     load = Path("/proc/loadavg").read_text().split()[:3]
     burner = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) if busy else None
@@ -66,7 +78,8 @@ def one_run(busy: bool) -> dict[str, Any]:
             burner.wait(5)
     printed = "".join(o.get("text", "") for o in notebook.cells[-1].get("outputs", []))
     verdicts = json.loads(printed.split(MARK, 1)[1])
-    cells = {i: _seconds(c) for i, c in enumerate(notebook.cells[:-1]) if c.cell_type == "code"}
+    shown = notebook.cells[1 if unpinned else 0:-1]   # indices as in the notebook
+    cells = {i: _seconds(c) for i, c in enumerate(shown) if c.cell_type == "code"}
     return {"busy": busy, "load": " ".join(load), "seconds": round(total, 1),
             "cells": cells, "verdicts": {f"{u} / {p}": v for u, p, v in verdicts}}
 
@@ -107,10 +120,12 @@ def main() -> None:
     parser.add_argument("--busy", type=int, default=3, help="runs with one core kept busy")
     parser.add_argument("--slowest", type=int, default=8)
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
+    parser.add_argument("--unpinned", action="store_true",
+                        help="judge the MOVED cells by their measurements too")
     options = parser.parse_args()
     runs = []
     for busy in [False] * options.idle + [True] * options.busy:
-        runs.append(one_run(busy))
+        runs.append(one_run(busy, options.unpinned))
         run = runs[-1]
         print(f"run {len(runs)}: busy={run['busy']} load {run['load']} -> {run['seconds']} s",
               flush=True)
