@@ -17,12 +17,8 @@ import json
 import os
 import random
 import socket
-import subprocess
-import sys
-import textwrap
 import threading
 import traceback
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +27,6 @@ from typing import Any
 __all__ = [
     "Unmet", "Exercise", "Verdict", "exercise", "check", "hint", "solution", "progress",
     "progress_path", "expect", "reveal", "mark", "marked", "cases", "closed_port",
-    "in_another_interpreter",
 ]
 
 PROGRESS_ENV = "PROTOCOL_LAB_PROGRESS"
@@ -71,55 +66,6 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-_RUN_ELSEWHERE = """
-import json, sys
-{imports}
-{source}
-arguments = json.loads(sys.stdin.read())
-print(json.dumps({name}(*arguments)))
-"""
-
-
-def _names_used(code: types.CodeType) -> set[str]:
-    """The global names a function's code uses, comprehensions and inner functions included."""
-    names = set(code.co_names)
-    for constant in code.co_consts:
-        if isinstance(constant, types.CodeType):
-            names |= _names_used(constant)
-    return names
-
-
-def in_another_interpreter(function: Callable[..., Any], *args: Any,
-                           timeout: float = 10.0) -> Any:
-    """Run ``function(*args)`` in a fresh Python interpreter and return its result.
-
-    For lessons about processes (partitioning, deduplication across producers,
-    restarts): each call is a new process with its own random hash seed and no
-    memory shared with the kernel or with other calls, so state kept in a module,
-    a class or ``hash()`` of a string does not carry over. The function's source
-    is run with the modules it names imported; ``args`` and the result travel as
-    JSON. Raises ``Unmet`` when the function fails there.
-    """
-    source = textwrap.dedent(inspect.getsource(function))
-    named = _names_used(function.__code__)
-    modules = {name: value.__name__ for name, value in function.__globals__.items()
-               if isinstance(value, types.ModuleType) and name in named}
-    imports = "\n".join(f"import {module} as {name}" for name, module in modules.items())
-    script = _RUN_ELSEWHERE.format(imports=imports, source=source, name=function.__name__)
-    env = {**os.environ, "PYTHONHASHSEED": str(random.SystemRandom().randrange(1, 2**32))}
-    try:
-        run = subprocess.run([sys.executable, "-c", script], input=json.dumps(list(args)),
-                             capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        raise Unmet(f"{function.__name__} ran for more than {timeout:g} s in another "
-                    "process") from None
-    if run.returncode != 0:
-        last = (run.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise Unmet(f"{function.__name__} failed when run in another process (as a second "
-                    f"worker would run it): {last}")
-    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 @dataclass

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-
-import pytest
 
 from labsupport import check, hint, progress, reveal, solution
 from labsupport.engine import (
@@ -14,7 +11,6 @@ from labsupport.engine import (
     _exercises,
     exercise,
     expect,
-    in_another_interpreter,
     progress_path,
 )
 
@@ -126,42 +122,3 @@ def test_reveal_compares_a_prediction_with_what_happened():
     assert reveal(200, 500) == "You predicted 200; not quite.\nIt is 500."
     assert reveal(..., 500).startswith("No prediction yet")
     assert "&lt;b&gt;" in reveal("<b>", "x")._repr_html_()
-
-
-def partitions_by_hash(keys, partitions):
-    """Python's hash() of a string: the same within one process, not across processes."""
-    return [hash(key) % partitions for key in keys]
-
-
-def partitions_by_digest(keys, partitions):
-    return [int(hashlib.sha256(key.encode()).hexdigest(), 16) % partitions for key in keys]
-
-
-def first_time(key):
-    """Memory kept in the module: right within one process only."""
-    seen = globals().setdefault("_seen", set())
-    fresh = key not in seen
-    seen.add(key)
-    return fresh
-
-
-def fails(x):
-    return 1 / (x - 1)
-
-
-def test_another_interpreter_has_its_own_hash_seed():
-    keys = [f"order-{n}" for n in range(20)]
-    elsewhere = in_another_interpreter(partitions_by_hash, keys, 8)
-    assert elsewhere != partitions_by_hash(keys, 8)  # 20 keys, 8 partitions: alike ~1e-18
-    assert in_another_interpreter(partitions_by_digest, keys, 8) == \
-        partitions_by_digest(keys, 8)
-
-
-def test_another_interpreter_shares_no_module_state():
-    assert first_time("a") and not first_time("a")
-    assert in_another_interpreter(first_time, "a") is True
-
-
-def test_another_interpreter_reports_a_failure_as_unmet():
-    with pytest.raises(Unmet, match="failed when run in another process"):
-        in_another_interpreter(fails, 1)

@@ -28,10 +28,10 @@ import nats.aio.msg
 import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 
+from ...elsewhere import call_elsewhere, uses
 from ...engine import NotAttempted, Unmet, exercise, expect
 from ...harness import running
 from .broker import BrokerHandle, start
-from .elsewhere import call_elsewhere, uses
 from .worker import Message, stored
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ...engine import Unmet
+from .engine import Unmet
 
 __all__ = ["call_elsewhere", "uses"]
 
