@@ -222,6 +222,45 @@ def test_every_page_fitted_to_the_notebooks_walks_fails():
     assert_fails("rest.every-page", floor_pages, "and never asked for page")
 
 
+def test_every_page_checking_only_client_errors_fails():
+    """Happy path only: 4xx raised, but a 5xx page read as if it were a page (a KeyError)."""
+    def client_errors_only(users_url, params):
+        users: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = requests.get(users_url, params={**params, "page": page}, timeout=5)
+            if 400 <= response.status_code < 500:
+                raise ValueError(f"bad request: {response.status_code}")
+            body = response.json()
+            users += body["users"]
+            if page >= body["pagination"]["pages"]:
+                return users
+            page += 1
+
+    assert_fails("rest.every-page", client_errors_only,
+                 "page 2 answered 503 Service Unavailable and your code raised KeyError")
+
+
+def test_every_page_retrying_every_error_fails():
+    """Retries of everything: a 400 asked again and again before it is raised."""
+    def retries_all(users_url, params):
+        users: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            for _ in range(3):
+                response = requests.get(users_url, params={**params, "page": page}, timeout=5)
+                if response.ok:
+                    break
+            response.raise_for_status()
+            body = response.json()
+            users += body["users"]
+            if page >= body["pagination"]["pages"]:
+                return users
+            page += 1
+
+    assert_fails("rest.every-page", retries_all, "you asked 3 times: a 400 says the request")
+
+
 def test_every_page_stopping_at_an_empty_page_passes():
     """Asking for one page past the end, and stopping at its empty list, is a right answer."""
     def until_empty(users_url, params):
@@ -307,6 +346,20 @@ def test_conditional_get_fitted_to_user_102_fails():
     assert_fails("rest.conditional-get", always_102, "the 200 carried ETag")
 
 
+def test_conditional_get_server_error_read_as_not_modified_fails():
+    """Happy path only: anything but a 200 taken for a 304, so an outage serves the stale copy
+    as if the server had confirmed it."""
+    def not_200_is_304(url, etag):
+        headers = {"If-None-Match": etag} if etag else {}
+        response = requests.get(url, headers=headers, timeout=5)
+        if response.status_code != 200:
+            return 304, etag, None
+        return 200, response.headers.get("ETag"), response.json()
+
+    assert_fails("rest.conditional-get", not_200_is_304,
+                 "never report an error as Not Modified")
+
+
 # --- rest.validation ----------------------------------------------------------
 
 def test_validation_reference_passes():
@@ -389,6 +442,30 @@ def test_validation_refusing_only_the_shown_extra_fields_fails():
         return errors
 
     assert_fails_for_some_seed("rest.validation", blocklist, "(mass assignment)")
+
+
+def test_validation_allowlist_on_full_bodies_only_fails():
+    """Skipped requirement: unknown fields refused on POST and PUT, but let through on PATCH
+    (partial=True), so a client can still set any column one field at a time."""
+    def allowlist_unless_partial(data, partial=False):
+        errors = hand_written_validator(data, partial)
+        if partial:
+            errors = {field: messages for field, messages in errors.items()
+                      if field in ("name", "email")}
+        return errors
+
+    assert_fails("rest.validation", allowlist_unless_partial, "(mass assignment through PATCH)")
+
+
+def test_validation_without_the_email_length_limit_fails():
+    """Skipped requirement: an email of any length is accepted."""
+    def unbounded_email(data, partial=False):
+        errors = hand_written_validator(data, partial)
+        if errors.get("email") == ["Email must be at most 255 characters"]:
+            del errors["email"]
+        return errors
+
+    assert_fails("rest.validation", unbounded_email, "an email longer than 255 characters")
 
 
 bodies = st.dictionaries(
@@ -569,3 +646,23 @@ def test_solution_sources_need_only_the_notebook_imports():
         namespace = {"re": re, "select": select, "and_": and_, "or_": or_, "Post": Post, "db": db,
                      "requests": requests}
         exec(compile(source, id, "exec"), namespace)
+
+
+class RefillCountedTwice(TokenBucket):
+    """Stores the refilled tokens on every take, but moves the clock only when a token is
+    spent: the time of refused requests is counted again, so the client gets more than
+    ``rate`` requests a second."""
+
+    def take(self, now):
+        if self.updated is None:
+            self.updated = now
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.updated = now
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+def test_rate_limit_counting_the_refill_twice_fails():
+    assert_fails("rest.rate-limit", RefillCountedTwice, "the time of a refused request counts")

@@ -148,6 +148,7 @@ def check_every_page(every_user):
         users_url = f"{server.url}/api/v1/users"
         for params in [*PAGE_WALKS, _drawn_walk(draw), _drawn_walk(draw)]:
             _check_walk(every_user, users_url, params, asked)
+        asked.clear()
         try:
             returned, raised = every_user(users_url, {"limit": 0}), None
         except Exception as exc:
@@ -159,12 +160,19 @@ def check_every_page(every_user):
         expect(raised is not None, f"with limit=0 the API answers 400 Bad Request, an error, not a "
                                    f"page; you returned {returned!r}: raise it "
                                    "(response.raise_for_status())")
+        expect(len(asked) == 1, f"with limit=0 the API answers 400 Bad Request and you asked "
+                                f"{len(asked)} times: a 400 says the request is wrong, and the "
+                                "same request will be refused again; raise it, don't retry it")
         failing["2"] = 503
         try:
             returned, raised = every_user(users_url, {"limit": 4}), None
         except Exception as exc:
             returned, raised = None, exc
         failing.clear()
+        expect(not isinstance(raised, KeyError | TypeError | IndexError),
+               f"with limit=4, page 2 answered 503 Service Unavailable and your code raised "
+               f"{type(raised).__name__} reading its body: a 5xx is an error too; check the "
+               "status of every page (response.raise_for_status()) before reading it")
         expect(raised is not None,
                "with limit=4, page 2 answered 503 Service Unavailable (a server error) and you "
                f"returned {_short(returned)}: an error mid-walk is not the end of the list; "
@@ -205,11 +213,14 @@ def check_conditional_get(fetch_if_changed):
     db.session.remove()
     user_id = draw.choice([id for id in ids if id not in SHOWN_USERS])
     sent: list[str | None] = []
+    failing: list[int] = []
     app = rest.create_app(rate_limit=None)
 
     def note() -> None:
         if incoming.path == f"/api/v1/users/{user_id}":
             sent.append(incoming.headers.get("If-None-Match"))
+            if failing and incoming.method == "GET":
+                raise APIError(failing[0], "the server failed (the check made it fail)")
 
     app.before_request(note)
     with serve_wsgi("rest-check", app) as server:
@@ -240,6 +251,18 @@ def check_conditional_get(fetch_if_changed):
         expect(body is None, f"a 304 has no body: return None as the body, got {body!r}")
         expect(etag == current, f"after a 304 your copy is still valid: return its ETag "
                                 f"{current}, got {etag!r}")
+        failed = draw.choice([500, 502, 503])
+        failing.append(failed)
+        try:
+            answer, raised = fetch_if_changed(url, current), None
+        except Exception as exc:
+            answer, raised = None, exc
+        finally:
+            failing.clear()
+        expect(raised is not None or (isinstance(answer, tuple) and answer[:1] == (failed,)),
+               f"revalidating, the server answered {failed} (an error, the check made it fail) "
+               f"and you returned {answer!r}: only a 304 means your copy is still valid; "
+               f"return the {failed} or raise it, never report an error as Not Modified")
         renamed = f"{name} ({draw.randrange(100, 999)})"
         requests.patch(url, json={"name": renamed}, timeout=5)
         try:
@@ -317,6 +340,8 @@ def _drawn_bodies(draw) -> list[tuple[dict, list[str], str]]:
          "a name longer than 100 characters"),
         ({"name": "Eve", "email": "eve@example.com", extra: draw.choice([1, "x", True])},
          [extra], f"an extra field {extra!r} (mass assignment)"),
+        ({"name": "Eve", "email": "e" * draw.randint(250, 300) + "@example.com"}, ["email"],
+         "an email longer than 255 characters"),
     ]
 
 
@@ -360,6 +385,12 @@ def _check_validation_through(base: str, draw) -> None:
     bad_patch = requests.patch(f"{users}/103", json={"email": "nope"}, timeout=5)
     expect(bad_patch.status_code == 422,
            f"PATCH with email 'nope' answered {bad_patch.status_code}, expected 422")
+    extra = draw.choice(["role", "id", "is_admin", "password_hash"])
+    sneaky = requests.patch(f"{users}/103", json={extra: draw.choice(["admin", 1, True])},
+                            timeout=5)
+    expect(sneaky.status_code == 422,
+           f"PATCH with only {extra!r} answered {sneaky.status_code}, expected 422: partial=True "
+           "lets a field be left out, not an unknown field in (mass assignment through PATCH)")
 
 
 @exercise(
@@ -387,7 +418,7 @@ def check_validation(validate_user):
             _check_validation_through(server.url, draw)
     finally:
         _delete_users_not_in(existing)
-    count = len(_INVALID_BODIES) + 4
+    count = len(_INVALID_BODIES) + 5
     return f"{count} bad bodies refused with 422, valid POSTs and PATCH accepted"
 
 
@@ -521,6 +552,12 @@ def _check_drawn_bucket(TokenBucket, draw) -> None:
            f"{0.5 / rate:g} s, got {half}: refill (now - last) * rate tokens")
     expect(bucket.take(start + 1 / rate) == 0,
            f"{case}: {1 / rate:g} s after draining, one token is back: a request should pass")
+    again = bucket.take(start + 1 / rate)
+    expect(again is not None and abs(again - 1 / rate) < 0.01,
+           f"{case}: {1 / rate:g} s after draining one token came back and was just spent, so "
+           f"the next request at that instant waits {1 / rate:g} s, got {again}: the time of a "
+           "refused request counts too (update `last` on every take), or the refill is "
+           "counted twice and the client gets more than `rate` requests a second")
 
 
 @exercise(
