@@ -113,6 +113,23 @@ def test_partial_update_is_not_none_without_validation_fails():
     assert_fails("graphql.partial-update", stores_anything, "sent {'name': ''}: got no error")
 
 
+def test_partial_update_null_email_taken_for_not_sent_fails():
+    """Skipped requirement: a null email dropped as if it were not sent, so bad input is
+    silently ignored (only a null name was tried before)."""
+    def null_email_ignored(user, changes):
+        changes = {field: value for field, value in changes.items()
+                   if not (field == "email" and value is None)}
+        if validate_user(changes, partial=True):
+            raise GraphQLError(f"Invalid input: {sorted(validate_user(changes, partial=True))}",
+                               extensions={"code": "BAD_USER_INPUT"})
+        for field, value in changes.items():
+            setattr(user, field, value)
+        return user
+
+    assert_fails("graphql.partial-update", null_email_ignored,
+                 "sent {'email': None}: got no error")
+
+
 def test_partial_update_message_without_field_fails():
     def vague(user, changes):
         if validate_user(changes, partial=True):
@@ -161,6 +178,24 @@ def test_dataloader_one_query_per_id_fails():
             for author_id in author_ids]
 
     assert_fails("graphql.dataloader", one_by_one, "26 SQL statements for 25 users")
+
+
+def test_dataloader_cached_across_calls_fails():
+    """One-process state: a module-level cache of each author's posts, kept across requests,
+    serves a post list from before the author wrote again."""
+    cache: dict[int, list[Post]] = {}
+
+    async def cached(author_ids):
+        missing = [id for id in author_ids if id not in cache]
+        rows = db.session.scalars(select(Post).where(Post.author_id.in_(missing))
+                                  .order_by(Post.created_at.desc(), Post.id.desc()))
+        for id in missing:
+            cache[id] = []
+        for post in rows:
+            cache[post.author_id].append(post)
+        return [cache[id] for id in author_ids]
+
+    assert_fails("graphql.dataloader", cached, "did not return it: read the table on every call")
 
 
 def test_dataloader_unordered_groups_fail():
@@ -326,6 +361,28 @@ def test_ws_client_filtering_on_the_client_side_too_late_fails():
             return titles
 
     assert_fails("graphql.ws-client", every_post, "got ['not yours ")
+
+
+def test_ws_client_filtering_on_the_client_side_fails():
+    """Skipped requirement: every post subscribed to and the author compared on the client;
+    the titles are right, but the server sent the others' posts over the wire."""
+    def filters_locally(ws_url, author_id, count):
+        with connect(ws_url, subprotocols=GRAPHQL_WS, open_timeout=5) as ws:
+            ws.send(json.dumps({"type": "connection_init"}))
+            ws.recv(timeout=5)
+            query = "subscription { postAdded { title author { id } } }"
+            ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+            titles: list[str] = []
+            while len(titles) < count:
+                message = json.loads(ws.recv(timeout=5))
+                if message["type"] == "next":
+                    post = message["payload"]["data"]["postAdded"]
+                    if post["author"]["id"] == str(author_id):
+                        titles.append(post["title"])
+            ws.send(json.dumps({"id": "1", "type": "complete"}))
+            return titles
+
+    assert_fails("graphql.ws-client", filters_locally, "posts by other users")
 
 
 def test_ws_client_counting_the_ack_fails():

@@ -531,6 +531,22 @@ def test_keyset_by_id_alone_fails():
     assert_fails("rest.keyset", by_id, "ids do not follow created_at")
 
 
+def test_keyset_from_a_list_kept_across_calls_fails():
+    """One-process state: the posts read once (on the first page) and later pages cut from
+    that list, so a post written since is never seen."""
+    kept: list[Post] = []
+
+    def snapshot(after, limit):
+        if after is None:
+            kept[:] = db.session.scalars(select(Post).order_by(Post.created_at.desc(),
+                                                               Post.id.desc()))
+            return kept[:limit]
+        start = next(n for n, post in enumerate(kept) if post.id == after[1]) + 1
+        return kept[start:start + limit]
+
+    assert_fails("rest.keyset", snapshot, "a list kept from an earlier call is stale")
+
+
 def test_keyset_reference_passes_in_a_fresh_interpreter():
     """No lab started, no session bound: the check must set its data up itself."""
     import subprocess

@@ -21,6 +21,7 @@ from ...database import Post, User, count_statements, db
 from ...engine import NotAttempted, Unmet, cases, exercise, expect
 from ..rest import server as rest
 from . import server as graphql_api
+from .execution import subscribe_query
 
 NOTEBOOK = "02-graphql"
 
@@ -177,7 +178,7 @@ def _check_updates(server, id):
            f"after sending only a name, expected the email unchanged; the user is {current()}")
     draw = cases()
     for changes, field in (({"name": ""}, "name"), ({"name": None}, "name"),
-                           ({"email": "not-an-email"}, "email"),
+                           ({"email": "not-an-email"}, "email"), ({"email": None}, "email"),
                            ({"name": draw.choice([" ", "   ", "\t\n"])}, "name"),
                            ({"email": draw.choice(["eve@example", "eve @example.com",
                                                    "eve@@example.com"])}, "email"),
@@ -229,6 +230,7 @@ def check_dataloader(posts_by_author):
         db.session.remove()
     if batch is None:
         raise NotAttempted("posts_by_author returns None")
+    _check_reads_afresh(posts_by_author, 102)
     draw = cases()
     added, imported_for = _backdate_posts(draw)
     try:
@@ -306,6 +308,31 @@ def _check_batches(posts_by_author, draw, imported_for: int) -> str:
            "(one for the users, one for all their posts)")
     return (f"posts_by_author({ids}) in order; 25 users and their posts in 2 statements, "
             "each user with their own posts newest first")
+
+
+def _check_reads_afresh(posts_by_author, author: int) -> None:
+    """A post written after an earlier batch must be in the next one: a DataLoader caches
+    for one request; a batch function that caches across calls serves stale lists. (A batch
+    of another shape is left for the checks that follow to explain.)"""
+    post = Post(title="Written since", content="A post the last batch could not have seen",
+                author_id=author)
+    db.session.add(post)
+    db.session.commit()
+    new_id = post.id
+    db.session.remove()
+    try:
+        before = asyncio.run(posts_by_author([author]))
+        got = [getattr(p, "id", None) for p in before[0]] \
+            if isinstance(before, list) and len(before) == 1 and isinstance(before[0], list) \
+            else None
+    finally:
+        db.session.remove()
+        database.delete_posts([new_id])
+    expect(got is None or not got or new_id in got,
+           f"user {author} wrote post {new_id} after your last batch, and posts_by_author"
+           f"([{author}]) did not return it: read the table on every call; a DataLoader caches "
+           "for one request, a cache kept across calls (a module-level dict) serves stale "
+           "posts")
 
 
 # --- 4. the depth limit ----------------------------------------------------------
@@ -467,7 +494,9 @@ def check_ws_client(collect_posts):
         except BaseException as exc:  # reported below
             outcome["error"] = exc
 
-    with graphql_api.start(name="graphql-check", fresh_data=False) as server:
+    sent: list[dict] = []
+    with graphql_api.start(name="graphql-check", fresh_data=False,
+                           subscriber=_recording(sent)) as server:
         before = bus.listening()
         client = threading.Thread(target=run, daemon=True)
         client.start()
@@ -496,10 +525,34 @@ def check_ws_client(collect_posts):
         expect(titles == wanted,
                f"expected {wanted!r} (the next {count} posts of user {author}), got "
                f"{titles!r}: let the server filter with postAdded(authorId: ...)")
+        others = [title for by, title in posts if by != author]
+        leaked = [event for event in sent if any(title in json.dumps(event) for title in others)]
+        expect(not leaked, f"the server sent your client {len(leaked)} posts by other users "
+                           f"(e.g. {leaked[0] if leaked else ''}) for it to throw away: let "
+                           "the server filter, postAdded(authorId: $author), so only user "
+                           f"{author}'s posts cross the wire")
         expect(_within(2, lambda: bus.listening() == before),
                "collect_posts returned but its subscription is still open on the server: send "
                "complete, and close the connection")
     return f"connection_init, subscribe with a server-side filter, {count} events, complete"
+
+
+def _recording(sent: list[dict]):
+    """The lab's subscriber, noting every event it sends (what crosses the wire)."""
+    async def subscriber(query, variables=None, operation_name=None):
+        outcome = await subscribe_query(query, variables, operation_name)
+        if not hasattr(outcome, "__aiter__"):
+            return outcome
+
+        async def noted():
+            try:
+                async for result in outcome:
+                    sent.append(result.formatted)
+                    yield result
+            finally:
+                await outcome.aclose()
+        return noted()
+    return subscriber
 
 
 def _create_posts(server, posts) -> None:

@@ -47,7 +47,7 @@ from .execution import (
 )
 from .loaders import comments_by_post, new_context, posts_by_author, users_by_id
 from .schema import MAX_LIMIT, Subscription, _new_posts, apply_user_update, posts_bus, schema
-from .subscriptions import is_request_error, serve_graphql_ws
+from .subscriptions import Subscriber, is_request_error, serve_graphql_ws
 
 # The lab's public names, wherever they live in this package (notebooks use them from here).
 __all__ = [
@@ -288,15 +288,17 @@ def start(
     *,
     fresh_data: bool = True,
     name: str = "graphql",
+    subscriber: Subscriber = subscribe_query,
     **app_options: Any,
 ) -> GraphQLHandle:
     """Serve the GraphQL lab on 127.0.0.1 (free ports), replacing any earlier one.
 
     ``server.url`` takes GraphQL over HTTP at ``/graphql``; ``server.ws_url``
-    takes subscriptions over WebSocket (the ``graphql-transport-ws`` protocol).
+    takes subscriptions over WebSocket (the ``graphql-transport-ws`` protocol),
+    run by ``subscriber`` (a check may wrap it to see what is sent).
     ``app_options`` go to :func:`create_app`.
     """
     database.ready(fresh_data)
-    ws = serve_graphql_ws(f"{name}-ws", subscribe_query)
+    ws = serve_graphql_ws(f"{name}-ws", subscriber)
     return serve_wsgi(name, create_app(**app_options), on_stop=ws.stop, handle=GraphQLHandle,
                       ws=ws)

@@ -513,20 +513,31 @@ def _check_keyset_pages(newest_posts, backdated: list[int]) -> None:
                                   "do not follow created_at)")
         new_ids: list[int] = []
 
+        oldest = min(db.session.scalars(select(Post.created_at)))
+        db.session.remove()
+
         def publish() -> None:
-            post = Post(title="Breaking", content="A post published mid-walk",
-                        author_id=101, created_at=utcnow())
-            db.session.add(post)
+            posts = [Post(title="Breaking", content="A post published mid-walk",
+                          author_id=101, created_at=utcnow()),
+                     Post(title="Archived", content="An old post imported mid-walk",
+                          author_id=101, created_at=oldest - dt.timedelta(minutes=1))]
+            db.session.add_all(posts)
             db.session.commit()
-            new_ids.append(post.id)
+            new_ids.extend(post.id for post in posts)
             db.session.remove()
 
         try:
             seen = _walk(server.url, 7, between_pages=publish)
         finally:
             database.delete_posts(new_ids)
-        expect(seen == truth, "a post published while a client read page 1 changed the later "
-                              "pages; keyset pages must not shift")
+        expect(seen[:len(truth)] == truth, "a post published while a client read page 1 "
+                                           "changed the later pages; keyset pages must not shift")
+        expect(seen[len(truth):] == new_ids[1:],
+               f"while a client read page 1, post {new_ids[1]} was imported with the oldest "
+               f"timestamp of all, so it belongs on the last page; the walk ended with "
+               f"{seen[len(truth):] or 'nothing after the posts that were there'}: each page "
+               "must be read from the table when it is asked for (a list kept from an earlier "
+               "call is stale)")
 
 
 # --- 5. a token-bucket rate limiter -----------------------------------------
