@@ -492,3 +492,58 @@ def test_status_codes_and_stream_pass_in_a_fresh_interpreter():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr[-1000:]
+
+
+def test_status_codes_name_checked_without_strip_fails():
+    """Too loose: `if not request.name` lets a name of only whitespace in."""
+    def no_strip(request, context):
+        if not request.name or "@" not in request.email:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name and a valid email are required")
+        if db.session.scalar(select(User).where(User.email == request.email)) is not None:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, "taken")
+        user = User(name=request.name, email=request.email, tags=list(request.tags))
+        if request.HasField("address"):
+            user.address = Address(city=request.address.city, country=request.address.country)
+        db.session.add(user)
+        db.session.commit()
+        return user_service_pb2.UserResponse(user=user_to_proto(user), success=True)
+
+    assert_fails("grpc.status-codes", no_strip, "a name of only whitespace")
+
+
+def _retry(user_id, stub, attempts, waits):
+    retryable = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+    for attempt in range(attempts):
+        try:
+            return stub.GetUser(user_service_pb2.GetUserRequest(id=user_id), timeout=0.5).user
+        except grpc.RpcError as error:
+            if error.code() not in retryable or attempt == attempts - 1:
+                raise
+            time.sleep(waits[attempt])
+
+
+def test_retry_ignoring_the_attempts_given_fails():
+    """Fitted to the default: four tries whatever `attempts` says."""
+    def four_tries(stub, user_id, attempts=4):
+        return _retry(user_id, stub, 4, [0.05, 0.1, 0.2])
+
+    assert_fails("grpc.retry", four_tries, "use the attempts you are given")
+
+
+def test_retry_with_the_shown_waits_only_fails():
+    """A lookup table of the three waits the default shows, then the last one again."""
+    def table(stub, user_id, attempts=4):
+        return _retry(user_id, stub, attempts, [0.05, 0.1, 0.2, 0.2, 0.2, 0.2, 0.2])
+
+    assert_fails("grpc.retry", table, "the waits should keep doubling")
+
+
+def test_auth_health_by_substring_fails():
+    """Too loose: any method whose name contains 'Health' goes through without a token."""
+    class Substring(BearerAuth):
+        def intercept_service(self, continuation, handler_call_details):
+            if "Health" in handler_call_details.method:
+                return continuation(handler_call_details)
+            return super().intercept_service(continuation, handler_call_details)
+
+    assert_fails("grpc.auth-interceptor", Substring, "compare the service part of the method")

@@ -262,6 +262,11 @@ def check_status_codes(create_user):
             expect(code == grpc.StatusCode.ALREADY_EXISTS,
                    f"CreateUser with {taken}, an email already taken, answered {code.name}, "
                    "expected ALREADY_EXISTS")
+            blank = cases().choice([" ", "   ", "\t", "\n "])
+            code = _code(stub.CreateUser, Request(name=blank, email="x@example.com"), timeout=5)
+            expect(code == grpc.StatusCode.INVALID_ARGUMENT,
+                   f"CreateUser with a name of only whitespace {blank!r} answered {code.name}, "
+                   "expected INVALID_ARGUMENT: a blank name is no name (strip before you check)")
             expect(_user_ids() == before, "a refused CreateUser must create nothing")
     finally:
         _delete_users_not_in(existing)
@@ -344,7 +349,20 @@ def check_retry(get_user_with_retry):
     expect(isinstance(outcome, grpc.RpcError) and outcome.code() == grpc.StatusCode.UNAVAILABLE,
            f"when every try is UNAVAILABLE, raise the last error; you {_describe(outcome)}")
     expect(len(calls) == 4, f"attempts=4 means 4 calls at most, got {len(calls)}")
-    return "deadline on every call, backoff between tries, NOT_FOUND not retried, 4 tries at most"
+    for attempts in (cases().choice([2, 3]), 5):
+        outcome, calls, _ = _run_plan(
+            lambda stub, user_id, n=attempts: get_user_with_retry(stub, user_id, attempts=n),
+            ["unavailable"] * 8)
+        expect(len(calls) == attempts and isinstance(outcome, grpc.RpcError),
+               f"with attempts={attempts} and every try UNAVAILABLE, expected {attempts} calls "
+               f"and the last error raised; got {len(calls)} call(s) and you "
+               f"{_describe(outcome)}: use the attempts you are given")
+    gaps = [later - earlier for (earlier, _), (later, _) in zip(calls, calls[1:], strict=False)]
+    expect(gaps[-1] >= 0.3,
+           f"with attempts=5 the waits should keep doubling, 0.05 s to 0.4 s; the gaps were "
+           f"{', '.join(f'{gap:.3f} s' for gap in gaps)}: sleep 0.05 * 2**attempt")
+    return ("deadline on every call, backoff between tries, NOT_FOUND not retried, attempts "
+            "honoured")
 
 
 # --- 4. server streaming that reads as it sends -------------------------------------------
@@ -504,6 +522,14 @@ def check_auth_interceptor(BearerAuth):
         expect(code == grpc.StatusCode.UNAUTHENTICATED,
                f"StreamUsers without a token answered {code.name}, expected UNAUTHENTICATED: "
                "every method needs the check")
+        for method in ("/user.UserService/HealthReport", "/grpc.health.v1.HealthAdmin/Reset"):
+            call = channel.unary_unary(method, request_serializer=lambda raw: raw,
+                                       response_deserializer=lambda raw: raw)
+            code = _code(call, b"", timeout=5)
+            expect(code == grpc.StatusCode.UNAUTHENTICATED,
+                   f"{method} without a token answered {code.name}, expected UNAUTHENTICATED: "
+                   "only the health service, /grpc.health.v1.Health/, is open; compare the "
+                   "service part of the method whole, not by a substring or prefix of it")
         health = health_pb2_grpc.HealthStub(channel)
         code = _code(health.Check, health_pb2.HealthCheckRequest(), timeout=5)
         expect(code == grpc.StatusCode.OK,
