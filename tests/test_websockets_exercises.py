@@ -188,7 +188,20 @@ def test_typing_truthiness_for_a_bool_fails():
                                  "is_typing": bool(data["is_typing"]), "room_id": room_id},
                        exclude=client)
 
-    assert_fails_for_some_seed("websockets.typing", int_is_fine, "(not a bool)")
+    assert_fails("websockets.typing", int_is_fine, "(not a bool)")
+
+
+def test_typing_equal_to_true_or_false_fails():
+    """Too loose: `in (True, False)` compares by value, and 1 == True, 0 == False."""
+    def by_value(chat, client, data):
+        room_id = joined_room(client, data)
+        if data.get("is_typing") not in (True, False):
+            raise ChatError("is_typing must be a bool")
+        chat.broadcast(room_id, {"type": "user_typing", "username": client.username,
+                                 "is_typing": data["is_typing"], "room_id": room_id},
+                       exclude=client)
+
+    assert_fails("websockets.typing", by_value, "(not a bool), a number")
 
 
 @pytest.mark.parametrize("id, name, imports", [
@@ -404,7 +417,9 @@ def test_catch_up_including_the_last_seen_fails():
 
 
 def test_catch_up_three_pages_at_most_fails():
-    """Sample-only: the notebook's 250 messages fit in three pages of 100; drawn counts do not."""
+    """Sample-only: the notebook's 250 messages fit in three pages of 100; drawn counts do not.
+    It reads three pages even when the first holds every message missed, which the check
+    sees first, on every seed."""
     def three_pages(base_url, token, room_id, after_id):
         missed: list[dict[str, Any]] = []
         for page in (1, 2, 3):
@@ -414,7 +429,45 @@ def test_catch_up_three_pages_at_most_fails():
             missed = [m for m in body["messages"] if m["id"] > after_id] + missed
         return missed
 
-    assert_fails_for_some_seed("websockets.catch-up", three_pages, "were missed", seeds=40)
+    assert_fails("websockets.catch-up", three_pages, "but you also asked for page 2")
+
+
+def test_catch_up_taking_an_error_for_nothing_missed_fails():
+    """Happy path only: a failed request (401, 5xx) read as an empty history."""
+    def quiet_on_error(base_url, token, room_id, after_id):
+        missed: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = requests.get(f"{base_url}/api/chat/{room_id}/messages", timeout=5,
+                                    params={"token": token, "page": page, "per_page": 100})
+            if not response.ok:
+                return missed
+            body = response.json()
+            newer = [m for m in body["messages"] if m["id"] > after_id]
+            missed = newer + missed
+            if len(newer) < len(body["messages"]) or not body["has_next"]:
+                return missed
+            page += 1
+
+    assert_fails("websockets.catch-up", quiet_on_error, "an error is not 'nothing missed'")
+
+
+def test_catch_up_reading_the_whole_history_fails():
+    """Every page read on every reconnect, then filtered: right ids, but the whole history."""
+    def whole_history(base_url, token, room_id, after_id):
+        messages: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = requests.get(f"{base_url}/api/chat/{room_id}/messages", timeout=5,
+                                    params={"token": token, "page": page, "per_page": 100})
+            response.raise_for_status()
+            body = response.json()
+            messages = body["messages"] + messages
+            if not body["has_next"]:
+                return [m for m in messages if m["id"] > after_id]
+            page += 1
+
+    assert_fails("websockets.catch-up", whole_history, "but you also asked for page 2")
 
 
 def test_catch_up_leaves_no_rows_behind():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from flask import Flask
@@ -282,7 +283,8 @@ def _user_name(user_id: int) -> str:
 def check_typing(on_typing):
     if not _sends_anything(on_typing):
         raise NotAttempted("on_typing sends nothing yet")
-    not_bool = cases().choice(["yes", 1, 0, None, "false"])
+    draw = cases()
+    number, text = draw.choice([1, 0]), draw.choice(["yes", None, "false"])
     with chat.start(name="websockets-check", fresh_data=False,
                     handlers={"typing": on_typing}) as server:
         ada, alan = _open(server, 101, "typing-1"), _open(server, 102, "typing-1")
@@ -301,8 +303,12 @@ def check_typing(on_typing):
                                         "send to the room only")
             for bad, what in (({"room_id": "typing-2", "is_typing": True},
                                "typing in a room the sender has not joined"),
-                              ({"room_id": "typing-1", "is_typing": not_bool},
-                               f"is_typing {not_bool!r} (not a bool)")):
+                              ({"room_id": "typing-1", "is_typing": text},
+                               f"is_typing {text!r} (not a bool)"),
+                              ({"room_id": "typing-1", "is_typing": number},
+                               f"is_typing {number!r} (not a bool), a number: {number} == "
+                               f"{bool(number)} in Python, so compare the type, "
+                               "isinstance(value, bool)")):
                 ada.send(json.dumps({"type": "typing", **bad}))
                 replies = _pending(ada)
                 expect([r.get("in_reply_to") for r in replies] == ["typing"],
@@ -565,11 +571,25 @@ def check_catch_up(catch_up):
     return "nothing missed, nothing repeated, oldest first, across pages of at most 100"
 
 
+def _counting_history(server) -> list[dict[str, list[str]]]:
+    """Note the query of every request for the chat history (what crossed the wire)."""
+    asked: list[dict[str, list[str]]] = []
+    history = server.app.history
+
+    def noted(request, room_id, origins):
+        asked.append(parse_qs(urlsplit(request.path).query))
+        return history(request, room_id, origins)
+
+    server.app.history = noted
+    return asked
+
+
 def _check_catch_up_through(server, catch_up):
     draw = cases()
     count = draw.randint(160, 320)
     ids = _post_history("catch-up", count)
     token = server.token_for(101)
+    asked = _counting_history(server)
     first = catch_up(server.url, token, "catch-up", ids[-1])
     if first is None:
         raise NotAttempted("catch_up returns None")
@@ -578,6 +598,7 @@ def _check_catch_up_through(server, catch_up):
     expect(list(first) == [], f"after the newest message nothing was missed, got "
                               f"{len(first)} messages")
     for seen in (ids[-draw.randint(2, 9)], ids[draw.randrange(40, count - 101)], ids[0] - 1):
+        asked.clear()
         missed = catch_up(server.url, token, "catch-up", seen)
         got = [m["id"] for m in missed]
         want = [i for i in ids if i > seen]
@@ -589,6 +610,16 @@ def _check_catch_up_through(server, catch_up):
                + (" (only the newest page?)" if len(got) in (50, 100) else ""))
         expect(got == want, f"after id {seen}: return them oldest first, got ids "
                             f"{got[:3]}...{got[-3:]}")
+        _expect_no_page_past(asked, ids, seen)
+    forged = "101." + "0" * 32
+    try:
+        returned = catch_up(server.url, forged, "catch-up", ids[0] - 1)
+    except Exception:
+        returned = None
+    expect(returned is None,
+           f"with the token {forged}, which the server did not sign, the history answers 401 "
+           f"and you returned {_short(returned)}: an error is not 'nothing missed'; raise it "
+           "(response.raise_for_status()), or the client silently loses the messages")
     ws = _open(server, 102, "catch-up")
     ws.send(json.dumps({"type": "send_message", "room_id": "catch-up",
                         "message": "live again"}))
@@ -599,3 +630,20 @@ def _check_catch_up_through(server, catch_up):
            f"a message sent over the socket after id {ids[-1]} should be caught up, got "
            f"{[m['id'] for m in missed]}")
 
+
+def _short(value) -> str:
+    return f"a list of {len(value)}" if isinstance(value, list) else repr(value)[:80]
+
+
+def _expect_no_page_past(asked: list[dict[str, list[str]]], ids: list[int], seen: int) -> None:
+    """No page asked for beyond the one that holds ``seen`` (pages are newest first)."""
+    from_newest = len(ids) - 1 - ids.index(seen) if seen in ids else len(ids)
+    for query in asked:
+        page = int(query.get("page", ["1"])[0])
+        per_page = int(query.get("per_page", ["50"])[0])
+        holding = from_newest // per_page + 1
+        expect(page <= holding,
+               f"after id {seen}, page {holding} (per_page={per_page}) already holds message "
+               f"{seen}, but you also asked for page {page}: stop at the page that holds an id "
+               "at or below after_id; reading the whole history on every reconnect does not "
+               "scale")
