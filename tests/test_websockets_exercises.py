@@ -75,12 +75,32 @@ def test_socketio_by_hand_returning_the_whole_event_fails():
     assert_fails("websockets.socketio-by-hand", whole_event, "got the whole array")
 
 
+def test_socketio_by_hand_taking_any_event_for_the_greeting_fails():
+    """Too trusting: the first EVENT (42) taken for the greeting, whatever its name."""
+    def any_event(ws, token):
+        ws.recv(2)
+        ws.send("40" + json.dumps({"token": token}))
+        while True:
+            frame = ws.recv(2)
+            if frame.startswith("44"):
+                raise PermissionError(frame)
+            if frame.startswith("42"):
+                return json.loads(frame[2:])[1]
+
+    assert_fails("websockets.socketio-by-hand", any_event, "that is the data of another event")
+
+
 def test_socketio_by_hand_returning_the_connect_error_fails():
     def no_connect_error(ws, token):
         ws.recv(2)
         ws.send("40" + json.dumps({"token": token}))
-        packet = json.loads(ws.recv(2)[2:])
-        return packet[1] if isinstance(packet, list) else packet
+        while True:
+            frame = ws.recv(2)
+            packet = json.loads(frame[2:]) if frame[:2] in ("42", "44") else None
+            if frame.startswith("44"):
+                return packet
+            if isinstance(packet, list) and packet[0] == "connected":
+                return packet[1]
 
     assert_fails("websockets.socketio-by-hand", no_connect_error,
                  "answers 44 (CONNECT_ERROR): raise PermissionError")
@@ -228,6 +248,24 @@ def test_private_message_stub_is_not_attempted():
         ...
 
     assert_fails("websockets.private-message", on_private_message, "not solved yet")
+
+
+def test_private_message_to_both_lists_fails():
+    """The recipient's connections, then the sender's: a message to oneself arrives twice."""
+    def both_lists(chat, client, data):
+        message = data.get("message")
+        if not isinstance(message, str) or not message.strip():
+            raise ChatError("message must be a non-empty string")
+        targets = [c for c in chat.clients if c.user_id == data.get("to_user_id")]
+        if not targets:
+            raise ChatError("that user is not connected")
+        event = {"type": "private_message", "from_user_id": client.user_id,
+                 "username": client.username, "to_user_id": data.get("to_user_id"),
+                 "message": message.strip()}
+        for other in targets + [c for c in chat.clients if c.user_id == client.user_id]:
+            chat.send(other, event)
+
+    assert_fails("websockets.private-message", both_lists, "sent a private message to themself")
 
 
 def test_private_message_to_everyone_fails():
@@ -476,3 +514,20 @@ def test_catch_up_leaves_no_rows_behind():
         body = requests.get(f"{server.url}/api/chat/catch-up/messages",
                             params={"token": server.token_for(101)}, timeout=5).json()
     assert body["total"] == 0
+
+
+def test_handshake_any_authorization_scheme_fails():
+    """Too trusting: the last word of the Authorization header taken as the token, whatever
+    its scheme."""
+    def last_word(request, verify_token, allowed_origins):
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in allowed_origins:
+            return 403, None
+        header = request.headers.get("Authorization", "")
+        token = header.split()[-1] if header else None
+        if not token:
+            token = parse_qs(urlsplit(request.path).query).get("token", [None])[0]
+        user_id = verify_token(token) if token else None
+        return (101, user_id) if user_id is not None else (401, None)
+
+    assert_fails("websockets.handshake", last_word, "a valid token under the Basic scheme")

@@ -96,6 +96,7 @@ def _socketio_server(tokens, heard):
             name = user.name if user else "Anonymous"
         finally:
             db.session.remove()
+        emit("notice", {"message": "The chat restarts at midnight"})  # not the greeting
         emit("connected", {"message": f"Welcome {name}!"})
         return None
 
@@ -173,7 +174,11 @@ def check_socketio_by_hand(socketio_hello):
             expect(data == expected or not _what_was_wrong(heard, token),
                    _what_was_wrong(heard, token) or "")
             expect(data == expected, f"as user {user_id}, expected the greeting {expected!r}, "
-                                     f"got {data!r}")
+                                     f"got {data!r}" + (
+                                         ": that is the data of another event (the server "
+                                         "sent 42[\"notice\", ...] first); return the one "
+                                         "whose name is \"connected\""
+                                         if "restarts" in str(data) else ""))
         forged = "101." + "0" * 32
         try:
             refused = _hello(server, socketio_hello, forged, heard)
@@ -427,6 +432,15 @@ def check_private_message(on_private_message):
                                       f"{got or 'nothing'!r}")
             expect(not _pending(grace), f"user {bystander} got a private message between users "
                                         f"{sender} and {to}")
+            tabs[1].send(json.dumps({"type": "private_message", "to_user_id": sender,
+                                     "message": text}))
+            to_self = {**expected, "to_user_id": sender}
+            for n, tab in enumerate(tabs):
+                got = _pending(tab)
+                expect(got == [to_self],
+                       f"user {sender} sent a private message to themself: each of their tabs "
+                       f"should get it once, tab {n + 1} got {len(got)}: the recipient's and "
+                       "the sender's connections overlap, send to each Client once (a set)")
             offline = next(id for id in range(101, 126) if id not in (sender, to, bystander))
             for bad, what in (({"to_user_id": offline, "message": "hi"},
                                f"to user {offline}, who is not connected,"),
@@ -504,6 +518,12 @@ def check_handshake(authorize):
         own = f"http://127.0.0.1:{server.port}"
         status, _ = _handshake_status(server, f"?token={token}", origin=own)
         expect(status == 101, f"the lab's own page (Origin {own}) was refused with {status}")
+        status, _ = _handshake_status(server, additional_headers={
+            "Authorization": f"Basic {token}"})
+        expect(status == 401,
+               f"a valid token under the Basic scheme ('Authorization: Basic ...') opened the "
+               f"socket ({status}): only 'Bearer <token>' carries a token; compare the scheme "
+               "too, not just the last word of the header")
     return ("401 without a valid token (query or Bearer), 403 for a foreign or look-alike "
             "Origin, else 101")
 
