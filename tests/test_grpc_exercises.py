@@ -547,3 +547,22 @@ def test_auth_health_by_substring_fails():
             return super().intercept_service(continuation, handler_call_details)
 
     assert_fails("grpc.auth-interceptor", Substring, "compare the service part of the method")
+
+
+def test_bidi_answers_from_a_cache_kept_across_requests_fails():
+    """One-process state: each user looked up once and kept in a module-level dict, so a
+    user renamed since is answered with the old name."""
+    kept: dict[int, user_service_pb2.User | None] = {}
+
+    def cached(request_iterator, context):
+        for request in request_iterator:
+            if request.id not in kept:
+                user = db.session.get(User, request.id)
+                kept[request.id] = user_to_proto(user) if user is not None else None
+            found = kept[request.id]
+            if found is None:
+                yield user_service_pb2.UserResponse(success=False, error_message="not found")
+            else:
+                yield user_service_pb2.UserResponse(user=found, success=True)
+
+    assert_fails("grpc.bidi-lookup", cached, "was renamed after your first answer")

@@ -62,6 +62,14 @@ def _user_ids() -> set[int]:
     return ids
 
 
+def _rename(user_id: int, name: str | None) -> None:
+    user = db.session.get(User, user_id)
+    if user is not None and name is not None:
+        user.name = name
+        db.session.commit()
+    db.session.remove()
+
+
 def _delete_users_not_in(existing: set[int]) -> None:
     """Undo what a check created, so the learner's data stays as it was."""
     for user in db.session.scalars(select(User).where(User.id.not_in(existing))):
@@ -556,12 +564,13 @@ def check_auth_interceptor(BearerAuth):
 def check_bidi_lookup(lookup_users):
     draw = cases()
     known = draw.sample(range(101, 126), 3)
-    ids = [known[0], MISSING_ID + draw.randrange(1000), known[1], known[2]]
+    ids = [known[0], MISSING_ID + draw.randrange(1000), known[1], known[2], known[0]]
     if lookup_users(iter(()), None) is None:
         raise NotAttempted("lookup_users returns None")
     with _check_server(lookup=lookup_users) as server, \
             grpc_service.channel(server.url) as channel:
         stub = user_lookup_pb2_grpc.UserLookupStub(channel)
+        original = _name_of(known[0])
         outbox: queue.Queue = queue.Queue()
         call = stub.LookupUsers(iter(outbox.get, None), timeout=5)
         answers: queue.Queue = queue.Queue()
@@ -576,7 +585,9 @@ def check_bidi_lookup(lookup_users):
 
         threading.Thread(target=read, daemon=True).start()
         try:
-            for id in ids:
+            for n, id in enumerate(ids):
+                if n == len(ids) - 1:  # asked again, renamed since: read it again
+                    _rename(id, f"{original} (renamed)")
                 name = _name_of(id)
                 outbox.put(user_service_pb2.GetUserRequest(id=id))
                 try:
@@ -599,9 +610,13 @@ def check_bidi_lookup(lookup_users):
                 else:
                     expect(answer.success and answer.user.name == name,
                            f"id {id} should be answered with {name} and success=True, "
-                           f"got {answer!r}")
+                           f"got {answer!r}" + (
+                               f": user {id} was renamed after your first answer; look each "
+                               "id up when it arrives (a cache kept across requests is stale)"
+                               if n == len(ids) - 1 else ""))
         finally:
             outbox.put(None)
+            _rename(known[0], original)
         end = answers.get(timeout=2)
         expect(end == "end", f"after the client closed its side the stream should end with OK, "
                              f"got {end!r}")
