@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import requests
-from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
+from graphql import ExecutionResult, FragmentDefinitionNode, OperationDefinitionNode, parse
 from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -494,7 +494,7 @@ def check_ws_client(collect_posts):
         except BaseException as exc:  # reported below
             outcome["error"] = exc
 
-    sent: list[dict] = []
+    sent: list[Any] = []
     with graphql_api.start(name="graphql-check", fresh_data=False,
                            subscriber=_recording(sent)) as server:
         before = bus.listening()
@@ -537,20 +537,21 @@ def check_ws_client(collect_posts):
     return f"connection_init, subscribe with a server-side filter, {count} events, complete"
 
 
-def _recording(sent: list[dict]):
+def _recording(sent: list[Any]):
     """The lab's subscriber, noting every event it sends (what crosses the wire)."""
     async def subscriber(query, variables=None, operation_name=None):
         outcome = await subscribe_query(query, variables, operation_name)
-        if not hasattr(outcome, "__aiter__"):
+        if isinstance(outcome, ExecutionResult):
             return outcome
+        stream = outcome
 
         async def noted():
             try:
-                async for result in outcome:
+                async for result in stream:
                     sent.append(result.formatted)
                     yield result
             finally:
-                await outcome.aclose()
+                await stream.aclose()
         return noted()
     return subscriber
 
