@@ -76,6 +76,15 @@ def test_hpack_one_measured_number_fails_for_other_headers():
     assert_fails(HP, lambda headers: 85, "with the same without authorization")
 
 
+def test_hpack_lookup_of_the_checks_header_sets_fails():
+    """A lookup table of what the check measures: the three known header sets, by value."""
+    known = {tuple(h): exercises.tenth_request_bytes(list(h))
+             for h in exercises.HEADER_SETS.values()}
+
+    assert_fails(HP, lambda headers: known.get(tuple(headers), 0),
+                 "with headers drawn for this check")
+
+
 # --- http-versions.pick-version ----------------------------------------------------------------
 
 PV = "http-versions.pick-version"

@@ -6,7 +6,7 @@ from typing import Any
 
 import hpack
 
-from ...engine import NotAttempted, Unmet, exercise, expect
+from ...engine import NotAttempted, Unmet, cases, exercise, expect
 from ...wire import LossPattern
 from . import hol
 from .compression import REQUEST_HEADERS
@@ -161,6 +161,18 @@ def measured_tenth(port: int, headers: list[tuple[str, str]]) -> int:
         return client.header_blocks[-1]
 
 
+def _drawn_header_set() -> dict[str, list[tuple[str, str]]]:
+    """Headers the learner has not seen: a cookie on either side of h2's 20-byte rule."""
+    draw = cases()
+    cookie = "id=" + "".join(draw.choices("abcdef0123456789", k=draw.randint(10, 24)))
+    headers = [("accept", draw.choice(["text/html", "application/json", "*/*"])),
+               ("user-agent", f"lab-client/{draw.randint(1, 99)}.{draw.randint(0, 9)}"),
+               ("cookie", cookie)]
+    if draw.random() < 0.5:
+        headers.append(("authorization", "Bearer " + "t" * draw.randint(20, 80)))
+    return {f"headers drawn for this check ({len(cookie)}-byte cookie)": headers}
+
+
 @exercise(
     "http-versions.hpack-tenth",
     title="Predict the HPACK bytes of the tenth identical request",
@@ -182,7 +194,7 @@ def check_hpack_tenth(tenth_request_bytes):
     if _not_filled(first):
         raise NotAttempted("tenth_request_bytes returns nothing yet")
     with start(name=CHECK_SERVER) as server:
-        for what, headers in HEADER_SETS.items():
+        for what, headers in {**HEADER_SETS, **_drawn_header_set()}.items():
             predicted = tenth_request_bytes(list(headers))
             expect(type(predicted) is int, f"return a number of bytes, not {predicted!r}")
             got = measured_tenth(server.cleartext_port, list(headers))
