@@ -351,3 +351,11 @@ def test_relay_republishing_every_row_fails():
         return len(rows)
 
     assert_fails("queues.outbox", every_row, "published = 0")
+
+
+def test_partition_by_the_keys_number_fails():
+    """Sample-only: the number in user-<n> spreads the sample's keys, and no other key."""
+    def by_number(key, partitions):
+        return int(key.rsplit("-", 1)[1]) % partitions
+
+    assert_fails("queues.per-key-order", by_number, "A key is any text")

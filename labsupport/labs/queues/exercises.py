@@ -497,7 +497,10 @@ KEYS, PARTITIONS, PER_KEY = 24, 4, 3
 def _keys(seed: int) -> list[str]:
     """Keys drawn at check time (not the sample's), the same for the same seed."""
     rng = random.Random(seed)
-    return [f"user-{n}" for n in rng.sample(range(1, 100_000), KEYS)]
+    numbers = rng.sample(range(1, 100_000), KEYS)
+    # A third are not user-<number>: a key is any text, so only a hash of all of it spreads it
+    return [f"user-{n}" if i % 3 != 1 else f"{rng.choice(['ada', 'zoë', 'cust'])}.{n:x}@shop"
+            for i, n in enumerate(numbers)]
 
 
 def _elsewhere(partition: Callable[[str, int], int], keys: list[str]) -> dict[int, dict]:
@@ -572,7 +575,8 @@ def check_partition(partition: Callable[[str, int], int]) -> str:
     for key in keys:
         picks = [elsewhere[hash_seed][key] for hash_seed in (1, 2)]
         for kind, value in picks:
-            expect(kind == "ok", f"partition({key!r}, 4) raised in another process: {value}")
+            expect(kind == "ok", f"partition({key!r}, 4) raised in another process: {value}. "
+                                 "A key is any text, not always user-<number>: hash all of it")
         one, other = (value for _, value in picks)
         if one != other:
             why = ("Python's hash() of a str is salted per process (PYTHONHASHSEED): use a "
