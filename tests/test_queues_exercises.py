@@ -359,3 +359,20 @@ def test_partition_by_the_keys_number_fails():
         return int(key.rsplit("-", 1)[1]) % partitions
 
     assert_fails("queues.per-key-order", by_number, "A key is any text")
+
+
+def test_relay_swallowing_publish_errors_fails():
+    """Happy path only: except Exception around publish, as if a dying process could carry on."""
+    def swallow(conn, publish):
+        rows = conn.execute("SELECT id, message_id, subject, body FROM outbox "
+                            "WHERE published = 0 ORDER BY id").fetchall()
+        for row_id, message_id, subject, body in rows:
+            try:
+                publish(subject, body.encode(), msg_id=message_id)
+            except Exception:
+                continue
+            conn.execute("UPDATE outbox SET published = 1 WHERE id = ?", (row_id,))
+            conn.commit()
+        return len(rows)
+
+    assert_fails("queues.outbox", swallow, "caught the exception of publish")

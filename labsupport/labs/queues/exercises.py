@@ -743,7 +743,10 @@ def check_outbox(relay: Callable[..., Any],
     if outcome.get("relayed") == 0:
         raise NotAttempted("relay published nothing")
     stream = outcome["stream"]
-    expect(outcome["crashed"], "the relay never published: publish each unpublished row")
+    expect(outcome["crashed"], "the relay never died where the check killed it: either it "
+                               "never published, or it caught the exception of publish (a Crash "
+                               "stands for the process dying). Publish each unpublished row, and "
+                               "let publish's errors end the run: the row stays unpublished")
     ids = [o for o in outcome["ids"]]
     seen = [m.get("order_id") for m in stream]
     for order_id in ids:
