@@ -121,7 +121,7 @@ def test_early_data_reference_passes():
 
 
 def test_early_data_allowing_everything_fails():
-    assert_fails(ED, lambda method, path: True, "placed a second order")
+    assert_fails(ED, lambda method, path: True, "changed an order a second time")
 
 
 def test_early_data_refusing_everything_fails():
@@ -134,3 +134,13 @@ def test_early_data_judged_by_path_not_method_fails():
 
 def test_early_data_answer_as_text_fails():
     assert_fails(ED, lambda method, path: "yes", "answer True or False")
+
+
+def test_early_data_refusing_only_the_checked_path_fails():
+    """A lookup of what the check measured: refuse /orders, allow every other path."""
+    assert_fails(ED, lambda method, path: path != "/orders", "Judge by the method")
+
+
+def test_early_data_refusing_only_post_fails():
+    """Too loose: everything but POST, so PATCH (not idempotent) may run twice."""
+    assert_fails(ED, lambda method, path: method != "POST", "you allow PATCH /orders/7")

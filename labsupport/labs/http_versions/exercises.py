@@ -85,7 +85,7 @@ def allow_early_data(method: str, path: str) -> bool:
     return method in ("GET", "HEAD", "OPTIONS")
 
 
-EARLY_REQUESTS = [("GET", "/"), ("GET", "/bytes/100"), ("POST", "/orders")]
+EARLY_REQUESTS = [("GET", "/"), ("GET", "/bytes/100"), ("POST", "/orders"), ("PATCH", "/orders/7")]
 
 
 @exercise(
@@ -115,7 +115,8 @@ def check_early_data(allow_early_data):
         harmful = replayed.orders_on_b > 0
         if answer and harmful:
             raise Unmet(f"you allow {method} {path} in early data; replayed to a second node it "
-                        f"ran again and placed a second order: refuse it (425 Too Early)")
+                        f"ran again and changed an order a second time: refuse it (425 Too "
+                        f"Early). Judge by the method: only the safe ones may run twice")
         if not answer and not harmful:
             raise Unmet(f"you refuse {method} {path}; replayed, it ran again and changed "
                         f"nothing, so refusing it only costs the client the round trip 0-RTT "
