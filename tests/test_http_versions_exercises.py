@@ -76,6 +76,15 @@ def test_hpack_one_measured_number_fails_for_other_headers():
     assert_fails(HP, lambda headers: 85, "with the same without authorization")
 
 
+def test_hpack_lookup_of_the_checks_header_sets_fails():
+    """A lookup table of what the check measures: the three known header sets, by value."""
+    known = {tuple(h): exercises.tenth_request_bytes(list(h))
+             for h in exercises.HEADER_SETS.values()}
+
+    assert_fails(HP, lambda headers: known.get(tuple(headers), 0),
+                 "with headers drawn for this check")
+
+
 # --- http-versions.pick-version ----------------------------------------------------------------
 
 PV = "http-versions.pick-version"
@@ -112,7 +121,7 @@ def test_early_data_reference_passes():
 
 
 def test_early_data_allowing_everything_fails():
-    assert_fails(ED, lambda method, path: True, "placed a second order")
+    assert_fails(ED, lambda method, path: True, "changed an order a second time")
 
 
 def test_early_data_refusing_everything_fails():
@@ -125,3 +134,13 @@ def test_early_data_judged_by_path_not_method_fails():
 
 def test_early_data_answer_as_text_fails():
     assert_fails(ED, lambda method, path: "yes", "answer True or False")
+
+
+def test_early_data_refusing_only_the_checked_path_fails():
+    """A lookup of what the check measured: refuse /orders, allow every other path."""
+    assert_fails(ED, lambda method, path: path != "/orders", "Judge by the method")
+
+
+def test_early_data_refusing_only_post_fails():
+    """Too loose: everything but POST, so PATCH (not idempotent) may run twice."""
+    assert_fails(ED, lambda method, path: method != "POST", "you allow PATCH /orders/7")

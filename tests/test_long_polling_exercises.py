@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import requests
@@ -212,3 +213,29 @@ def test_resync_from_the_notebooks_history_size_fails():
         return body["notifications"], body["cursor"]
 
     assert_fails_for_some_seed("long-polling.resync", five_back, "from the snapshot")
+
+
+def test_wakeup_by_position_in_history_fails():
+    """Sample-only: history[cursor:] holds while no notification has been dropped yet."""
+    def by_position(inbox, cursor, timeout):
+        with inbox.changed:
+            inbox.changed.wait_for(lambda: inbox.latest > cursor, timeout)
+            return list(inbox.history)[cursor:]
+
+    assert_fails("long-polling.wakeup", by_position, "not their position in history")
+
+
+def test_poller_short_polling_fails():
+    """The requirement skipped: timeout=0 and a sleep is short polling, not long polling."""
+    def short_polling(base_url, user_id, count):
+        received: list[dict[str, Any]] = []
+        cursor = 0
+        while len(received) < count:
+            body = requests.get(f"{base_url}/api/notifications/{user_id}/poll",
+                                params={"cursor": cursor, "timeout": 0}, timeout=5).json()
+            received.extend(body["notifications"])
+            cursor = body["cursor"]
+            time.sleep(0.02)
+        return received
+
+    assert_fails("long-polling.poller", short_polling, "never held both their polls open")

@@ -146,7 +146,7 @@ def test_dead_lettering_without_term_fails():
         elif attempt == max_attempts:
             await js.publish("dlq.orders", msg.data, headers={"Reason": str(error)})
 
-    assert_fails("queues.retry-dlq", no_term, "must not come back after the third")
+    assert_fails("queues.retry-dlq", no_term, "must not come back after attempt")
 
 
 # --- queues.per-key-order ----------------------------------------------------------
@@ -263,3 +263,116 @@ def test_retry_with_a_fixed_delay_fails():
 
     assert_fails("queues.retry-dlq", fixed, "the delay should grow with each attempt")
 
+
+
+# --- wrong answers by class (red team b) ---------------------------------------------
+
+
+def test_publish_retrying_forever_fails():
+    """Happy path only: retry until it works, however long the broker stays silent."""
+    async def forever(js, order):
+        while True:
+            try:
+                return await js.publish(f"orders.created.{order['user_id']}",
+                                        json.dumps(order).encode(), timeout=1,
+                                        headers={"Nats-Msg-Id": f"order-{order['order_id']}"})
+            except TimeoutError:
+                continue
+
+    assert_fails("queues.safe-publish", forever, "retry a bounded number of times")
+
+
+def test_publish_swallowing_the_last_timeout_fails():
+    """Happy path only: three attempts, then None as if the order were stored."""
+    async def swallow(js, order):
+        for _ in range(3):
+            try:
+                return await js.publish(f"orders.created.{order['user_id']}",
+                                        json.dumps(order).encode(), timeout=1,
+                                        headers={"Nats-Msg-Id": f"order-{order['order_id']}"})
+            except TimeoutError:
+                pass
+        return None
+
+    assert_fails("queues.safe-publish", swallow, "raise the TimeoutError")
+
+
+def test_retry_with_the_notebooks_three_fails():
+    """A constant: the notebook's max_attempts=3 instead of the argument."""
+    async def three(js, msg, error, max_attempts=3):
+        attempt = msg.metadata.num_delivered
+        if attempt < 3:
+            await msg.nak(delay=0.05 * 2 ** (attempt - 1))
+            return
+        await js.publish("dlq.orders", msg.data, headers={"Reason": str(error)})
+        await msg.term()
+
+    assert_fails("queues.retry-dlq", three, "count attempts with max_attempts")
+
+
+def test_retry_terminating_before_dead_lettering_fails():
+    """Happy path only: term() first, so a failed publish to the dead letters loses it."""
+    async def term_first(js, msg, error, max_attempts=3):
+        attempt = msg.metadata.num_delivered
+        if attempt < max_attempts:
+            await msg.nak(delay=0.05 * 2 ** (attempt - 1))
+            return
+        await msg.term()
+        await js.publish("dlq.orders", msg.data, headers={"Reason": str(error)})
+
+    assert_fails("queues.retry-dlq", term_first, "Publish the dead letter first")
+
+
+_attempts_here: dict[tuple[str, int], int] = {}
+
+
+def test_retry_counting_attempts_in_the_process_fails():
+    """One-process state: attempts counted in a module-level dict restart with the worker."""
+    async def counted_here(js, msg, error, max_attempts=3):
+        key = (msg.metadata.stream, msg.metadata.sequence.stream)
+        _attempts_here[key] = attempt = _attempts_here.get(key, 0) + 1
+        if attempt < max_attempts:
+            await msg.nak(delay=0.05 * 2 ** (attempt - 1))
+            return
+        await js.publish("dlq.orders", msg.data, headers={"Reason": str(error)})
+        await msg.term()
+
+    assert_fails("queues.retry-dlq", counted_here, "msg.metadata.num_delivered")
+
+
+def test_relay_republishing_every_row_fails():
+    """Retries of everything: every row on every run, trusting the duplicate window."""
+    def every_row(conn, publish):
+        rows = conn.execute("SELECT id, message_id, subject, body FROM outbox").fetchall()
+        for row_id, message_id, subject, body in rows:
+            publish(subject, body.encode(), msg_id=message_id)
+            conn.execute("UPDATE outbox SET published = 1 WHERE id = ?", (row_id,))
+            conn.commit()
+        return len(rows)
+
+    assert_fails("queues.outbox", every_row, "published = 0")
+
+
+def test_partition_by_the_keys_number_fails():
+    """Sample-only: the number in user-<n> spreads the sample's keys, and no other key."""
+    def by_number(key, partitions):
+        return int(key.rsplit("-", 1)[1]) % partitions
+
+    assert_fails("queues.per-key-order", by_number, "A key is any text")
+
+
+def test_relay_swallowing_publish_errors_fails():
+    """Happy path only: except Exception around publish, as if a dying process could carry on."""
+    def swallow(conn, publish):
+        rows = conn.execute("SELECT id, message_id, subject, body FROM outbox "
+                            "WHERE published = 0 ORDER BY id").fetchall()
+        for row_id, message_id, subject, body in rows:
+            try:
+                publish(subject, body.encode(), msg_id=message_id)
+            except Exception:
+                continue
+            conn.execute("UPDATE outbox SET published = 1 WHERE id = ?", (row_id,))
+            conn.commit()
+        return len(rows)
+
+    assert_fails("queues.outbox", swallow, "caught the exception of publish")

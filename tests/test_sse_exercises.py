@@ -144,3 +144,37 @@ def test_replay_by_position_fails():
         return history[int(last_event_id):]
 
     assert_fails("sse.replay", by_position, "misses nothing when the buffer starts at 6")
+
+
+def test_format_event_without_the_space_after_the_colon_fails():
+    """Sample-only: 'data:' + line reads right until a line starts with a space."""
+    def no_space(data, event=None, id=None):
+        head = (f"id:{id}\n" if id is not None else "") + (f"event:{event}\n" if event else "")
+        lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        return head + "".join(f"data:{line}\n" for line in lines) + "\n"
+
+    assert_fails("sse.format-event", no_space, "its first space lost")
+
+
+def test_format_event_dropping_id_zero_fails():
+    """Too loose a test: `if id:` leaves out the id 0, so the client cannot resume from it."""
+    def truthy_id(data, event=None, id=None):
+        head = (f"id: {id}\n" if id else "") + (f"event: {event}\n" if event else "")
+        lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        return head + "".join(f"data: {line}\n" for line in lines) + "\n"
+
+    assert_fails("sse.format-event", truthy_id, "0 is an id too")
+
+
+def test_replay_with_the_gap_one_off_fails():
+    """An off-by-one gap test: a client that last saw oldest - 2 missed oldest - 1."""
+    def gap_one_off(history, last_event_id):
+        if last_event_id is None:
+            return []
+        if not last_event_id.isdigit() or int(last_event_id) > history[-1].id:
+            raise ValueError("not an id this stream sent")
+        if int(last_event_id) < history[0].id - 2:
+            raise sse.ReplayGap("gone")
+        return [e for e in history if e.id > int(last_event_id)]
+
+    assert_fails("sse.replay", gap_one_off, "as if nothing was lost")

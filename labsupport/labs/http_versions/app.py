@@ -9,6 +9,8 @@
     GET  /page?n=<k>       a page whose script fetches k slow resources at once and keeps their
                            Resource Timing in ``window.loaded`` (what a browser's waterfall shows)
     POST /orders           counts the orders placed: shows what replaying a request does
+    PATCH /orders/<n>      adds an item to order n, counted with the orders: a change that is
+                           not POST, and not idempotent either
     anything else          404 with the collection's JSON error envelope
 """
 
@@ -73,6 +75,9 @@ class App:
         elif path == "/orders" and method == "POST":
             self.orders += 1
             await _json(send, 201, {"order": self.orders})
+        elif path.startswith("/orders/") and method == "PATCH" and path[8:].isdigit():
+            self.orders += 1
+            await _json(send, 200, {"order": int(path[8:]), "changes": self.orders})
         else:
             await _json(send, 404, envelope(404, f"no route for {method} {path}"))
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import hpack
 
-from ...engine import NotAttempted, Unmet, exercise, expect
+from ...engine import NotAttempted, Unmet, cases, exercise, expect
 from ...wire import LossPattern
 from . import hol
 from .compression import REQUEST_HEADERS
@@ -85,7 +85,7 @@ def allow_early_data(method: str, path: str) -> bool:
     return method in ("GET", "HEAD", "OPTIONS")
 
 
-EARLY_REQUESTS = [("GET", "/"), ("GET", "/bytes/100"), ("POST", "/orders")]
+EARLY_REQUESTS = [("GET", "/"), ("GET", "/bytes/100"), ("POST", "/orders"), ("PATCH", "/orders/7")]
 
 
 @exercise(
@@ -115,7 +115,8 @@ def check_early_data(allow_early_data):
         harmful = replayed.orders_on_b > 0
         if answer and harmful:
             raise Unmet(f"you allow {method} {path} in early data; replayed to a second node it "
-                        f"ran again and placed a second order: refuse it (425 Too Early)")
+                        f"ran again and changed an order a second time: refuse it (425 Too "
+                        f"Early). Judge by the method: only the safe ones may run twice")
         if not answer and not harmful:
             raise Unmet(f"you refuse {method} {path}; replayed, it ran again and changed "
                         f"nothing, so refusing it only costs the client the round trip 0-RTT "
@@ -161,6 +162,18 @@ def measured_tenth(port: int, headers: list[tuple[str, str]]) -> int:
         return client.header_blocks[-1]
 
 
+def _drawn_header_set() -> dict[str, list[tuple[str, str]]]:
+    """Headers the learner has not seen: a cookie on either side of h2's 20-byte rule."""
+    draw = cases()
+    cookie = "id=" + "".join(draw.choices("abcdef0123456789", k=draw.randint(10, 24)))
+    headers = [("accept", draw.choice(["text/html", "application/json", "*/*"])),
+               ("user-agent", f"lab-client/{draw.randint(1, 99)}.{draw.randint(0, 9)}"),
+               ("cookie", cookie)]
+    if draw.random() < 0.5:
+        headers.append(("authorization", "Bearer " + "t" * draw.randint(20, 80)))
+    return {f"headers drawn for this check ({len(cookie)}-byte cookie)": headers}
+
+
 @exercise(
     "http-versions.hpack-tenth",
     title="Predict the HPACK bytes of the tenth identical request",
@@ -182,7 +195,7 @@ def check_hpack_tenth(tenth_request_bytes):
     if _not_filled(first):
         raise NotAttempted("tenth_request_bytes returns nothing yet")
     with start(name=CHECK_SERVER) as server:
-        for what, headers in HEADER_SETS.items():
+        for what, headers in {**HEADER_SETS, **_drawn_header_set()}.items():
             predicted = tenth_request_bytes(list(headers))
             expect(type(predicted) is int, f"return a number of bytes, not {predicted!r}")
             got = measured_tenth(server.cleartext_port, list(headers))

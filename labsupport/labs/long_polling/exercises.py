@@ -203,8 +203,25 @@ def check_wakeup(wait_for_news):
                        f"wait while holding inbox.changed")
     expect(_ids(result) == [5], f"notification 5 arrived just as you looked at cursor 4; you "
                                 f"returned {_ids(result)}")
+    _check_wrapped_history(wait_for_news, cases())
     return ("news at once, a wait bounded by the timeout, woken by a new notification, and "
             "none lost between the check and the wait")
+
+
+def _check_wrapped_history(wait_for_news, draw) -> None:
+    """An inbox whose history has dropped its oldest: ids no longer match positions."""
+    kept = draw.randint(3, 6)
+    total = kept + draw.randint(2, 6)
+    inbox = _GapInbox(history=kept)
+    for n in range(1, total + 1):
+        inbox.add("message", {"n": n})
+    cursor = draw.randrange(total - kept + 1, total)
+    result, _ = _timed(wait_for_news, inbox, cursor, 1.0)
+    want = list(range(cursor + 1, total + 1))
+    expect(_ids(result) == want,
+           f"an inbox that keeps its last {kept} of {total} notifications holds ids "
+           f"{total - kept + 1}-{total}; after cursor {cursor} expected {want}, you returned "
+           f"{_ids(result)}: pick notifications by their id, not their position in history")
 
 
 # --- 2. backoff with jitter -----------------------------------------------------
@@ -329,6 +346,7 @@ def check_poller(collect):
         settle = time.monotonic() + 3
         while server.hub.waiting() < 2 and time.monotonic() < settle:
             time.sleep(0.01)
+        held = server.hub.waiting() >= 2
         for n in range(early + 1, count + 1):
             time.sleep(draw.choice([0.0, 0.05, 0.15]))
             server.hub.send(user, "message", {"n": n})
@@ -347,6 +365,10 @@ def check_poller(collect):
                    f"the cursor of the last response with the next poll")
         want = list(range(1, count + 1))
         expect(ids == want, f"{name} of user {user!r} received {ids}, expected {want} in order")
+    expect(held, "both tabs received every notification, but in 3 s the server never held "
+                 "both their polls open: a poll with timeout=0 answers at once, so an idle tab "
+                 "sends request after request (short polling). Send timeout=1 or more: the "
+                 "server holds the request until news comes")
     return f"two tabs of one user each received notifications 1-{count}, once each, in order"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import json
 import random
 import sqlite3
@@ -29,7 +30,7 @@ import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 
 from ...elsewhere import call_elsewhere, uses
-from ...engine import NotAttempted, Unmet, exercise, expect
+from ...engine import NotAttempted, Unmet, cases, exercise, expect
 from ...harness import running
 from .broker import BrokerHandle, start
 from .worker import Message, stored
@@ -148,6 +149,14 @@ async def _drive_publish(publish_order: Callable[..., Any]) -> dict[str, Any]:
             outcome["after_again"] = await stored(js, name)
             await _call(publish_order, lossy, {"order_id": 42, "user_id": "u7"})
             outcome["stored"] = await stored(js, name)
+            # The broker answers no more: every ack is lost; a bounded retry gives up and says so.
+            lossy.lose, before = 20, len(lossy.publishes)
+            try:
+                outcome["hopeless"] = await _call(publish_order, lossy,
+                                                  {"order_id": 43, "user_id": "u7"})
+            except TimeoutError:
+                outcome["hopeless"] = TimeoutError
+            outcome["hopeless_attempts"] = len(lossy.publishes) - before
         return outcome
 
 
@@ -213,6 +222,13 @@ def check_safe_publish(publish_order: Callable[..., Any]) -> str:
     expect(stored_ids == [41, 42],
            f"after order 41 then order 42 the stream holds orders {stored_ids}: a different "
            f"order needs a different id")
+    tries = outcome["hopeless_attempts"]
+    expect(tries <= 3, f"every ack of order 43 was lost and publish_order tried {tries} times: "
+                       "retry a bounded number of times (at most 3 attempts), then raise")
+    expect(outcome["hopeless"] is TimeoutError,
+           f"every ack of order 43 was lost, and publish_order returned "
+           f"{outcome['hopeless']!r} after {tries} attempts: after the last attempt raise the "
+           "TimeoutError, so the caller knows the order may not be stored")
     subjects = {msg.subject.removeprefix(f"{prefix}.") for msg in outcome["stored"]}
     return (f"a lost ack retried with the same id: order 41 stored once, its repeat acked as a "
             f"duplicate, order 42 stored too ({', '.join(sorted(subjects))})")
@@ -351,7 +367,21 @@ class _Recorded:
         await self._msg.in_progress()
 
 
-async def _drive_retry(on_failure: Callable[..., Any]) -> dict[str, Any]:
+class _RecordedJetStream:
+    """A JetStream context whose publishes are recorded in the same list as the acks."""
+
+    def __init__(self, js: Any, calls: list[tuple[str, Any]]) -> None:
+        self._js, self._calls = js, calls
+
+    async def publish(self, subject: str, *args: Any, **kwargs: Any) -> Any:
+        self._calls.append(("publish", subject))
+        return await self._js.publish(subject, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._js, name)
+
+
+async def _drive_retry(on_failure: Callable[..., Any], max_attempts: int) -> dict[str, Any]:
     nc = await nats.connect(_broker().url, connect_timeout=2)
     js = nc.jetstream(timeout=2)
     name = f"CHECK_{uuid.uuid4().hex[:10].upper()}"
@@ -359,7 +389,9 @@ async def _drive_retry(on_failure: Callable[..., Any]) -> dict[str, Any]:
     await js.add_stream(name=name, subjects=[f"{name.lower()}.>"], storage=StorageType.MEMORY)
     await js.add_stream(name=dlq, subjects=["dlq.>"], storage=StorageType.MEMORY)
     calls: list[tuple[str, Any]] = []
-    attempts = 0
+    recorded_js = _RecordedJetStream(js, calls)
+    attempts = 0      # deliveries the learner's function saw
+    crashed = False   # the first delivery went to a worker process that died
     try:
         await js.publish(f"{name.lower()}.orders", b'{"order_id": "poison"}')
         consumer = ConsumerConfig(durable_name="retry", ack_policy=AckPolicy.EXPLICIT,
@@ -367,24 +399,29 @@ async def _drive_retry(on_failure: Callable[..., Any]) -> dict[str, Any]:
         sub = await js.pull_subscribe(f"{name.lower()}.orders", durable="retry", stream=name,
                                       config=consumer)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 4
+        deadline = loop.time() + 5
         while loop.time() < deadline:
             try:
                 msgs = await sub.fetch(1, timeout=0.3)
             except TimeoutError:  # nats-py raises its own or asyncio's
-                if attempts >= 5 or calls and calls[-1][0] in ("term", "ack") and attempts >= 3:
+                if attempts >= max_attempts + 1 or (calls and calls[-1][0] in ("term", "ack")
+                                                    and attempts >= max_attempts - 1):
                     break
                 continue
             for msg in msgs:
+                if not crashed:  # its attempt 1 died with its process: the server redelivers
+                    crashed = True
+                    await msg.nak()
+                    continue
                 attempts += 1
-                result = on_failure(js, _Recorded(msg, calls), ValueError("payment declined"),
-                                    max_attempts=3)
+                result = on_failure(recorded_js, _Recorded(msg, calls),
+                                    ValueError("payment declined"), max_attempts=max_attempts)
                 if inspect.isawaitable(result):
                     await asyncio.wait_for(result, 2)
                 if attempts == 1 and not calls and not await stored(js, dlq):
                     return {"attempts": 0, "calls": [], "dead": []}
         dead = [(msg.data, dict(msg.headers or {})) for msg in await stored(js, dlq)]
-        return {"attempts": attempts, "calls": calls, "dead": dead}
+        return {"attempts": attempts + crashed, "calls": calls, "dead": dead}
     finally:
         for stream in (name, dlq):
             with contextlib.suppress(Exception):
@@ -407,28 +444,44 @@ async def _drive_retry(on_failure: Callable[..., Any]) -> dict[str, Any]:
     timeout=15,
 )
 def check_retry(on_failure: Callable[..., Any]) -> str:
-    outcome = _run(_drive_retry(on_failure))
+    most = cases().choice([4, 5])  # not the notebook's 3: the limit is the argument
+    outcome = _run(_drive_retry(on_failure, most))
     if outcome["attempts"] == 0:
         raise NotAttempted("on_failure did nothing with the message")
     calls, dead = outcome["calls"], outcome["dead"]
     naks = [delay for kind, delay in calls if kind == "nak"]
-    expect(outcome["attempts"] <= 3 or not dead,
-           f"the message was delivered {outcome['attempts']} times: with max_attempts=3 it "
-           "must not come back after the third")
+    expect(outcome["attempts"] <= most or not dead,
+           f"the message was delivered {outcome['attempts']} times: with max_attempts={most} "
+           f"it must not come back after attempt {most} (attempt 1 ran on a worker process "
+           "that died: count attempts with msg.metadata.num_delivered, which the server keeps)")
     expect(dead, f"after {outcome['attempts']} failed attempts the message is not in the "
                  "dead-letter stream: publish it to dlq.orders at attempt max_attempts")
     expect(len(dead) == 1, f"the dead-letter stream holds it {len(dead)} times")
+    expect(outcome["attempts"] >= most,
+           f"with max_attempts={most} you dead-lettered the message at attempt "
+           f"{outcome['attempts']}: count attempts with max_attempts, not a number of your own")
     expect(dead[0][0] == b'{"order_id": "poison"}', "dead-letter the message's own body")
     expect(any("payment declined" in v for v in dead[0][1].values()),
            f"say why in a header (e.g. Reason: str(error)); its headers: {dead[0][1]}")
-    expect(len(naks) == 2, f"attempts 1 and 2 should nak (retry), yours did {calls}")
+    kinds = [kind for kind, _ in calls]
+    ended = [i for i, kind in enumerate(kinds) if kind in ("term", "ack")]
+    expect(not ended or "publish" not in kinds or kinds.index("publish") < ended[0],
+           f"you ended the message ({kinds[ended[0]] if ended else ''}) before publishing it "
+           "to dlq.orders: had that publish failed, the message was gone for good. Publish the "
+           "dead letter first, then term()")
+    expect(len(naks) == most - 2,
+           f"attempt 1 ran on a worker process that died; attempts 2 to {most - 1} should nak "
+           f"(retry), yours did {calls}: count attempts with msg.metadata.num_delivered, which "
+           "the server keeps, not in your process")
     expect(all(d is not None and d > 0 for d in naks),
            f"nak with a delay (nak(delay=...)), or the retries come at once: {naks}")
-    expect(naks[1] > naks[0], f"the delay should grow with each attempt: {naks}")
-    expect(outcome["attempts"] == 3 and calls[-1][0] in ("term", "ack"),
+    expect(all(b > a for a, b in itertools.pairwise(naks)),
+           f"the delay should grow with each attempt: {naks}")
+    expect(outcome["attempts"] == most and calls[-1][0] in ("term", "ack"),
            f"after dead-lettering, term() (or ack()) the message, or the server delivers it "
            f"again: {outcome['attempts']} deliveries, calls {calls}")
-    return f"retried after {naks[0]:g} s and {naks[1]:g} s, dead-lettered at attempt 3"
+    return (f"retried after {', '.join(f'{d:g}' for d in naks)} s, dead-lettered at attempt "
+            f"{most}, after a worker died in attempt 1")
 
 
 # --- 4. competing consumers that keep per-key order ----------------------------
@@ -444,7 +497,10 @@ KEYS, PARTITIONS, PER_KEY = 24, 4, 3
 def _keys(seed: int) -> list[str]:
     """Keys drawn at check time (not the sample's), the same for the same seed."""
     rng = random.Random(seed)
-    return [f"user-{n}" for n in rng.sample(range(1, 100_000), KEYS)]
+    numbers = rng.sample(range(1, 100_000), KEYS)
+    # A third are not user-<number>: a key is any text, so only a hash of all of it spreads it
+    return [f"user-{n}" if i % 3 != 1 else f"{rng.choice(['ada', 'zoë', 'cust'])}.{n:x}@shop"
+            for i, n in enumerate(numbers)]
 
 
 def _elsewhere(partition: Callable[[str, int], int], keys: list[str]) -> dict[int, dict]:
@@ -519,7 +575,8 @@ def check_partition(partition: Callable[[str, int], int]) -> str:
     for key in keys:
         picks = [elsewhere[hash_seed][key] for hash_seed in (1, 2)]
         for kind, value in picks:
-            expect(kind == "ok", f"partition({key!r}, 4) raised in another process: {value}")
+            expect(kind == "ok", f"partition({key!r}, 4) raised in another process: {value}. "
+                                 "A key is any text, not always user-<number>: hash all of it")
         one, other = (value for _, value in picks)
         if one != other:
             why = ("Python's hash() of a str is salted per process (PYTHONHASHSEED): use a "
@@ -645,13 +702,17 @@ async def _drive_outbox(place_order: Callable[..., Any], relay: Callable[..., An
                     conn.rollback()
                 if publish.calls == 0:
                     return {"attempted": True, "relayed": 0}
+            before = publish.count
+            with contextlib.suppress(Crash):
+                relay(conn, publish)  # nothing is left to publish: a relay publishes nothing
+            republished = publish.count - before
             marked = conn.execute("SELECT COUNT(*) FROM outbox WHERE published = 1"
                                   ).fetchone()[0]
             conn.rollback()  # the relay's process ends: what it did not commit is gone
             unpublished = conn.execute("SELECT COUNT(*) FROM outbox WHERE published = 0"
                                        ).fetchone()[0]
             return {"attempted": True, "ids": ids, "crashed": crashed,
-                    "unpublished": unpublished, "marked": marked,
+                    "unpublished": unpublished, "marked": marked, "republished": republished,
                     "orders": conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0]}
 
         result = await asyncio.wait_for(asyncio.to_thread(scenario), 10)
@@ -682,7 +743,10 @@ def check_outbox(relay: Callable[..., Any],
     if outcome.get("relayed") == 0:
         raise NotAttempted("relay published nothing")
     stream = outcome["stream"]
-    expect(outcome["crashed"], "the relay never published: publish each unpublished row")
+    expect(outcome["crashed"], "the relay never died where the check killed it: either it "
+                               "never published, or it caught the exception of publish (a Crash "
+                               "stands for the process dying). Publish each unpublished row, and "
+                               "let publish's errors end the run: the row stays unpublished")
     ids = [o for o in outcome["ids"]]
     seen = [m.get("order_id") for m in stream]
     for order_id in ids:
@@ -699,5 +763,9 @@ def check_outbox(relay: Callable[..., Any],
                     f"process ended, {outcome['unpublished']} rows were unpublished again, and "
                     f"the next relay publishes them again; commit after marking each row")
     expect(outcome["unpublished"] == 0, "rows are left unpublished after the relay ran")
+    expect(outcome["republished"] == 0,
+           f"every row was published and marked, yet the next relay run published "
+           f"{outcome['republished']} messages again: publish only the rows with "
+           "published = 0 (the stream's duplicate window is minutes, not forever)")
     return (f"{len(ids)} committed orders, 1 rolled back, a crash between publish and mark: "
             "each order in the stream once")
