@@ -244,7 +244,7 @@ def test_a_replicated_ack_costs_more_than_a_single_nodes_and_sync_always_more_st
 
 def test_a_cluster_that_elects_no_leader_in_time_is_stopped_and_its_log_shown(monkeypatch):
     """The bound on the election ends the nodes it started and says what they logged."""
-    monkeypatch.setattr(broker_module._wait_for_cluster, "__defaults__", (0.0,))
+    monkeypatch.setattr(broker_module, "CLUSTER_TIMEOUT", 0.0)
     started: list[broker_module.BrokerHandle] = []
     real = broker_module.BrokerHandle
 

@@ -274,8 +274,9 @@ def start(*, name: str | None = None, cluster: int = 1, debug: bool = False,
     return register(handle)
 
 
-def _wait_for_cluster(handle: BrokerHandle, timeout: float = CLUSTER_TIMEOUT) -> None:
-    """Wait (bounded) until the JetStream meta group has a leader."""
+def _wait_for_cluster(handle: BrokerHandle) -> None:
+    """Wait (at most :data:`CLUSTER_TIMEOUT`) until the JetStream meta group has a leader."""
+    timeout = CLUSTER_TIMEOUT
     deadline = time.monotonic() + timeout
     pattern = re.compile(r"JetStream cluster new metadata leader|Self is new JetStream cluster "
                          r"metadata leader|JetStream cluster new meta leader")
